@@ -1,0 +1,183 @@
+"""A run's inputs as one frozen dataclass, and their validation at the boundary.
+
+Validation happens here, in plain Python, before any array is made or file written; every error
+names the parameter, its value and the allowed range (STYLE.md: validate at the boundary, then
+call the jitted core).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+
+import jax
+import numpy as np
+
+from .dynamics import DYNAMICS
+from .electron import Electron, group_velocity
+from .lattice import BOUNDARIES, STATISTICS, Chain
+from .units import HBAR
+
+DTYPES = ("float64", "float32")
+#: A packet is "inside" the open chain while its centre ± this many (spreading) widths is.
+INSIDE_WIDTHS = 5.0
+
+
+class ConfigError(ValueError):
+    """A bad input, found before any work was done."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines one ensemble run (units: eV, Å, fs, amu, K).
+
+    temperature: T (K, >= 0); statistics: 'classical' | 'quantum' (Wigner, zero point included);
+    dynamics: 'frozen' | 'wow'; recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
+    dispersion; cm_momentum: None draws P_R ~ N(0, N M k_B T) per sample (paper Eq. A10), a number
+    fixes P_R (eV·fs/Å) for every sample; dt: time step (fs); duration: run length (fs), rounded
+    up to a whole number of frames; n_frames: tallies recorded at n_frames + 1 times;
+    dtype: 'float64' (complex128) or 'float32' (complex64); save_density: record |ψ_n|² per frame;
+    check_inside: refuse an open-chain run whose packet would reach an end (boundary reflection
+    would pose as backscattering); set False to study end reflection on purpose.
+    """
+
+    chain: Chain = Chain()
+    electron: Electron = Electron()
+    temperature: float = 300.0
+    statistics: str = "classical"
+    dynamics: str = "wow"
+    recoil: bool = False
+    cm_momentum: float | None = None
+    dt: float = 0.02
+    duration: float = 20.0
+    n_frames: int = 20
+    dtype: str = "float64"
+    save_density: bool = False
+    check_inside: bool = True
+
+    # Derived quantities (valid after ``validate``) --------------------------------------------
+    @property
+    def k0(self) -> float:
+        e = self.electron
+        return math.pi / (3 * self.chain.a) if e.k0 is None else float(e.k0)
+
+    @property
+    def x0(self) -> float:
+        e = self.electron
+        if e.x0 is not None:
+            return float(e.x0)
+        return (self.chain.N - 1) * self.chain.a / 2
+
+    @property
+    def steps_per_frame(self) -> int:
+        return max(1, math.ceil(round(self.duration / self.dt, 9) / self.n_frames))
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps_per_frame * self.n_frames
+
+    @property
+    def t_final(self) -> float:
+        return self.n_steps * self.dt
+
+
+def _choice(name, value, allowed):
+    if value in allowed:
+        return
+    hint = difflib.get_close_matches(str(value), allowed, n=1)
+    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise ConfigError(f"{name}={value!r} is not an option: allowed {', '.join(map(repr, allowed))}{extra}")
+
+
+def _number(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name}={value!r} must be {kind}")
+    if integer and int(value) != value:
+        raise ConfigError(f"{name}={value!r} must be an integer")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be finite")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low:g}"
+        hi = "" if high is None else f"{high:g}{')' if high_open else ']'}"
+        rng = f"{lo or '(-inf'}, {hi or 'inf)'}"
+        raise ConfigError(f"{name}={value!r} is out of range: allowed {rng}")
+
+
+def packet_extent(cfg: Config) -> tuple[float, float]:
+    """Half-width (Å) of the region the packet and its backscattered part may reach during the
+    run, from the group velocity at k0 and the spreading of the width: max over both directions of
+    |v(k0)| t + INSIDE_WIDTHS σ(t), σ(t)² = σ² + (v'(k0) t/(2σ))², and the initial
+    INSIDE_WIDTHS σ."""
+    e, c, t = cfg.electron, cfg.chain, cfg.t_final
+    v = abs(group_velocity(cfg.k0, e.t0, c.a))
+    dv = 2 * e.t0 * c.a**2 * abs(math.cos(cfg.k0 * c.a)) / HBAR  # dv/dk
+    # the packet's velocity spread (Δk = 1/2σ) also sets where its fastest part ends up
+    vmax = min(2 * e.t0 * c.a / HBAR, v + dv / (2 * e.sigma))
+    sig_t = math.sqrt(e.sigma**2 + (dv * t / (2 * e.sigma)) ** 2)
+    return vmax * t + INSIDE_WIDTHS * sig_t
+
+
+def validate(cfg: Config) -> Config:
+    """Check every input; return cfg unchanged or raise ConfigError naming the parameter."""
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"config must be a wow.Config, got {type(cfg).__name__}")
+    c, e = cfg.chain, cfg.electron
+    _number("chain.N", c.N, low=3, integer=True)
+    _choice("chain.boundary", c.boundary, BOUNDARIES)
+    if c.boundary == "ring" and c.N % 2:
+        raise ConfigError(f"chain.N={c.N} with boundary='ring': the split-operator step pairs bonds "
+                          "by parity, which needs an even number of ring sites; allowed: even N >= 4")
+    _number("chain.mass", c.mass, low=0, low_open=True)
+    _number("chain.spring", c.spring, low=0, low_open=True)
+    _number("chain.a", c.a, low=0, low_open=True)
+    _number("temperature", cfg.temperature, low=0)
+    _choice("statistics", cfg.statistics, STATISTICS)
+    _choice("dynamics", cfg.dynamics, DYNAMICS)
+    if not isinstance(cfg.recoil, bool):
+        raise ConfigError(f"recoil={cfg.recoil!r} must be True or False")
+    if cfg.cm_momentum is not None:
+        _number("cm_momentum", cfg.cm_momentum)
+    _number("dt", cfg.dt, low=0, low_open=True)
+    # the exact lattice flow is a Taylor series in ω_max dt/2; beyond 1 it stops being cheap
+    _number("dt", cfg.dt, high=2.0 / c.omega_max)
+    _number("duration", cfg.duration, low=0, low_open=True)
+    _number("n_frames", cfg.n_frames, low=1, integer=True)
+    _choice("dtype", cfg.dtype, DTYPES)
+    if cfg.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigError("dtype='float64' needs 64-bit JAX, which is off: call "
+                          "jax.config.update('jax_enable_x64', True) at start-up (wow never changes "
+                          "global JAX config itself), or use dtype='float32'")
+    _number("electron.t0", e.t0, low=0, low_open=True)
+    _number("electron.alpha", e.alpha)
+    _number("electron.D", e.D)
+    _number("electron.sigma", e.sigma, low=0, low_open=True)
+    zone = math.pi / c.a
+    if e.k0 is not None:
+        _number("electron.k0", e.k0, low=-zone, high=zone, low_open=True, high_open=True)
+    L = (c.N - 1) * c.a
+    if e.x0 is not None:
+        _number("electron.x0", e.x0, low=0, high=L)
+    for i, d in enumerate(e.bond_defects):
+        if not (isinstance(d, tuple) and len(d) == 2):
+            raise ConfigError(f"electron.bond_defects[{i}]={d!r} must be a pair (bond index, δt in eV)")
+        _number(f"electron.bond_defects[{i}] bond index", d[0], low=0, high=c.n_bonds - 1, integer=True)
+        _number(f"electron.bond_defects[{i}] δt", d[1])
+    if c.boundary == "ring":
+        if 2 * INSIDE_WIDTHS * e.sigma > c.N * c.a:
+            raise ConfigError(f"electron.sigma={e.sigma:g} Å does not fit the ring: allowed "
+                              f"sigma <= {c.N * c.a / (2 * INSIDE_WIDTHS):g} Å (ring length / {2 * INSIDE_WIDTHS:g})")
+    elif cfg.check_inside:
+        reach = packet_extent(cfg)
+        x0 = cfg.x0
+        if x0 - reach < 0 or x0 + reach > L:
+            need = max(0.0, reach - x0, x0 + reach - L)
+            raise ConfigError(
+                f"the packet leaves the open chain during the run: centre x0={x0:g} Å, reach ±{reach:g} Å "
+                f"(group velocity x duration + {INSIDE_WIDTHS:g} spreading widths) but the chain spans "
+                f"[0, {L:g}] Å. Allowed: duration, sigma and x0 with x0 ± reach inside the chain "
+                f"(short by {need:g} Å: lengthen chain.N, shorten duration, or set check_inside=False)")
+    return cfg

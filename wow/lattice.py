@@ -1,0 +1,257 @@
+"""The background: a harmonic chain, its normal modes, the centre of mass, thermal samples and
+exact harmonic motion (MODEL.md, "Lattice" and "Thermal samples").
+
+Conventions
+-----------
+* Sites n = 0..N-1, x_n = R + n a + u_n with sum_n u_n = 0 exactly: the centre of mass (CM) is
+  never part of ``u``. Its momentum P_R is carried separately (``ModeSample.P_R``).
+* Internal modes j = 1..N-1 are stored in arrays of length N-1 (index j-1):
+  - open:  ω_j = 2 sqrt(K/M) sin(jπ/2N),  e_nj = sqrt(2/N) cos(jπ(n+1/2)/N)   (a DCT-III basis);
+  - ring:  ω_j = 2 sqrt(K/M) |sin(πj/N)|, e_nj = sqrt(2/N) cos(2πjn/N) for j < N/2,
+           (-1)^n/sqrt(N) for j = N/2, sqrt(2/N) sin(2πjn/N) for j > N/2 (real standing waves;
+           j and N-j are the cos/sin pair of one |q| = 2πj/(Na)).
+* Mode coordinates Q_j in Å, mode momenta P_j = M dQ_j/dt in eV·fs/Å, site velocities in Å/fs.
+* Transforms between modes and sites use the DCT (open) and the real FFT (ring): O(N log N),
+  never a dense N x N matrix (``mode_matrix`` exists for tests and small N only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy import fft as jfft
+
+from .units import HBAR, KB, mass_ev
+
+BOUNDARIES = ("open", "ring")
+STATISTICS = ("classical", "quantum")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    """A monatomic harmonic chain.
+
+    N: number of atoms (>= 3); mass: atomic mass (amu); spring: K (eV/Å²); a: spacing (Å);
+    boundary: 'open' (free ends, N-1 springs, the paper's isolated chain) or 'ring' (N springs).
+    """
+
+    N: int = 256
+    mass: float = 63.546
+    spring: float = 3.32
+    a: float = 2.556
+    boundary: str = "open"
+
+    @property
+    def mass_ev(self) -> float:
+        return mass_ev(self.mass)
+
+    @property
+    def n_bonds(self) -> int:
+        return self.N if self.boundary == "ring" else self.N - 1
+
+    @property
+    def omega_max(self) -> float:
+        """Largest possible phonon angular frequency 2 sqrt(K/M) (1/fs)."""
+        return 2.0 * math.sqrt(self.spring / self.mass_ev)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ModeSample:
+    """One lattice sample in normal-mode coordinates: Q (Å), P (eV·fs/Å), both (N-1,), and the CM
+    momentum P_R (eV·fs/Å, scalar)."""
+
+    Q: jax.Array
+    P: jax.Array
+    P_R: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class SiteState:
+    """Internal displacements u (Å) and velocities v (Å/fs) on the sites, each (N,), sum zero."""
+
+    u: jax.Array
+    v: jax.Array
+
+
+# --------------------------------------------------------------------------------------------
+# Normal modes
+# --------------------------------------------------------------------------------------------
+def mode_frequencies(chain: Chain) -> np.ndarray:
+    """ω_j for j = 1..N-1 (1/fs), MODEL.md formulas."""
+    j = np.arange(1, chain.N)
+    w0 = chain.omega_max
+    if chain.boundary == "open":
+        return w0 * np.sin(j * np.pi / (2 * chain.N))
+    return w0 * np.abs(np.sin(np.pi * j / chain.N))
+
+
+def mode_matrix(chain: Chain) -> np.ndarray:
+    """Dense e_{nj}, shape (N, N-1): column j-1 is mode j. For tests and small chains."""
+    N = chain.N
+    n = np.arange(N)[:, None]
+    j = np.arange(1, N)[None, :]
+    if chain.boundary == "open":
+        return np.sqrt(2.0 / N) * np.cos(j * np.pi * (n + 0.5) / N)
+    e = np.where(j < N / 2, np.sqrt(2.0 / N) * np.cos(2 * np.pi * j * n / N),
+                 np.sqrt(2.0 / N) * np.sin(2 * np.pi * j * n / N))
+    if N % 2 == 0:
+        e[:, N // 2 - 1] = (-1.0) ** np.arange(N) / np.sqrt(N)
+    return e
+
+
+def dynamical_matrix(chain: Chain) -> np.ndarray:
+    """D = (K/M) x graph Laplacian of the springs (1/fs²); its eigenvalues are 0 (the CM) and ω_j²."""
+    N = chain.N
+    L = np.zeros((N, N))
+    bonds = [(n, n + 1) for n in range(N - 1)]
+    if chain.boundary == "ring":
+        bonds.append((N - 1, 0))
+    for p, q in bonds:
+        L[p, p] += 1
+        L[q, q] += 1
+        L[p, q] -= 1
+        L[q, p] -= 1
+    return chain.spring / chain.mass_ev * L
+
+
+def modes_to_sites(chain: Chain, X: jax.Array) -> jax.Array:
+    """u_n = sum_j e_nj X_j for X of shape (N-1,) (no CM component)."""
+    N = chain.N
+    if chain.boundary == "open":
+        full = jnp.concatenate([jnp.zeros((1,), X.dtype), X])
+        return jfft.idct(full, type=2, norm="ortho")
+    h = (N - 1) // 2  # number of cos/sin pairs
+    cos_part, sin_part = X[:h], X[N - 1 - h:][::-1]  # sin mode N-j pairs with cos mode j
+    c = jnp.sqrt(N / 2.0) * (cos_part + 1j * sin_part)
+    pieces = [jnp.zeros((1,), c.dtype), c]
+    if N % 2 == 0:
+        pieces.append(jnp.sqrt(float(N)) * X[h:h + 1].astype(c.dtype))
+    return jnp.fft.irfft(jnp.concatenate(pieces), n=N).astype(X.dtype)
+
+
+def sites_to_modes(chain: Chain, u: jax.Array) -> jax.Array:
+    """X_j = sum_n e_nj u_n (the projection drops any CM component of u)."""
+    N = chain.N
+    if chain.boundary == "open":
+        return jfft.dct(u, type=2, norm="ortho")[1:]
+    h = (N - 1) // 2
+    c = jnp.fft.rfft(u)
+    cos_part = jnp.sqrt(2.0 / N) * c[1:h + 1].real
+    sin_part = jnp.sqrt(2.0 / N) * c[1:h + 1].imag
+    pieces = [cos_part]
+    if N % 2 == 0:
+        pieces.append(c[N // 2:N // 2 + 1].real / jnp.sqrt(float(N)))
+    pieces.append(sin_part[::-1])  # j > N/2: sum u sin(2πjn/N) = Im rfft(u)_{N-j}
+    return jnp.concatenate(pieces).astype(u.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Thermal samplers
+# --------------------------------------------------------------------------------------------
+def thermal_factor(omega, T):
+    """coth(ħω/2k_BT), the quantum enhancement of the zero-point variance; 1 at T = 0."""
+    x = HBAR * omega / (2.0 * KB * jnp.maximum(T, 1e-300))
+    return jnp.where(T > 0, 1.0 / jnp.tanh(x), 1.0)
+
+
+def mode_variances(chain: Chain, T, statistics: str, dtype=jnp.float64):
+    """Analytic <Q_j²> (Å²) and <P_j²> ((eV·fs/Å)²) of the internal modes (MODEL.md)."""
+    w = jnp.asarray(mode_frequencies(chain), dtype)
+    M = chain.mass_ev
+    if statistics == "classical":
+        kT = KB * T
+        return kT / (M * w**2), M * kT * jnp.ones_like(w)
+    if statistics == "quantum":
+        c = thermal_factor(w, T)
+        return HBAR / (2 * M * w) * c, HBAR * M * w / 2 * c
+    raise ValueError(f"statistics={statistics!r}: allowed 'classical' or 'quantum'")
+
+
+def cm_momentum_std(chain: Chain, T):
+    """σ_P = sqrt(N M k_B T) (paper Eq. A10), eV·fs/Å."""
+    return jnp.sqrt(chain.N * chain.mass_ev * KB * T)
+
+
+def sample_modes(key, chain: Chain, T, statistics: str, dtype=jnp.float64) -> ModeSample:
+    """One thermal sample of the internal modes (``classical`` or ``quantum`` Wigner, zero point
+    included) and of the CM momentum P_R ~ N(0, N M k_B T). vmap over ``key`` for an ensemble."""
+    kq, kp, kr = jax.random.split(key, 3)
+    varQ, varP = mode_variances(chain, T, statistics, dtype)
+    Q = jnp.sqrt(varQ) * jax.random.normal(kq, varQ.shape, dtype)
+    P = jnp.sqrt(varP) * jax.random.normal(kp, varP.shape, dtype)
+    P_R = cm_momentum_std(chain, T).astype(dtype) * jax.random.normal(kr, (), dtype)
+    return ModeSample(Q=Q, P=P, P_R=P_R)
+
+
+def sample_fock(key, chain: Chain, T) -> jax.Array:
+    """Occupations n_j ~ (1 - e^{-x}) e^{-n x}, x = ħω_j/k_BT (int32, (N-1,)); all zero at T = 0."""
+    w = jnp.asarray(mode_frequencies(chain))
+    x = HBAR * w / (KB * jnp.maximum(T, 1e-300))
+    u = jax.random.uniform(key, w.shape, minval=jnp.finfo(w.dtype).tiny, maxval=1.0)
+    n = jnp.floor(-jnp.log(u) / x)
+    return jnp.where(T > 0, n, 0).astype(jnp.int32)
+
+
+def fock_mean(chain: Chain, T) -> np.ndarray:
+    """Bose-Einstein n̄_j = 1/(e^x - 1)."""
+    x = HBAR * mode_frequencies(chain) / (KB * T) if T > 0 else np.inf
+    return 1.0 / np.expm1(x)
+
+
+def to_sites(chain: Chain, s: ModeSample) -> SiteState:
+    """Site displacements and velocities of a mode sample (the CM excluded: sum u = sum v = 0)."""
+    return SiteState(u=modes_to_sites(chain, s.Q), v=modes_to_sites(chain, s.P) / chain.mass_ev)
+
+
+# --------------------------------------------------------------------------------------------
+# Harmonic motion
+# --------------------------------------------------------------------------------------------
+def harmonic_motion(chain: Chain, s: ModeSample, t) -> SiteState:
+    """Exact u(t), v(t) of a sample in free harmonic motion, from the normal-mode solution
+    Q_j(t) = Q_j cos ω_j t + P_j/(Mω_j) sin ω_j t. The CM moves rigidly and is not part of u."""
+    w = jnp.asarray(mode_frequencies(chain), s.Q.dtype)
+    M = chain.mass_ev
+    c, sn = jnp.cos(w * t), jnp.sin(w * t)
+    Qt = s.Q * c + s.P / (M * w) * sn
+    Pt = s.P * c - M * w * s.Q * sn
+    return to_sites(chain, ModeSample(Q=Qt, P=Pt, P_R=s.P_R))
+
+
+def laplacian(u: jax.Array, boundary: str) -> jax.Array:
+    """(L u)_n = sum over springs at n of (u_n - u_neighbour): the O(N) stencil of D = (K/M) L."""
+    if boundary == "ring":
+        return 2 * u - jnp.roll(u, 1) - jnp.roll(u, -1)
+    b = u[1:] - u[:-1]  # bond stretches
+    zero = jnp.zeros((1,), u.dtype)
+    return jnp.concatenate([zero, b]) - jnp.concatenate([b, zero])
+
+
+def flow_terms(chain: Chain, h: float, dtype) -> int:
+    """Taylor order of ``harmonic_flow`` for step h: smallest m with (ω_max|h|)^m/m! below
+    eps/10 of the dtype, so the truncation is below rounding. Needs ω_max|h| <= 1."""
+    x = chain.omega_max * abs(h)
+    eps = float(jnp.finfo(dtype).eps) / 10
+    m, term = 1, x
+    while term > eps and m < 60:
+        m += 1
+        term *= x / m
+    return m
+
+
+def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> SiteState:
+    """Advance (u, v) by h under H_lat (internal part) with exp(hA), A(u, v) = (v, -D u), summed as
+    a Taylor series of ``n_terms`` terms: exact harmonic motion to rounding in O(N) per term
+    (each D application is a nearest-neighbour stencil). D annihilates the uniform vector, so the
+    CM stays separated: sum u and sum v are unchanged. omega2 = K/M (1/fs²)."""
+    acc_u, acc_v = s.u, s.v
+    tu, tv = s.u, s.v
+    for m in range(1, n_terms + 1):
+        tu, tv = (h / m) * tv, -(h / m) * omega2 * laplacian(tu, boundary)
+        acc_u, acc_v = acc_u + tu, acc_v + tv
+    return SiteState(u=acc_u, v=acc_v)

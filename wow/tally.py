@@ -1,0 +1,112 @@
+"""Observables (MODEL.md, "Tallies"): per-sample tallies from the initial and final states, and
+ensemble statistics (means with standard errors, the coherent/incoherent split).
+
+Per sample (all energies in eV, momenta in eV·fs/Å):
+  P_b      backscattered probability sum_{k<0} |ψ~(k)|² at t_final (P_b0: the same at t = 0);
+  E_in     band energy sum_k ε(k)|ψ~(k)|² of the initial packet;
+  E_b      band energy of the backscattered part, sum_{k<0} ε(k)|ψ~(k)|² / P_b (NaN if P_b < 1e-12);
+  dE_b     E_b - E_in: the energy the backscattered part has lost (<0) or gained (>0);
+  dE_e     <H_e(u(t_f))>_ψ(t_f) - <H_e(u(0))>_ψ(0), interaction included (zero for frozen without recoil);
+  dE_cm    change of <(Q - ħk)²/(2NM)>: the CM kinetic energy that momentum conservation implies
+           (the recoil energy, paper Eq. A8). It acts on the electron only when recoil is on, and
+           then dE_e + dE_cm = 0 for a frozen lattice;
+  k_f, P_R_f  final <k> and <P_R> = Q - ħ<k>.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from .electron import band, momentum_amplitudes
+from .propagate import electron_energy, recoil_energy
+from .units import HBAR
+
+#: Below this P_b the backscattered energy E_b is undefined (NaN).
+P_B_FLOOR = 1e-12
+
+
+def final_tallies(psi0, psi_f, u0, u_f, Q, p, layout):
+    """Per-sample scalar tallies (see module doc) and the final ψ~(k)."""
+    psik0, psik = momentum_amplitudes(psi0), momentum_amplitudes(psi_f)
+    w0, w = jnp.abs(psik0) ** 2, jnp.abs(psik) ** 2
+    eps_k = band(p.k, p.t0, p.a)
+    back = p.k < 0
+    P_b = jnp.sum(jnp.where(back, w, 0.0))
+    E_in = jnp.sum(eps_k * w0)
+    E_b = jnp.where(P_b > P_B_FLOOR, jnp.sum(jnp.where(back, eps_k * w, 0.0)) / jnp.maximum(P_b, P_B_FLOOR), jnp.nan)
+    k_f = jnp.sum(p.k * w) / jnp.sum(w)
+    out = {
+        "P_b": P_b,
+        "P_b0": jnp.sum(jnp.where(back, w0, 0.0)),
+        "E_in": E_in,
+        "E_b": E_b,
+        "dE_b": E_b - E_in,
+        "dE_e": electron_energy(psi_f, u_f, p, layout) - electron_energy(psi0, u0, p, layout),
+        "dE_cm": recoil_energy(psi_f, Q, p) - recoil_energy(psi0, Q, p),
+        "norm": jnp.sum(w),
+        "k_f": k_f,
+        "P_R_f": Q - HBAR * k_f,
+    }
+    return out, psik
+
+
+def mean_sem(x) -> tuple[float, float]:
+    """Mean and standard error of the mean over samples (NaN entries dropped)."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan")
+    sem = x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else float("nan")
+    return float(x.mean()), float(sem)
+
+
+def weighted_mean_sem(x, w) -> tuple[float, float]:
+    """Ratio estimator sum w x / sum w and its standard error (delta method), NaN x dropped."""
+    x, w = np.asarray(x, float), np.asarray(w, float)
+    ok = np.isfinite(x)
+    x, w = x[ok], w[ok]
+    n = x.size
+    if n == 0 or w.sum() <= 0:
+        return float("nan"), float("nan")
+    m = float(np.sum(w * x) / np.sum(w))
+    if n < 2:
+        return m, float("nan")
+    var = n / (n - 1) * np.sum(w**2 * (x - m) ** 2) / np.sum(w) ** 2
+    return m, float(np.sqrt(var))
+
+
+def coherent_split(S, A, counts, back_mask) -> dict:
+    """Coherent versus total backscattering over samples, from group sums.
+
+    S: (G, N) sums of ψ~_s(k) over the samples of each group; A: (G, N) sums of |ψ~_s(k)|²;
+    counts: (G,) samples per group; back_mask: (N,) bool, k < 0.
+
+    P_tot = <sum_{k<0} |ψ~|²>_s (incoherent + coherent: what a single sample backscatters, averaged)
+    P_coh = sum_{k<0} |<ψ~>_s|²  (the part that survives the thermal average of the amplitude: the
+            elastic, Bragg-like intensity of a frozen-phonon calculation).
+    |mean|² is biased upwards by var/n; P_coh is the unbiased (|S|² - A)/(n(n-1)), with 'P_coh_plugin'
+    the plain |S/n|². Standard errors are leave-one-group-out jackknife estimates.
+    """
+    S, A, counts = np.asarray(S), np.asarray(A), np.asarray(counts, float)
+    n = counts.sum()
+
+    def estimates(S_tot, A_tot, n_tot):
+        Sb, Ab = S_tot[..., back_mask], A_tot[..., back_mask]
+        p_tot = Ab.sum(-1) / n_tot
+        p_plug = (np.abs(Sb) ** 2).sum(-1) / n_tot**2
+        p_coh = ((np.abs(Sb) ** 2).sum(-1) - Ab.sum(-1)) / (n_tot * (n_tot - 1))
+        return np.stack([p_tot, p_coh, p_plug], -1)
+
+    full = estimates(S.sum(0), A.sum(0), n)
+    G = S.shape[0]
+    out = {"P_tot": full[0], "P_coh": full[1], "P_coh_plugin": full[2]}
+    if G >= 2 and n > 2:
+        loo = estimates(S.sum(0) - S, A.sum(0) - A, n - counts)  # (G, 3)
+        se = np.sqrt((G - 1) / G * ((loo - loo.mean(0)) ** 2).sum(0))
+    else:
+        se = np.full(3, np.nan)
+    out.update({"P_tot_sem": se[0], "P_coh_sem": se[1], "P_coh_plugin_sem": se[2]})
+    out = {k: float(v) for k, v in out.items()}
+    out["coherent_fraction"] = out["P_coh"] / out["P_tot"] if out["P_tot"] > 0 else float("nan")
+    return out
