@@ -79,16 +79,18 @@ def _rotate_pairs(x, c, s):
 
 
 def _bond_layer(psi, c, s, parity: int, boundary: str):
-    """Rotate all bonds of one parity (0: bonds 0, 2, ...; 1: bonds 1, 3, ...)."""
+    """Rotate all bonds of one parity (0: bonds 0, 2, ...; 1: bonds 1, 3, ...) along the last axis
+    of psi (leading axes, e.g. phonon DVR points, broadcast against c and s)."""
     N = psi.shape[-1]
+    lead = psi.shape[:-1]
     if boundary == "ring":  # N even: every site in exactly one pair of each parity
-        x = jnp.roll(psi, -parity) if parity else psi
-        x = _rotate_pairs(x.reshape(N // 2, 2), c, s).reshape(N)
-        return jnp.roll(x, parity) if parity else x
+        x = jnp.roll(psi, -parity, axis=-1) if parity else psi
+        x = _rotate_pairs(x.reshape(*lead, N // 2, 2), c, s).reshape(*lead, N)
+        return jnp.roll(x, parity, axis=-1) if parity else x
     n_pairs = (N - parity) // 2
-    seg = psi[parity:parity + 2 * n_pairs].reshape(n_pairs, 2)
-    seg = _rotate_pairs(seg, c, s).reshape(2 * n_pairs)
-    return jnp.concatenate([psi[:parity], seg, psi[parity + 2 * n_pairs:]])
+    seg = psi[..., parity:parity + 2 * n_pairs].reshape(*lead, n_pairs, 2)
+    seg = _rotate_pairs(seg, c, s).reshape(*lead, 2 * n_pairs)
+    return jnp.concatenate([psi[..., :parity], seg, psi[..., parity + 2 * n_pairs:]], axis=-1)
 
 
 def _bond_angles(t, tau):
@@ -100,7 +102,7 @@ def _bond_angles(t, tau):
 def electron_step(psi, t, eps, dt, recoil_phase, layout: Layout):
     """One Strang step of the electron with hoppings t (per bond) and site energies eps (or None);
     recoil_phase is the full-step k-space phase (or None)."""
-    te, to = t[0::2], t[1::2]
+    te, to = t[..., 0::2], t[..., 1::2]
     ce, se = _bond_angles(te, dt / 2)
     co, so = _bond_angles(to, dt / 2 if recoil_phase is not None else dt)
     half_v = jnp.exp(-1j * eps * (dt / (2 * HBAR))) if eps is not None else None
@@ -110,7 +112,7 @@ def electron_step(psi, t, eps, dt, recoil_phase, layout: Layout):
     psi = _bond_layer(psi, ce, se, 0, layout.boundary)
     psi = _bond_layer(psi, co, so, 1, layout.boundary)
     if recoil_phase is not None:
-        psi = jnp.fft.ifft(jnp.fft.fft(psi) * recoil_phase)
+        psi = jnp.fft.ifft(jnp.fft.fft(psi, axis=-1) * recoil_phase, axis=-1)
         psi = _bond_layer(psi, co, so, 1, layout.boundary)
     psi = _bond_layer(psi, ce, se, 0, layout.boundary)
     if half_v is not None:
