@@ -1,0 +1,137 @@
+"""Lattice: normal modes against the dynamical matrix, transforms against the dense mode matrix,
+thermal samplers against analytic moments, exact harmonic flow against the normal-mode solution."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wow import lattice as L
+from wow.units import HBAR, KB
+
+CHAINS = [L.Chain(N=N, boundary=b) for b in ("open", "ring") for N in (5, 8, 9, 16)]
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"{c.boundary}{c.N}")
+def test_modes_diagonalise_dynamical_matrix(chain):
+    D = L.dynamical_matrix(chain)
+    E = L.mode_matrix(chain)
+    w = L.mode_frequencies(chain)
+    assert np.allclose(E.T @ E, np.eye(chain.N - 1), atol=1e-13)
+    assert np.allclose(E.sum(0), 0, atol=1e-13)  # orthogonal to the CM: sum_n e_nj = 0
+    assert np.allclose(D @ E, E * w**2, atol=1e-13 * w.max() ** 2)
+    ev = np.linalg.eigvalsh(D)
+    assert abs(ev[0]) < 1e-12 * ev[-1]  # the CM zero mode
+    assert np.allclose(np.sort(ev[1:]), np.sort(w**2), rtol=1e-10)
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"{c.boundary}{c.N}")
+def test_fast_transforms_match_dense_matrix(chain):
+    rng = np.random.default_rng(0)
+    E = L.mode_matrix(chain)
+    X = rng.normal(size=chain.N - 1)
+    u = np.asarray(L.modes_to_sites(chain, jnp.asarray(X)))
+    assert np.allclose(u, E @ X, atol=1e-13)
+    assert abs(u.sum()) < 1e-12
+    assert np.allclose(L.sites_to_modes(chain, jnp.asarray(u)), X, atol=1e-13)
+
+
+def _moments(chain, T, statistics, n=4000):
+    keys = jax.random.split(jax.random.PRNGKey(1), n)
+    s = jax.vmap(lambda k: L.sample_modes(k, chain, T, statistics))(keys)
+    return np.asarray(s.Q), np.asarray(s.P), np.asarray(s.P_R), n
+
+
+@pytest.mark.parametrize("statistics", ["classical", "quantum"])
+@pytest.mark.parametrize("T", [30.0, 300.0])
+def test_sampler_moments(statistics, T):
+    chain = L.Chain(N=12, boundary="open")
+    Q, P, P_R, n = _moments(chain, T, statistics)
+    w = L.mode_frequencies(chain)
+    M = chain.mass_ev
+    if statistics == "classical":
+        vQ, vP = KB * T / (M * w**2), M * KB * T * np.ones_like(w)
+    else:
+        c = 1 / np.tanh(HBAR * w / (2 * KB * T))
+        vQ, vP = HBAR / (2 * M * w) * c, HBAR * M * w / 2 * c
+    # sample variance of a Gaussian has relative standard error sqrt(2/n): allow 5 of them
+    tol = 5 * np.sqrt(2 / n)
+    assert np.all(np.abs(Q.var(0) / vQ - 1) < tol)
+    assert np.all(np.abs(P.var(0) / vP - 1) < tol)
+    assert np.all(np.abs(Q.mean(0)) < 5 * np.sqrt(vQ / n))
+    assert abs(P_R.var() / (chain.N * M * KB * T) - 1) < tol  # paper Eq. A10
+
+
+def test_quantum_zero_point_and_classical_limits():
+    chain = L.Chain(N=10)
+    w = L.mode_frequencies(chain)
+    M = chain.mass_ev
+    vQ0, vP0 = (np.asarray(v) for v in L.mode_variances(chain, 0.0, "quantum"))
+    assert np.allclose(vQ0, HBAR / (2 * M * w), rtol=1e-14)  # zero point
+    assert np.allclose(vP0, HBAR * M * w / 2, rtol=1e-14)
+    vQc, _ = (np.asarray(v) for v in L.mode_variances(chain, 0.0, "classical"))
+    assert np.all(vQc == 0)
+    # high T: coth(x/2) -> 2/x, quantum -> classical with relative correction x²/12
+    T = 1e5
+    vQq, vPq = (np.asarray(v) for v in L.mode_variances(chain, T, "quantum"))
+    vQc, vPc = (np.asarray(v) for v in L.mode_variances(chain, T, "classical"))
+    x = HBAR * w / (KB * T)
+    assert np.allclose(vQq / vQc - 1, x**2 / 12, rtol=1e-3)
+    assert np.allclose(vPq / vPc - 1, x**2 / 12, rtol=1e-3)
+    # sampled zero-point variance
+    Q, _, P_R, n = _moments(chain, 0.0, "quantum")
+    assert np.all(np.abs(Q.var(0) / vQ0 - 1) < 5 * np.sqrt(2 / n))
+    assert np.all(P_R == 0)
+
+
+def test_fock_sampler_mean_is_bose_einstein():
+    chain = L.Chain(N=8)
+    T = 300.0
+    keys = jax.random.split(jax.random.PRNGKey(2), 20000)
+    n = np.asarray(jax.vmap(lambda k: L.sample_fock(k, chain, T))(keys))
+    nbar = L.fock_mean(chain, T)
+    sem = np.sqrt(nbar * (nbar + 1) / n.shape[0])  # geometric distribution variance n̄(n̄+1)
+    assert np.all(np.abs(n.mean(0) - nbar) < 5 * sem)
+    assert np.all(np.asarray(L.sample_fock(keys[0], chain, 0.0)) == 0)
+
+
+@pytest.mark.parametrize("boundary", ["open", "ring"])
+def test_sites_have_no_cm_component(boundary):
+    chain = L.Chain(N=64, boundary=boundary)
+    s = L.sample_modes(jax.random.PRNGKey(3), chain, 300.0, "quantum")
+    st = L.to_sites(chain, s)
+    assert abs(float(st.u.sum())) < 1e-12 and abs(float(st.v.sum())) < 1e-14
+
+
+@pytest.mark.parametrize("boundary", ["open", "ring"])
+def test_harmonic_flow_is_exact_harmonic_motion(boundary):
+    chain = L.Chain(N=48, boundary=boundary)
+    s = L.sample_modes(jax.random.PRNGKey(4), chain, 300.0, "classical")
+    h = 0.25  # fs
+    n_terms = L.flow_terms(chain, h, jnp.float64)
+    omega2 = chain.spring / chain.mass_ev
+
+    def body(x, _):
+        return L.harmonic_flow(x, h, omega2, boundary, n_terms), None
+
+    x, _ = jax.lax.scan(body, L.to_sites(chain, s), None, length=800)  # 200 fs, > 1 period of ω_max
+    ref = L.harmonic_motion(chain, s, 800 * h)
+    scale = float(jnp.abs(ref.u).max())
+    assert float(jnp.abs(x.u - ref.u).max()) < 1e-12 * scale
+    assert float(jnp.abs(x.v - ref.v).max()) < 1e-12 * scale * chain.omega_max
+    assert abs(float(x.u.sum())) < 1e-11 * scale
+    # energy of the internal modes is conserved
+    def e(st):
+        b = st.u[1:] - st.u[:-1] if boundary == "open" else jnp.roll(st.u, -1) - st.u
+        return 0.5 * chain.mass_ev * jnp.sum(st.v**2) + 0.5 * chain.spring * jnp.sum(b**2)
+    assert abs(float(e(x) / e(L.to_sites(chain, s))) - 1) < 1e-12
+
+
+def test_flow_terms_track_precision():
+    chain = L.Chain()
+    assert L.flow_terms(chain, 0.01, jnp.float32) < L.flow_terms(chain, 0.01, jnp.float64)
+    x = chain.omega_max * 0.01
+    m = L.flow_terms(chain, 0.01, jnp.float64)
+    assert x**m / math.factorial(m) < np.finfo(np.float64).eps
