@@ -104,3 +104,18 @@ def test_mean_sem():
     x = np.array([1.0, 2.0, 3.0, np.nan])
     m, s = mean_sem(x)
     assert m == 2.0 and s == pytest.approx(1 / np.sqrt(3))
+
+
+def test_sharded_over_devices_equals_one_device():
+    """conftest forces 4 host devices: the same samples sharded over all of them give the same
+    numbers as on one device."""
+    devs = jax.devices("cpu")
+    assert len(devs) >= 2, "conftest should force several host devices"
+    cfg = small()
+    one = wow.run(cfg, 6, seed=2, devices=devs[:1])
+    many = wow.run(cfg, 6, seed=2, devices=devs)
+    for name, v in one.per_sample.items():
+        assert np.allclose(v, many.per_sample[name], rtol=1e-12, atol=1e-14, equal_nan=True), name
+    assert many.coherent["P_tot"] == pytest.approx(one.coherent["P_tot"], rel=1e-12)
+    with pytest.raises(wow.ConfigError, match="devices='tpu'"):
+        wow.run(cfg, 4, devices="tpu")

@@ -127,19 +127,51 @@ def bytes_per_sample(cfg: Config) -> int:
     return N * (8 * cb + 8 * rb) + frames
 
 
+def resolve_devices(devices=None) -> list:
+    """None: every local device of the default backend; 'cpu' / 'gpu': all local devices of that
+    kind (a clear error if there are none); or an explicit list of jax devices."""
+    if devices is None:
+        return jax.local_devices()
+    if isinstance(devices, str):
+        if devices not in ("cpu", "gpu"):
+            raise ConfigError(f"devices={devices!r}: allowed 'cpu', 'gpu', None or a list of jax devices")
+        try:
+            found = jax.local_devices(backend=devices)
+        except RuntimeError:
+            found = []
+        if not found:
+            raise ConfigError(f"devices={devices!r}: no {devices.upper()} is visible to JAX here "
+                              f"(available: {sorted({d.platform for d in jax.devices()})})")
+        return found
+    devices = list(devices)
+    if not devices:
+        raise ConfigError("devices=[]: give at least one device")
+    return devices
+
+
 def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = None,
-        memory_bytes: int = DEFAULT_MEMORY) -> EnsembleResult:
-    """Run ``n_samples`` thermal samples of ``cfg`` and gather tallies and statistics."""
+        memory_bytes: int = DEFAULT_MEMORY, devices=None) -> EnsembleResult:
+    """Run ``n_samples`` thermal samples of ``cfg`` and gather tallies and statistics.
+
+    Samples are sharded over ``devices`` (default: all local devices; see ``resolve_devices``):
+    each chunk's sample axis is split evenly across them, and the result is the same as on one
+    device. ``memory_bytes`` bounds the device memory of one chunk per device."""
     validate(cfg)
+    devices = resolve_devices(devices)
+    n_dev = len(devices)
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         raise ConfigError(f"n_samples={n_samples!r} must be an integer >= 2 (standard errors need two)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**63)")
     if chunk_size is None:
-        chunk_size = int(max(1, min(n_samples, memory_bytes // bytes_per_sample(cfg))))
+        chunk_size = int(max(1, min(n_samples, n_dev * (memory_bytes // bytes_per_sample(cfg)))))
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ConfigError(f"chunk_size={chunk_size!r} must be an integer >= 1")
     chunk_size = min(int(chunk_size), n_samples)
+    chunk_size = -(-chunk_size // n_dev) * n_dev  # a whole number of samples per device
+    mesh = jax.sharding.Mesh(np.array(devices), ("samples",))
+    by_sample = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("samples"))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
     real, _ = dtypes(cfg)
     layout, p, psi0 = layout_of(cfg), params_of(cfg), initial_packet(cfg)
@@ -148,13 +180,13 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
     groups = (np.arange(n_samples) * n_groups) // n_samples
     static = dict(chain=cfg.chain, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
                   layout=layout, n_groups=n_groups)
-    dyn = (jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
-           jnp.asarray(cfg.k0, real), psi0, p)
+    dyn = jax.device_put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
+                          jnp.asarray(cfg.k0, real), psi0, p), replicated)
 
     def chunk_args(lo):
         idx = np.minimum(np.arange(lo, lo + chunk_size), n_samples - 1)  # pad the last chunk
         g = np.where(np.arange(lo, lo + chunk_size) < n_samples, groups[idx], n_groups)  # pad -> dropped
-        return keys[idx], jnp.asarray(g, jnp.int32)
+        return jax.device_put((keys[idx], jnp.asarray(g, jnp.int32)), by_sample)
 
     t0 = time.perf_counter()
     compiled = _chunk.lower(*chunk_args(0), *dyn, **static).compile()
