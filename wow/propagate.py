@@ -164,7 +164,7 @@ def propagate(psi0, lat0: SiteState, Q, p: Params, layout: Layout):
     with recoil). Returns (psi_f, lat_f, frames), frames a dict of arrays with a leading axis of
     n_frames + 1 (t = 0 included). Write for one sample; vmap over samples.
     """
-    advance = _dyn.get(layout.dynamics)  # the backend's step
+    start, advance, finish = _dyn.get(layout.dynamics)  # the lattice backend
     phase = (jnp.exp(-1j * (Q - HBAR * p.k) ** 2 * p.inv_2NM * (p.dt / HBAR))
              if layout.recoil else None)
 
@@ -180,6 +180,6 @@ def propagate(psi0, lat0: SiteState, Q, p: Params, layout: Layout):
         return carry, observe(carry[0], p, layout)
 
     first = observe(psi0, p, layout)
-    (psi, lat), frames = jax.lax.scan(frame, (psi0, lat0), None, length=layout.n_frames)
+    (psi, lat), frames = jax.lax.scan(frame, (psi0, start(lat0, p, layout)), None, length=layout.n_frames)
     frames = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[None], r]), first, frames)
-    return psi, lat, frames
+    return psi, finish(lat, p, layout), frames

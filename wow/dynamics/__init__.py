@@ -1,20 +1,35 @@
-"""Lattice backends. Each supplies one function
+"""Lattice backends. A backend is a module (or just a step function) with
 
     step(psi, lat, p, layout, evolve) -> (psi_next, lat_next)
 
 that advances the lattice state ``lat`` (a PyTree, e.g. lattice.SiteState) by p.dt around one
 electron step ``evolve(psi, u_mid)`` (the propagator core's Strang step with hoppings evaluated at
-the displacement u_mid). ``frozen`` and ``wow`` take no force from the electron; a back-reacting
-backend (Ehrenfest) may call the electron's energy and forces around ``evolve``."""
+the displacement u_mid), and optionally
+
+    start(lat0, p, layout) -> lat      finish(lat, p, layout) -> lat_at_t_final
+
+to move between the lattice at t = 0 / t_final (a SiteState) and the backend's own carried state
+(e.g. the lattice at mid-step times). ``frozen`` and ``wow`` take no force from the electron; a
+back-reacting backend (Ehrenfest) may call the electron's energy and forces around ``evolve``."""
+
+from types import ModuleType
 
 from . import frozen, prescribed
 
-BACKENDS = {"frozen": frozen.step, "wow": prescribed.step}
+BACKENDS = {"frozen": frozen, "wow": prescribed}
 DYNAMICS = tuple(BACKENDS)
 
 
+def _same(lat, p, layout):
+    return lat
+
+
 def get(name: str):
+    """(start, step, finish) of a backend."""
     try:
-        return BACKENDS[name]
+        b = BACKENDS[name]
     except KeyError:
         raise ValueError(f"dynamics={name!r}: allowed {DYNAMICS}") from None
+    if not isinstance(b, ModuleType):
+        return _same, b, _same
+    return getattr(b, "start", _same), b.step, getattr(b, "finish", _same)

@@ -1,12 +1,25 @@
 """``wow`` (wave-on-wave): the lattice follows its own exact harmonic motion from the thermal
-sample and feels no force from the electron. Half a step of the exact harmonic flow gives the
-mid-step displacement at which the electron steps, the second half the end-of-step state.
-(The module is not called wow.py so that it does not shadow the package name.)"""
+sample and feels no force from the electron.
+
+The carried state is the lattice at mid-step times t_n + dt/2, so that each step needs one exact
+harmonic flow of a full dt (not two half-steps): ``start`` moves the t = 0 lattice forward by dt/2,
+``finish`` moves the last mid-step state back by dt/2 to t_final. (The module is not called wow.py
+so that it does not shadow the package name.)"""
 
 from ..lattice import harmonic_flow
 
 
+def _flow(lat, h, p, layout):
+    return harmonic_flow(lat, h, p.omega2, layout.boundary, layout.n_terms)
+
+
+def start(lat, p, layout):
+    return _flow(lat, p.dt / 2, p, layout)
+
+
 def step(psi, lat, p, layout, evolve):
-    mid = harmonic_flow(lat, p.dt / 2, p.omega2, layout.boundary, layout.n_terms)
-    psi = evolve(psi, mid.u)
-    return psi, harmonic_flow(mid, p.dt / 2, p.omega2, layout.boundary, layout.n_terms)
+    return evolve(psi, lat.u), _flow(lat, p.dt, p, layout)
+
+
+def finish(lat, p, layout):
+    return _flow(lat, -p.dt / 2, p, layout)
