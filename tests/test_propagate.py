@@ -194,3 +194,41 @@ def test_recoil_kinematics_A6_to_A8():
             # the CM takes the momentum: <P_R> = Q - ħ<k>; frozen + recoil conserves <H_e> + <CM>
             assert on.per_sample["P_R_f"][0] == pytest.approx(P + hk - HBAR * on.per_sample["k_f"][0], abs=1e-12)
             assert abs(on.per_sample["dE_e"][0] + on.per_sample["dE_cm"][0]) < 1e-5
+
+
+def transfer_matrix_R(k, t0, t1, a=1.0):
+    """Exact reflection probability of a plane wave e^{ikn} on a perfect chain (hopping t0) with one
+    bond of hopping t1 between sites 0 and 1: iterate the tight-binding equation
+    E ψ_n = -t_{n-1} ψ_{n-1} - t_n ψ_{n+1} backwards from a purely transmitted wave and split the
+    left side into e^{ikn} + r e^{-ikn}."""
+    ka = np.asarray(k) * a
+    E = -2 * t0 * np.cos(ka)
+    psi = {2: np.exp(2j * ka), 1: np.exp(1j * ka)}  # ψ_n = e^{ikn} for n >= 1
+    hop = lambda n: t1 if n == 0 else t0  # hopping of the bond (n, n+1)
+    for n in (1, 0, -1):  # ψ_{n-1} = -(E ψ_n + t_n ψ_{n+1}) / t_{n-1}
+        psi[n - 1] = -(E * psi[n] + hop(n) * psi[n + 1]) / hop(n - 1)
+    # on n <= 0: ψ_n = A e^{ikn} + B e^{-ikn}; solve from ψ_{-1}, ψ_{-2}
+    e1, den = np.exp(1j * ka), 2j * np.sin(ka)
+    A = (psi[-1] * e1**2 - psi[-2] * e1) / den
+    B = (psi[-2] / e1 - psi[-1] / e1**2) / den
+    return np.abs(B / A) ** 2, np.abs(1 / A) ** 2
+
+
+@pytest.mark.parametrize("t1", [0.6, 1.3])
+def test_reflection_from_one_modified_bond_matches_transfer_matrix(t1):
+    """P_b of a packet sent onto one bond of hopping t1 (perfect chain, T = 0) equals the exact
+    R(k) averaged over the packet's momentum distribution."""
+    cfg = wow.Config(chain=wow.Chain(N=400, a=1.0),
+                     electron=wow.Electron(t0=1.0, alpha=0.0, k0=math.pi / 3, sigma=10.0, x0=100.0,
+                                           bond_defects=((199, t1 - 1.0),)),
+                     temperature=0.0, dynamics="frozen", dt=0.01, duration=65.0, n_frames=2,
+                     check_inside=False)
+    r = wow.run(cfg, 2)
+    psik = np.fft.fft(np.asarray(initial_packet(cfg)), norm="ortho")
+    k = np.asarray(params_of(cfg).k)
+    w = np.abs(psik) ** 2
+    fwd = k > 0
+    R, T = transfer_matrix_R(k[fwd], 1.0, t1)
+    expected = np.sum(w[fwd] * R)
+    assert np.sum(w[~fwd]) < 1e-12  # the packet starts with no backward weight
+    assert r.per_sample["P_b"][0] == pytest.approx(expected, rel=2e-4)
