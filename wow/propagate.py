@@ -140,7 +140,8 @@ def recoil_energy(psi, Q, p: Params):
 
 
 def observe(psi, p: Params, layout: Layout):
-    """Per-frame tallies: norm, <x> (Å), <k> (1/Å), P_b (weight at k < 0), optionally |ψ|²."""
+    """Per-frame tallies: norm, <x> (Å), <k> (1/Å), P_b (weight at k < 0); with
+    layout.save_density also the frames |ψ_n|² ('density') and |ψ~(k)|² ('momentum', FFT order)."""
     rho = jnp.abs(psi) ** 2
     norm = jnp.sum(rho)
     x = jnp.arange(layout.N, dtype=rho.dtype) * p.a
@@ -153,6 +154,7 @@ def observe(psi, p: Params, layout: Layout):
     }
     if layout.save_density:
         out["density"] = rho
+        out["momentum"] = wk
     return out
 
 
