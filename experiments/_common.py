@@ -1,0 +1,146 @@
+"""Shared command-line plumbing of the experiment scripts: the common flags, the checks that run
+before any work (ranges, device, precision), and the resumable sweep into a results file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def float_list(text: str) -> list[float]:
+    """'30,100,300' -> [30.0, 100.0, 300.0] (argparse type)."""
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not out:
+        raise argparse.ArgumentTypeError("the list is empty")
+    return out
+
+
+def int_list(text: str) -> list[int]:
+    """'128,256' -> [128, 256] (argparse type)."""
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not out:
+        raise argparse.ArgumentTypeError("the list is empty")
+    return out
+
+
+def str_list(allowed):
+    def parse(text: str) -> list[str]:
+        out = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [x for x in out if x not in allowed]
+        if bad or not out:
+            raise argparse.ArgumentTypeError(f"{text!r}: allowed a comma-separated subset of {', '.join(allowed)}")
+        return out
+    return parse
+
+
+def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.02,
+           dtype: str = "float64") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=doc,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--samples", type=int, default=samples, help="thermal samples per point (>= 2)")
+    g.add_argument("--seed", type=int, default=0, help="PRNG seed (sample s uses key s of split(PRNGKey(seed)))")
+    g.add_argument("--duration", type=float, default=duration, help="run length per sample (fs)")
+    g.add_argument("--dt", type=float, default=dt, help="time step (fs)")
+    g.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="where to run: every local device of that kind (auto: JAX's default backend)")
+    g.add_argument("--dtype", choices=("float64", "float32"), default=dtype,
+                   help="precision (float64 turns on 64-bit JAX at start-up)")
+    g.add_argument("--chunk-size", type=int, default=None, help="samples per device program (default: sized to memory)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", type=Path, default=RESULTS / f"{name}.h5",
+                   help="results file (HDF5); an existing file with the same inputs is resumed")
+    o.add_argument("--overwrite", action="store_true", help="start over if --out holds a different sweep")
+    o.add_argument("--figure", type=Path, default=RESULTS / f"{name}.png", help="figure to write (PNG)")
+    o.add_argument("--no-figure", action="store_true", help="do not draw the figure")
+    o.add_argument("--quiet", action="store_true", help="print only the final table")
+    return p
+
+
+def check(p: argparse.ArgumentParser, args, **ranges):
+    """Refuse out-of-range options before any work: ranges maps an option name to (low, high,
+    low_open) for numbers or lists of numbers; also checks the common flags, turns on 64-bit JAX
+    for float64 and checks that the requested device exists."""
+    common = {"samples": (2, None, False), "seed": (0, 2**63 - 1, False), "duration": (0, None, True),
+              "dt": (0, None, True)}
+    if args.chunk_size is not None:
+        common["chunk_size"] = (1, None, False)
+    for name, (lo, hi, lo_open) in {**common, **ranges}.items():
+        vals = getattr(args, name)
+        for v in (vals if isinstance(vals, list) else [vals]):
+            bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi)
+            if bad:
+                rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
+                p.error(f"--{name.replace('_', '-')}={v:g}: allowed range {rng}")
+    if args.out.is_dir():
+        p.error(f"--out {args.out} is a directory: give a file name, e.g. {args.out / 'run.h5'}")
+    if not args.out.parent.exists() and args.out.parent != RESULTS:
+        p.error(f"--out {args.out}: directory {args.out.parent} does not exist")
+    if args.out.suffix not in (".h5", ".hdf5"):
+        p.error(f"--out {args.out}: give a file name ending in .h5 or .hdf5")
+    import jax
+
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    args.devices = None if args.device == "auto" else args.device
+    from wow import ConfigError
+    from wow.ensemble import resolve_devices
+
+    try:
+        resolve_devices(args.devices)
+    except ConfigError as e:
+        p.error(f"--device {args.device}: {e}")
+    RESULTS.mkdir(exist_ok=True) if args.out.parent == RESULTS else None
+    return args
+
+
+def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dict, description: str):
+    """Run (or resume) the sweep into args.out; a bad input or file ends the script with a clear
+    message (exit status 2) before anything is written."""
+    from wow import ConfigError, io
+
+    t0 = time.perf_counter()
+    log = None if args.quiet else (lambda s: print(s, flush=True))
+    try:
+        io.run_sweep(args.out, experiment, points, args.samples, args.seed, inputs=inputs,
+                     description=description, overwrite=args.overwrite, devices=args.devices,
+                     chunk_size=args.chunk_size, log=log)
+    except (ConfigError, io.ResultsError) as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
+    res = io.read_results(args.out)
+    if not args.quiet:
+        print(f"{args.out}: {len(res.points)} points, sweep time {time.perf_counter() - t0:.1f} s")
+    return res
+
+
+def save_figure(fig, path: Path, quiet: bool):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    if not quiet:
+        print(f"figure: {path}")
+
+
+def relpath(path: Path) -> str:
+    try:
+        return os.path.relpath(path, ROOT)
+    except ValueError:
+        return str(path)
+
+
+def headless():
+    """Use a non-interactive matplotlib backend (scripts never open windows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")

@@ -1,0 +1,155 @@
+"""The ``wow`` command.
+
+  wow run EXPERIMENT [options]   run experiments/EXPERIMENT.py (options go to the script; --help lists them)
+  wow inspect FILE               a results file's inputs, provenance and tally table
+  wow plot FILE [--out DIR]      the standard figures of a results file, as PNG
+  wow info                       versions, devices and precision
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def experiments() -> dict[str, Path]:
+    """Experiment name -> script (experiments/*.py next to the package, helpers excluded)."""
+    if not EXPERIMENTS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(EXPERIMENTS_DIR.glob("*.py")) if not p.stem.startswith("_")}
+
+
+def _run(args, rest) -> int:
+    known = experiments()
+    script = known.get(args.experiment)
+    if script is None:
+        names = ", ".join(known) or f"none found in {EXPERIMENTS_DIR}"
+        print(f"wow run: error: unknown experiment {args.experiment!r}: allowed {names}", file=sys.stderr)
+        return 2
+    argv, sys.argv = sys.argv, [str(script)] + rest
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def _inspect(args) -> int:
+    from . import io
+
+    res = io.read_results(args.file, trajectories=False)
+    a = res.attrs
+    print(f"{res.path}: wow results, experiment {a.get('experiment')!r} (format {a.get('format_version')})")
+    if a.get("description"):
+        print(f"  {a['description']}")
+    print(f"  created {a.get('created_utc')} by: {a.get('command')}")
+    print(f"  wow {a.get('wow_version')} (git {a.get('git_commit')}), jax {a.get('jax_version')}, "
+          f"device {a.get('device')}, dtype {a.get('dtype')}")
+    print(f"  seed {a.get('seed')}, {a.get('n_samples')} samples per point, "
+          f"{len(res.points)} of {res.n_points_planned} points done, wall time {float(a.get('wall_s', 0)):.1f} s")
+    if res.inputs:
+        print("inputs:")
+        for k, (v, unit) in res.inputs.items():
+            v = v.tolist() if hasattr(v, "tolist") else v
+            print(f"  {k} = {v}{' ' + unit if unit else ''}")
+    if res.points:
+        first = res.points[0]
+        varying = {k for p in res.points for k, v in io.config_to_flat(p.config).items()
+                   if v != io.config_to_flat(first.config).get(k)}
+        print("inputs shared by every point:")
+        for k, v in io.config_to_flat(first.config).items():
+            if k not in varying:
+                unit = io.CONFIG_UNITS.get(k, ("", ""))[0]
+                print(f"  {k} = {v}{' ' + unit if unit and v is not None else ''}")
+        print("tallies (mean ± standard error over samples):")
+        print(io.format_table(io.summary_table(res, tuple(args.columns))))
+        if any(p.attrs.get("git_commit") != a.get("git_commit") for p in res.points):
+            print("note: points were run by different code versions (see each point's git_commit)")
+    return 0
+
+
+def _plot(args) -> int:
+    from . import plot
+
+    for p in plot.plot_file(args.file, args.out):
+        print(p)
+    return 0
+
+
+def _info(args) -> int:
+    import platform
+
+    import h5py
+    import jax
+    import numpy as np
+
+    from . import __version__
+    from .io import git_commit
+
+    print(f"wow {__version__} (git {git_commit()}), python {platform.python_version()}")
+    print(f"jax {jax.__version__}, numpy {np.__version__}, h5py {h5py.__version__}")
+    print(f"default backend: {jax.default_backend()}")
+    for kind in ("cpu", "gpu"):
+        try:
+            devs = jax.local_devices(backend=kind)
+        except RuntimeError:
+            devs = []
+        text = ", ".join(f"{d.id}:{getattr(d, 'device_kind', d.platform)}" for d in devs) or "none"
+        print(f"{kind} devices: {text}")
+    print(f"64-bit JAX: {'on' if jax.config.jax_enable_x64 else 'off'} (experiments turn it on for --dtype "
+          "float64; wow itself never changes it)")
+    print("precision: float64/complex128 (validation, tests) or float32/complex64 (speed), "
+          "chosen per run with Config(dtype=...) or --dtype")
+    print(f"experiments: {', '.join(experiments()) or 'none found'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wow", description="wave-on-wave: electron backscattering on a "
+                                "thermal chain with the lattice centre of mass")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,inspect,plot,info}")
+    r = sub.add_parser("run", help="run an experiment script", add_help=False,
+                       description="wow run EXPERIMENT [options]: options go to experiments/EXPERIMENT.py")
+    r.add_argument("experiment", help=f"one of: {', '.join(experiments())}")
+    i = sub.add_parser("inspect", help="inputs, provenance and tallies of a results file")
+    i.add_argument("file", type=Path)
+    i.add_argument("--columns", type=lambda s: [c for c in s.split(",") if c], default=["P_b", "dE_b", "dE_cm"],
+                   help="statistics to tabulate, comma-separated")
+    pl = sub.add_parser("plot", help="standard figures of a results file (PNG)")
+    pl.add_argument("file", type=Path)
+    pl.add_argument("--out", type=Path, default=None, help="directory for the PNGs (default: next to FILE)")
+    sub.add_parser("info", help="versions, devices and precision")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = build_parser()
+    if argv[:1] == ["run"]:
+        if len(argv) < 2 or argv[1].startswith("-"):
+            if len(argv) >= 2 and argv[1] in ("-h", "--help"):
+                print(f"usage: wow run EXPERIMENT [options]\nexperiments: {', '.join(experiments())}\n"
+                      "options: see wow run EXPERIMENT --help")
+                return 0
+            p.error(f"run: give an experiment: {', '.join(experiments())}")
+        args, rest = p.parse_args(argv[:2]), argv[2:]
+        return _run(args, rest)
+    args = p.parse_args(argv)
+    from .config import ConfigError
+    from .io import ResultsError
+
+    try:
+        return {"inspect": _inspect, "plot": _plot, "info": _info}[args.command](args)
+    except (ResultsError, ConfigError, ValueError) as e:
+        print(f"wow {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
