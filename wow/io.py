@@ -430,7 +430,7 @@ def _write_point(f, index, point: Point, res: EnsembleResult, traj, prov, wall_s
     g.attrs["config_json"] = _canonical(config_to_flat(point.config))
     g.attrs["values_json"] = _canonical(point.identity()["values"])
     for k, v in point.values.items():
-        g.attrs[f"sweep.{k}"] = _plain(v)
+        g.attrs[f"sweep.{k}"] = "None" if v is None else _plain(v)
     g.attrs["wall_s"] = wall_s
     g.attrs["compile_s"] = res.compile_s
     g.attrs["run_s"] = res.run_s

@@ -141,98 +141,137 @@ def recoil_energy_a8(hbar_k, P, NM):
     return 2 * hbar_k * (P + hbar_k) / NM
 
 
+def _recoil_parts(res):
+    """Split a recoil sweep into {N: reference point}, fixed-P points and thermal points."""
+    ref = {p.values["N"]: p for p in res.points if p.values.get("kind") == "reference"}
+    fixed = [p for p in res.points if p.values.get("kind") == "fixed"]
+    thermal = [p for p in res.points if p.values.get("kind") == "thermal"]
+    return ref, fixed, thermal
+
+
+def recoil_rows(res):
+    """Per recoil point: (N, P label, (mean, sem) of the recoil energy taken from the electron
+    -(ΔE_b - ΔE_b[recoil off]), the CM's ΔE_cm/P_b, A8 (its thermal mean 2(ħk0)²/NM for thermal
+    points), P_b); energies in eV."""
+    ref, fixed, thermal = _recoil_parts(res)
+    rows = []
+    for p in sorted(fixed + thermal, key=lambda q: (q.values["N"], q.values["kind"] == "thermal",
+                                                    q.values["P_over_hbar_k0"] or 0)):
+        N, cfg = p.values["N"], p.config
+        hk, NM = HBAR * cfg.k0, N * cfg.chain.mass_ev
+        r = ref.get(N)
+        e0, s0 = r.stats["dE_b"] if r is not None else (math.nan, math.nan)
+        m, s = p.stats["dE_b"]
+        pb = p.stats["P_b"][0]
+        if p.values["kind"] == "fixed":
+            P = p.values["P_over_hbar_k0"]
+            rows.append((N, f"{P:g}", (e0 - m, math.hypot(s, s0)), p.stats["dE_cm"][0] / pb,
+                         recoil_energy_a8(hk, P * hk, NM), pb))
+        else:
+            rows.append((N, f"thermal {cfg.temperature:g} K", (e0 - m, math.hypot(s, s0)),
+                         p.stats["dE_cm"][0] / pb, recoil_energy_a8(hk, 0.0, NM), pb))
+    return rows
+
+
 def figure_recoil(res):
-    """(a) backscattering energy mismatch against P/ħk0 for each N, with A8 and its zero at P = -ħk0
-    (A7); (b) the mismatch at P = 0 and its thermal mean against N, with the 1/N law of A8;
-    (c) thermal points: per-sample mismatch against the drawn P_R, with A8 and the A10 distribution."""
+    """(a) recoil energy of backscattering against P/ħk0 for each N, from the electron and from the
+    CM, with A8 and its zero at P = -ħk0 (A7); (b) the recoil energy at P = 0 and its thermal mean
+    against N, with the 1/N law of A8; (c) thermal points: per-sample recoil energy against the
+    drawn P_R, with A8 and the distribution A10."""
     plt = _plt()
-    pts = res.points
-    fixed = [p for p in pts if not p.values.get("thermal")]
-    thermal = [p for p in pts if p.values.get("thermal")]
-    Ns = sorted({p.values["N"] for p in pts})
+    ref, fixed, thermal = _recoil_parts(res)
+    Ns = sorted({p.values["N"] for p in res.points})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    e_ref = {N: r.stats["dE_b"] for N, r in ref.items()}
+    ylab = r"recoil energy (µeV)"
+    UE = 1e6  # eV -> µeV
     ax = axes[0]
     for i, N in enumerate(Ns):
         sel = sorted((p for p in fixed if p.values["N"] == N), key=lambda p: p.values["P_over_hbar_k0"])
-        if not sel:
+        if not sel or N not in e_ref:
             continue
         c = colors[i % len(colors)]
         cfg = sel[0].config
         hk, NM = HBAR * cfg.k0, N * cfg.chain.mass_ev
         x = np.array([p.values["P_over_hbar_k0"] for p in sel])
-        m = np.array([-p.stats["dE_b"][0] for p in sel]) * MEV
-        s = np.array([p.stats["dE_b"][1] for p in sel]) * MEV
-        cm = np.array([p.stats["dE_cm"][0] / p.stats["P_b"][0] for p in sel]) * MEV
-        ax.errorbar(x, m, s, marker="o", ls="none", color=c, capsize=3, label=f"N = {N}: $-\\Delta E_b$ (electron)")
-        ax.plot(x, cm, marker="x", ls="none", color=c, label=f"N = {N}: $\\Delta E_{{cm}}/P_b$ (CM)")
-        xx = np.linspace(x.min(), x.max(), 200)
-        ax.plot(xx, recoil_energy_a8(hk, xx * hk, NM) * MEV, color=c, lw=1, label=f"N = {N}: A8")
-    ax.axvline(-1, color="k", ls=":", lw=0.8, label="$P = -\\hbar k_0$ (A7, strictly elastic)")
+        m = np.array([e_ref[N][0] - p.stats["dE_b"][0] for p in sel]) * UE
+        s = np.array([math.hypot(p.stats["dE_b"][1], e_ref[N][1]) for p in sel]) * UE
+        cm = np.array([p.stats["dE_cm"][0] / p.stats["P_b"][0] for p in sel]) * UE
+        ax.errorbar(x, m, s, marker="o", ls="none", color=c, capsize=3,
+                    label=rf"N = {N}: electron, $-(\Delta E_b - \Delta E_b^{{no\,recoil}})$")
+        ax.plot(x, cm, marker="x", ms=8, ls="none", color=c, label=rf"N = {N}: CM, $\Delta E_{{cm}}/P_b$")
+        xx = np.linspace(x.min() - 0.3, x.max() + 0.3, 200)
+        ax.plot(xx, recoil_energy_a8(hk, xx * hk, NM) * UE, color=c, lw=1,
+                label=rf"N = {N}: A8, $2\hbar k_0(P+\hbar k_0)/NM$")
+    ax.axvline(-1, color="k", ls=":", lw=0.8, label=r"$P = -\hbar k_0$ (A7: strictly elastic)")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel(r"CM momentum $P/\hbar k_0$")
-    ax.set_ylabel("recoil energy taken from the electron (meV)")
-    ax.set_title("a) mismatch against P: A8 line, zero at A7", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(ylab)
+    ax.set_title("a) recoil energy against the CM momentum P", fontsize=10)
+    ax.legend(fontsize=6.5)
     ax.grid(alpha=0.3)
 
     ax = axes[1]
-    Nx = np.array(Ns, float)
-    cfg = pts[0].config
+    cfg = res.points[0].config
     hk = HBAR * cfg.k0
-    zero = [p for p in fixed if p.values["P_over_hbar_k0"] == 0]
+    zero = sorted((p for p in fixed if p.values["P_over_hbar_k0"] == 0 and p.values["N"] in e_ref),
+                  key=lambda p: p.values["N"])
     if zero:
-        zero.sort(key=lambda p: p.values["N"])
-        ax.errorbar([p.values["N"] for p in zero], [-p.stats["dE_b"][0] * MEV for p in zero],
-                    [p.stats["dE_b"][1] * MEV for p in zero], marker="o", ls="none", capsize=3,
-                    label="$-\\Delta E_b$ at P = 0")
-    if thermal:
-        thermal_s = sorted(thermal, key=lambda p: p.values["N"])
-        ax.errorbar([p.values["N"] for p in thermal_s], [-p.stats["dE_b"][0] * MEV for p in thermal_s],
-                    [p.stats["dE_b"][1] * MEV for p in thermal_s], marker="s", mfc="none", ls="none",
-                    capsize=3, label=f"$-\\langle\\Delta E_b\\rangle$, thermal P (T = {thermal_s[0].config.temperature:g} K)")
-    NN = np.geomspace(Nx.min() / 1.3, Nx.max() * 1.3, 50)
-    ax.plot(NN, recoil_energy_a8(hk, 0.0, NN * cfg.chain.mass_ev) * MEV, "k-", lw=1,
-            label=r"A8: $2(\hbar k_0)^2/(NM) \propto 1/N$ (= thermal mean)")
+        ax.errorbar([p.values["N"] for p in zero], [(e_ref[p.values["N"]][0] - p.stats["dE_b"][0]) * UE for p in zero],
+                    [math.hypot(p.stats["dE_b"][1], e_ref[p.values["N"]][1]) * UE for p in zero], marker="o",
+                    ls="none", capsize=3, label="P = 0, from the electron")
+    th = sorted((p for p in thermal if p.values["N"] in e_ref), key=lambda p: p.values["N"])
+    if th:
+        ax.errorbar([p.values["N"] for p in th], [(e_ref[p.values["N"]][0] - p.stats["dE_b"][0]) * UE for p in th],
+                    [math.hypot(p.stats["dE_b"][1], e_ref[p.values["N"]][1]) * UE for p in th], marker="s",
+                    mfc="none", ls="none", capsize=5,
+                    label=f"thermal P (A10, T = {th[0].config.temperature:g} K), mean over samples")
+    NN = np.geomspace(min(Ns) / 1.3, max(Ns) * 1.3, 50)
+    ax.plot(NN, recoil_energy_a8(hk, 0.0, NN * cfg.chain.mass_ev) * UE, "k-", lw=1,
+            label=r"A8: $2(\hbar k_0)^2/(NM) \propto 1/N$ (P = 0 and thermal mean)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("chain size N (atoms)")
-    ax.set_ylabel("recoil energy (meV)")
-    ax.set_title("b) the 1/N scaling of A8", fontsize=10)
+    ax.set_ylabel(ylab)
+    ax.set_title("b) the 1/N scaling of the recoil energy", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
     ax = axes[2]
-    if thermal:
-        p = min(thermal, key=lambda q: q.values["N"])
+    th = [p for p in thermal if p.values["N"] in e_ref]
+    if th:
+        p = min(th, key=lambda q: q.values["N"])
         cfg = p.config
         N, NM, hk = cfg.chain.N, cfg.chain.N * cfg.chain.mass_ev, HBAR * cfg.k0
         P = np.asarray(p.per_sample["P_R0"])
-        ok = np.asarray(p.per_sample["P_b"]) > 1e-6
-        ax.plot(P[ok] / hk, -np.asarray(p.per_sample["dE_b"])[ok] * MEV, "o", ms=3, alpha=0.6,
-                label=f"samples, N = {N}")
+        ax.plot(P / hk, (e_ref[N][0] - np.asarray(p.per_sample["dE_b"])) * UE, "o", ms=3, alpha=0.7,
+                label=f"samples (N = {N}), from the electron")
         sigma_p = math.sqrt(NM * KB * cfg.temperature)
-        xx = np.linspace(-3.5 * sigma_p, 3.5 * sigma_p, 200)
-        ax.plot(xx / hk, recoil_energy_a8(hk, xx, NM) * MEV, "k-", lw=1, label="A8")
+        lo, hi = min(P.min(), -3 * sigma_p), max(P.max(), 3 * sigma_p)
+        xx = np.linspace(lo, hi, 200)
+        ax.plot(xx / hk, recoil_energy_a8(hk, xx, NM) * UE, "k-", lw=1, label="A8")
         ax.axvline(-1, color="k", ls=":", lw=0.8, label="$P = -\\hbar k_0$ (A7)")
         ax.set_xlabel(r"sampled CM momentum $P_R/\hbar k_0$")
-        ax.set_ylabel("recoil energy taken from the electron (meV)")
+        ax.set_ylabel(ylab)
         tw = ax.twinx()
-        tw.hist(P / hk, bins=20, density=True, color="0.8", alpha=0.6, label="sampled $P_R$")
-        tw.plot(xx / hk, hk * np.exp(-xx**2 / (2 * sigma_p**2)) / (math.sqrt(2 * math.pi) * sigma_p), "r--",
-                lw=1, label=f"A10, $\\sigma_P = \\sqrt{{NMk_BT}}$ = {sigma_p / hk:.2g} $\\hbar k_0$")
-        tw.set_ylabel(r"density of $P_R/\hbar k_0$")
+        tw.hist(P / hk, bins=16, density=True, color="0.75", alpha=0.5, label="sampled $P_R$ (histogram)")
+        if sigma_p > 0:
+            tw.plot(xx / hk, hk * np.exp(-xx**2 / (2 * sigma_p**2)) / (math.sqrt(2 * math.pi) * sigma_p), "r--",
+                    lw=1, label=f"A10: $\\sigma_P = \\sqrt{{NMk_BT}}$ = {sigma_p / hk:.2g} $\\hbar k_0$")
+        tw.set_ylabel(r"probability density of $P_R/\hbar k_0$")
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = tw.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7)
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
         ax.set_title(f"c) thermal CM momentum (A10), T = {cfg.temperature:g} K", fontsize=10)
+        ax.grid(alpha=0.3)
     else:
         ax.set_axis_off()
-    ax.grid(alpha=0.3)
-    c = pts[0].config
-    fig.suptitle(f"CM recoil in backscattering from one bond defect (δt = {c.electron.bond_defects[0][1]:g} eV), "
-                 f"M = {c.chain.mass:g} amu, k0 = {c.k0:.3g} 1/Å, σ = {c.electron.sigma:g} Å, "
-                 f"t = {c.t_final:g} fs", fontsize=10)
+    c = res.points[0].config
+    d = c.electron.bond_defects[0][1] if c.electron.bond_defects else 0.0
+    fig.suptitle(f"CM recoil in backscattering from one bond defect (δt = {d:g} eV) of a static chain: "
+                 f"M = {c.chain.mass:g} amu, k0 = π/3a = {c.k0:.3g} 1/Å, σ = {c.electron.sigma:g} Å, "
+                 f"t = {c.t_final:g} fs; error bars one standard error", fontsize=10)
     fig.tight_layout()
     return fig
 
