@@ -288,8 +288,10 @@ def figure_trajectories(point):
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     ax = axes[0, 0]
     rho = np.asarray(tr["density"]).mean(0)
-    im = ax.pcolormesh(x, t, rho, shading="nearest", cmap="magma")
-    fig.colorbar(im, ax=ax, label=r"$|\psi_n|^2$ (mean over samples)")
+    from matplotlib.colors import PowerNorm
+
+    im = ax.pcolormesh(x, t, rho, shading="nearest", cmap="magma", norm=PowerNorm(0.4, vmin=0.0))
+    fig.colorbar(im, ax=ax, label=r"$|\psi_n|^2$ (mean over samples; power scale 0.4)")
     v = group_velocity(cfg.k0, cfg.electron.t0, cfg.chain.a)
     ax.plot(cfg.x0 + v * t, t, "c--", lw=1, label=r"$x_0 + v_g t$ (forward)")
     ax.plot(cfg.x0 - v * t, t, "w:", lw=1, label=r"$x_0 - v_g t$ (backscattered)")
@@ -311,7 +313,8 @@ def figure_trajectories(point):
     gauss = dk * cfg.electron.sigma * math.sqrt(2 / math.pi) * np.exp(-2 * cfg.electron.sigma**2 * (k - cfg.k0) ** 2)
     ax.plot(k, gauss, "k--", lw=0.8, label=r"Gaussian packet $\propto e^{-2\sigma^2(k-k_0)^2}$")
     ax.set_yscale("log")
-    ax.set_ylim(max(1e-8, w.mean(0).max() * 1e-7), None)
+    top = float(w.mean(0).max())
+    ax.set_ylim(top * 1e-7, top * 3)
     ax.set_xlabel("momentum k (1/Å)")
     ax.set_ylabel(r"$|\tilde\psi(k)|^2$ per k point (mean over samples)")
     ax.set_title("b) momentum distribution before and after", fontsize=10)
