@@ -6,10 +6,22 @@ Units as everywhere in wow: energy eV, length Å, time fs, mass amu (converted w
 Scattering on a perfect tight-binding chain (MODEL.md, "Electron")
     reflection_probability   exact transfer-matrix R(k) of a finite scatterer (bonds, site energies)
     reflection_bond          one modified bond, closed form
+    born_reflection          first-order Born R(k) of a weak static distortion (1D Green's function)
+    packet_average           a function of k averaged over a Gaussian packet's |ψ~(k)|²
 Recoil kinematics (paper Appendix A, Eqs. A6-A8)
     recoil_energy            ΔE = 2ħk(P + ħk)/(NM)                               (A8)
     elastic_cm_momentum      P = -ħk, where k -> -k costs no energy               (A7)
     backscatter_energy_shift exact ε(k') - ε(k) of k -> k' < 0 at fixed total momentum
+Thermal displacements of the 1D chain, relative to the CM (MODEL.md, "Lattice", "Thermal samples")
+    mode_variance            <Q_j²> of the internal modes, classical or quantum (zero point)
+    msd_sites, msd_mean      <u_n²> per site and its site average
+    msd_classical            closed forms of the classical <u_n²> (ring and open)
+    bond_variance            <b_n²>, b_n = u_{n+1} - u_n
+    occupations              Bose-Einstein n̄_j
+The Debye-Waller fraction (paper Eqs. 30-33, Table I)
+    debye_msd                3D Debye-model <u²> = <u_x² + u_y² + u_z²>, zero point included
+    debye_waller_2w          2W = q²<u²>/3 (3D isotropic, Eq. 33) or q²<u²> (1D)
+    huang_rhys_fraction      occupation-diagonal fraction of a single-site e^{iqu_n} (MODEL.md, Eq. 30)
 """
 
 from __future__ import annotations
@@ -17,8 +29,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import integrate, special
 
-from .units import HBAR, mass_ev
+from .electron import k_grid
+from .lattice import BOUNDARIES, STATISTICS, Chain, mode_frequencies, mode_matrix
+from .units import HBAR, KB, mass_ev
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,3 +224,220 @@ def backscatter_energy_shift(k, P, N, M_amu, t0, a):
                          f"M_amu={M_amu!r}: the recoil energy is too large for the band (allowed: "
                          f"|recoil_energy| well below the bandwidth 4 t0 = {4 * t0:g} eV)")
     return band_shift(d)
+
+
+# --------------------------------------------------------------------------------------------
+# Born approximation and packet averages
+# --------------------------------------------------------------------------------------------
+def born_reflection(k, t0, a, dt_bonds=None, deps_sites=None):
+    """First-order Born reflection probability R_Born(k) = |r(k)|² of a weak static distortion of
+    the perfect chain: hopping offsets ``dt_bonds`` (eV; t_b = t0 + δt_b on consecutive bonds,
+    bond j joining sites j and j+1) and site energies ``deps_sites`` (eV, sites 0, 1, ...).
+
+    With the 1D Green's function G(n, m; E + i0) = e^{ik|n-m|a}/(2i t0 sin ka), E = -2 t0 cos ka,
+    the wave scattered to n -> -∞ from e^{ikna} is r e^{-ikna} with
+
+        r(k) = [Σ_n δε_n e^{2ikna} - 2 Σ_j δt_j e^{ik(2j+1)a}] / (2i t0 sin ka).
+
+    k in (0, π/a) (1/Å), t0 > 0 (eV), a > 0 (Å). Exact to first order in the distortion: the
+    relative error of R_Born is of order max|δ|/(t0 sin ka)."""
+    t0 = float(_positive("t0", t0))
+    a = float(_positive("a", a))
+    kk = _forward_k(k, a)
+    dt_b = np.zeros(0) if dt_bonds is None else np.atleast_1d(_finite("dt_bonds", dt_bonds)).ravel()
+    de = np.zeros(0) if deps_sites is None else np.atleast_1d(_finite("deps_sites", deps_sites)).ravel()
+    ka = kk[..., None] * a
+    amp = (np.sum(de * np.exp(2j * ka * np.arange(de.size)), axis=-1)
+           - 2.0 * np.sum(dt_b * np.exp(1j * ka * (2 * np.arange(dt_b.size) + 1)), axis=-1))
+    return np.abs(amp / (2j * t0 * np.sin(kk * a))) ** 2
+
+
+def packet_weights(N, a, x0, sigma, k0):
+    """Momentum distribution of wow's initial packet (MODEL.md): the DFT momenta k (1/Å, FFT order,
+    in (-π/a, π/a]) and |ψ~(k)|² of ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na} on N sites (spacing a, Å),
+    normalised to 1. x0, sigma in Å, k0 in 1/Å."""
+    N = _count("N", N, low=2)
+    a = float(_positive("a", a))
+    sigma = float(_positive("sigma", sigma))
+    x0, k0 = float(_finite("x0", x0)), float(_finite("k0", k0))
+    x = np.arange(N) * a
+    psi = np.exp(-((x - x0) ** 2) / (4 * sigma**2) + 1j * k0 * x)
+    w = np.abs(np.fft.fft(psi / np.linalg.norm(psi), norm="ortho")) ** 2
+    return k_grid(N, a), w
+
+
+def packet_average(fn, N, a, x0, sigma, k0, tol=1e-10):
+    """Σ_k |ψ~(k)|² fn(k) over the forward momenta 0 < k < π/a of wow's initial packet (see
+    ``packet_weights``): e.g. the packet's backscattered probability Σ_k w(k) R(k) for an elastic
+    static scatterer, each k reflecting independently. fn: a vectorised function of k (1/Å).
+    Refuses a packet with more than ``tol`` of its weight outside (0, π/a)."""
+    k, w = packet_weights(N, a, x0, sigma, k0)
+    fwd = (k > 0) & (k < math.pi / float(a))
+    if np.sum(w[~fwd]) > tol:
+        raise ValueError(f"k0={k0!r}, sigma={sigma!r}: the packet has weight {np.sum(w[~fwd]):.2g} outside "
+                         f"0 < k < π/a (allowed <= tol={tol:g}); use a broader packet or k0 nearer π/(2a)")
+    return float(np.sum(w[fwd] * fn(k[fwd])))
+
+
+# --------------------------------------------------------------------------------------------
+# Thermal displacements of the chain (relative to the CM)
+# --------------------------------------------------------------------------------------------
+def _check_chain(chain):
+    if not isinstance(chain, Chain):
+        raise ValueError(f"chain={chain!r} must be a wow.Chain")
+    _count("chain.N", chain.N, low=3)
+    if chain.boundary not in BOUNDARIES:
+        raise ValueError(f"chain.boundary={chain.boundary!r}: allowed {BOUNDARIES}")
+    for name in ("mass", "spring", "a"):
+        _positive(f"chain.{name}", getattr(chain, name))
+    return chain
+
+
+def _statistics(statistics):
+    if statistics not in STATISTICS:
+        raise ValueError(f"statistics={statistics!r}: allowed {', '.join(map(repr, STATISTICS))}")
+    return statistics
+
+
+def occupations(chain, T):
+    """Bose-Einstein n̄_j = 1/(e^{ħω_j/k_BT} - 1) of the internal modes j = 1..N-1 (zero at T = 0)."""
+    _check_chain(chain)
+    T = float(_nonnegative("T", T))
+    w = mode_frequencies(chain)
+    if T == 0:
+        return np.zeros_like(w)
+    x = HBAR * w / (KB * T)
+    return np.exp(-x) / -np.expm1(-x)  # 1/(e^x - 1) without overflow at large x
+
+
+def mode_variance(chain, T, statistics="quantum"):
+    """<Q_j²> (Å²) of the internal modes j = 1..N-1: classical k_BT/(Mω²); quantum (Wigner, zero
+    point included) ħ/(2Mω) coth(ħω/2k_BT) = ħ/(2Mω)(2n̄ + 1). T >= 0 (K); classical needs T > 0
+    to be non-zero."""
+    _check_chain(chain)
+    T = float(_nonnegative("T", T))
+    w, M = mode_frequencies(chain), chain.mass_ev
+    if _statistics(statistics) == "classical":
+        return KB * T / (M * w**2)
+    return HBAR / (2 * M * w) * (2 * occupations(chain, T) + 1)
+
+
+def msd_sites(chain, T, statistics="quantum"):
+    """<u_n²> (Å²) for each site n = 0..N-1, u_n the displacement relative to the CM (sum u = 0):
+    Σ_j e_nj² <Q_j²> over the internal modes (MODEL.md). Uniform on the ring; on the open chain
+    largest at the free ends. Dense in N (uses wow.lattice.mode_matrix): for N up to a few
+    thousand."""
+    E = mode_matrix(_check_chain(chain))
+    return (E**2) @ mode_variance(chain, T, statistics)
+
+
+def msd_mean(chain, T, statistics="quantum"):
+    """Site average (1/N) Σ_n <u_n²> = (1/N) Σ_j <Q_j²> (Å²), any N."""
+    return float(np.sum(mode_variance(chain, T, statistics)) / chain.N)
+
+
+def msd_classical(chain, T):
+    """Closed forms of the classical <u_n²> (Å², per site), derived without normal modes:
+    ring  k_BT (N² - 1)/(12 N K) at every site (Σ_{j=1}^{N-1} csc²(πj/N) = (N² - 1)/3);
+    open  the N-1 bonds are independent N(0, k_BT/K) and u_n = Σ_i b_i (θ(i < n) - (N-1-i)/N), so
+          <u_n²> = k_BT/(6 K N²) [n(n+1)(2n+1) + (N-1-n)(N-n)(2N-1-2n)]
+          (≈ k_BT N/(12K) mid-chain, ≈ k_BT N/(3K) at the ends)."""
+    _check_chain(chain)
+    T = float(_nonnegative("T", T))
+    N, K, kT = chain.N, chain.spring, KB * T
+    if chain.boundary == "ring":
+        return np.full(N, kT * (N**2 - 1) / (12 * N * K))
+    n = np.arange(N, dtype=float)
+    return kT / (6 * K * N**2) * (n * (n + 1) * (2 * n + 1) + (N - 1 - n) * (N - n) * (2 * N - 1 - 2 * n))
+
+
+def bond_variance(chain, T, statistics="quantum"):
+    """<b_n²> (Å²) of each bond b_n = u_{n+1} - u_n (N-1 bonds open, N ring):
+    Σ_j (e_{n+1,j} - e_nj)² <Q_j²>. Classical: k_BT/K for every bond of the open chain (its bonds
+    are independent), k_BT/K (N-1)/N on the ring (its bonds sum to zero)."""
+    E = mode_matrix(_check_chain(chain))
+    dE = np.roll(E, -1, axis=0) - E if chain.boundary == "ring" else E[1:] - E[:-1]
+    return (dE**2) @ mode_variance(chain, T, statistics)
+
+
+# --------------------------------------------------------------------------------------------
+# Debye-Waller and Huang-Rhys
+# --------------------------------------------------------------------------------------------
+def _debye_integral(x):
+    """∫_0^x t/(e^t - 1) dt."""
+    if x == 0:
+        return 0.0
+    f = lambda t: t / np.expm1(t) if t > 0 else 1.0
+    return integrate.quad(f, 0.0, x, epsabs=0.0, epsrel=1e-13, limit=200)[0]
+
+
+def debye_msd(T, theta_D, M_amu):
+    """3D Debye-model mean-square displacement <u²> = <u_x² + u_y² + u_z²> (Å²), zero point included:
+
+        <u²> = 3 x (3ħ²/(M k_B Θ_D)) [1/4 + (T/Θ_D)² ∫_0^{Θ_D/T} x/(e^x - 1) dx].
+
+    The bracketed standard Debye formula is ONE Cartesian component <u_x²> (B = 8π²<u_x²>); the
+    factor 3 makes the isotropic total that paper Eq. 33 divides by 3 (2W = q²<u²>/3).
+    Limits: T = 0: 9ħ²/(4 M k_B Θ_D); T >> Θ_D: 9ħ²T/(M k_B Θ_D²) (classical, 3 k_BT/(Mω_D²) per
+    component). T >= 0 (K, scalar or array), Θ_D > 0 (K), M_amu > 0 (amu)."""
+    Ts = _nonnegative("T", T)
+    theta = float(_positive("theta_D", theta_D))
+    M = mass_ev(float(_positive("M_amu", M_amu)))
+    pref = 3.0 * HBAR**2 / (M * KB * theta)
+
+    def one(t):
+        if t == 0:
+            return 0.25
+        return 0.25 + (t / theta) ** 2 * _debye_integral(theta / t)
+
+    out = 3.0 * pref * np.vectorize(one, otypes=[float])(Ts)
+    return float(out) if out.ndim == 0 else out
+
+
+def debye_waller_2w(q, msd, dim=3):
+    """Debye-Waller exponent 2W (dimensionless): dim = 3, isotropic, 2W = q²<u²>/3 with <u²> the
+    full 3D mean square (paper Eq. 33); dim = 1, 2W = q²<u²> (MODEL.md). q in 1/Å, msd = <u²> >= 0
+    in Å². The paper's elastic fraction is then f_el ≈ exp(-2W) (Eq. 31)."""
+    q = _finite("q", q)
+    msd = _nonnegative("msd", msd)
+    if dim not in (1, 3):
+        raise ValueError(f"dim={dim!r}: allowed 1 or 3")
+    out = q**2 * msd / (3.0 if dim == 3 else 1.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def huang_rhys_fraction(chain, q, T, site=None, basis="standing"):
+    """Occupation-diagonal fraction of the single-site density operator e^{iqu_n} (paper Eq. 30 for
+    one site, whose denominator |e^{iqu}|² = 1), MODEL.md:
+
+        f_HR = Σ_{n} p_n |<n|e^{iqu_n}|n>|² = Π_j exp(-λ_j(2n̄_j + 1)) I_0(2λ_j sqrt(n̄_j(n̄_j + 1))),
+        λ_j = q² e_nj² ħ/(2Mω_j),
+
+    with n̄_j Bose-Einstein (quantum lattice) and |<n|D|n>|² = e^{-λ} L_n(λ)² for each mode. It equals
+    exp(-2W) = exp(-q²<u_n²>) (quantum <u_n²>) at T = 0 and exceeds it at T > 0 by the factor
+    Π_j I_0(...) ≈ exp(Σ_j λ_j² n̄_j(n̄_j+1)), which vanishes as 1/N when each mode's share of
+    <u_n²> is O(1/N). Evaluated with scipy.special.i0e in logs.
+
+    q: momentum transfer (1/Å, scalar or array); T >= 0 (K); site: index of the site n (default
+    the middle, N//2); basis: the Fock basis, 'standing' (the real modes e_nj of wow.lattice) or,
+    on the ring only, 'running' (±q waves, e_nj² -> 1/N; their occupations differ from the standing
+    waves', so the diagonal fraction does too)."""
+    _check_chain(chain)
+    q = _finite("q", q)
+    T = float(_nonnegative("T", T))
+    N = chain.N
+    site = N // 2 if site is None else _count("site", site, low=0)
+    if site >= N:
+        raise ValueError(f"site={site} is out of range: allowed 0..{N - 1}")
+    if basis not in ("standing", "running"):
+        raise ValueError(f"basis={basis!r}: allowed 'standing' or 'running'")
+    if basis == "running" and chain.boundary != "ring":
+        raise ValueError("basis='running' needs boundary='ring' (the open chain's modes are standing waves)")
+    w = mode_frequencies(chain)
+    e2 = np.full(N - 1, 1.0 / N) if basis == "running" else mode_matrix(chain)[site] ** 2
+    nbar = occupations(chain, T)
+    lam = q[..., None] ** 2 * e2 * HBAR / (2 * chain.mass_ev * w)
+    z = 2 * lam * np.sqrt(nbar * (nbar + 1))
+    log_f = np.sum(np.log(special.i0e(z)) + z - lam * (2 * nbar + 1), axis=-1)
+    out = np.exp(log_f)
+    return float(out) if out.ndim == 0 else out
