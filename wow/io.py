@@ -47,6 +47,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -361,6 +362,27 @@ def _stack(rows):
     return np.stack([np.asarray(r) for r in rows])
 
 
+@partial(jax.jit, static_argnames=("chain", "statistics", "frozen"))
+def _lattice_frames(keys, T, times, chain, statistics, frozen):
+    """u_n at the frame times and the internal lattice energy, per sample key, on the device."""
+    real = times.dtype
+
+    def one(key):
+        s = lattice.sample_modes(key, chain, T, statistics, real)
+        if frozen:
+            st = lattice.to_sites(chain, s)
+            u = jnp.broadcast_to(st.u, (times.shape[0], chain.N))
+            v = jnp.zeros_like(u)
+        else:
+            st = jax.vmap(lambda t: lattice.harmonic_motion(chain, s, t))(times)
+            u, v = st.u, st.v
+        b = u[:, 1:] - u[:, :-1] if chain.boundary == "open" else jnp.roll(u, -1, axis=1) - u
+        e_lat = 0.5 * chain.mass_ev * jnp.sum(v**2, 1) + 0.5 * chain.spring * jnp.sum(b**2, 1)
+        return u, e_lat
+
+    return jax.vmap(one)(keys)
+
+
 def trajectory_frames(res: EnsembleResult, n: int | None = None) -> dict:
     """Frame-by-frame arrays of a run made with save_density=True: the recorded density and momentum
     frames, the CM momentum, and the lattice displacements u_n(t) with the energies (the first n
@@ -379,23 +401,8 @@ def trajectory_frames(res: EnsembleResult, n: int | None = None) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(res.seed), res.n_samples)
     times = jnp.asarray(res.times, real)
 
-    @jax.jit
-    def lattice_frames(keys, T):
-        def one(key):
-            s = lattice.sample_modes(key, c, T, cfg.statistics, real)
-            if cfg.dynamics == "frozen":
-                st = lattice.to_sites(c, s)
-                u = jnp.broadcast_to(st.u, (times.shape[0], c.N))
-                v = jnp.zeros_like(u)
-            else:
-                st = jax.vmap(lambda t: lattice.harmonic_motion(c, s, t))(times)
-                u, v = st.u, st.v
-            b = u[:, 1:] - u[:, :-1] if c.boundary == "open" else jnp.roll(u, -1, axis=1) - u
-            e_lat = 0.5 * c.mass_ev * jnp.sum(v**2, 1) + 0.5 * c.spring * jnp.sum(b**2, 1)
-            return u, e_lat
-        return jax.vmap(one)(keys)
-
-    u, e_lat = lattice_frames(keys, jnp.asarray(cfg.temperature, real))
+    u, e_lat = _lattice_frames(keys, jnp.asarray(cfg.temperature, real), times, c, cfg.statistics,
+                               cfg.dynamics == "frozen")
     k = k_grid(c.N, c.a)
     order = np.argsort(k, kind="stable")
     w = np.asarray(res.traces["momentum"])

@@ -1,0 +1,233 @@
+"""Results files: round trip, resumable sweeps (exception and killed process), refusals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import wow
+from wow import io
+from wow.electron import k_grid
+
+
+def tiny(**kw):
+    base = dict(chain=wow.Chain(N=32), electron=wow.Electron(sigma=3.0), temperature=300.0,
+                dt=0.05, duration=1.0, n_frames=2)
+    base.update(kw)
+    return wow.Config(**base)
+
+
+def sweep_points(trajectories=0):
+    return [io.Point(f"T={T:g} {d}", {"temperature": T, "dynamics": d}, tiny(temperature=T, dynamics=d),
+                     trajectories)
+            for d in ("frozen", "wow") for T in (30.0, 300.0)]
+
+
+def kill_points():
+    return [io.Point(f"T={T:g}", {"temperature": T}, tiny(temperature=T, dynamics="frozen"))
+            for T in (10.0, 30.0, 100.0, 300.0)]
+
+
+INPUTS = {"temperatures": ([30.0, 300.0], "K", "temperatures")}
+
+
+def content(path):
+    """Everything that must not depend on how the sweep was run (no timings, no provenance)."""
+    r = io.read_results(path)
+    out = {"inputs_json": r.attrs["inputs_json"], "n": len(r.points)}
+    for p in r.points:
+        out[p.label] = (p.values, io.config_to_flat(p.config), {k: np.asarray(v) for k, v in p.per_sample.items()},
+                        p.stats, p.coherent)
+    return out
+
+
+def assert_same(a, b):
+    assert a["inputs_json"] == b["inputs_json"] and a["n"] == b["n"]
+    for k in a:
+        if k in ("inputs_json", "n"):
+            continue
+        va, vb = a[k], b[k]
+        assert va[0] == vb[0] and va[1] == vb[1]
+        for name in va[2]:
+            np.testing.assert_allclose(va[2][name], vb[2][name], rtol=1e-12, atol=1e-14, equal_nan=True)
+        for name in va[3]:
+            np.testing.assert_allclose(va[3][name], vb[3][name], rtol=1e-10, atol=1e-14, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref") / "ref.h5"
+    io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS)
+    return path
+
+
+def test_config_round_trip():
+    cfg = tiny(electron=wow.Electron(sigma=3.0, x0=30.0, k0=0.5, bond_defects=((5, -0.25),)), cm_momentum=1.5,
+               recoil=True)
+    flat = io.config_to_flat(cfg)
+    assert io.config_from_flat(json.loads(json.dumps(flat))) == cfg
+    assert set(flat) <= set(io.CONFIG_UNITS), "every Config input needs a unit in io.CONFIG_UNITS"
+
+
+def test_round_trip_matches_memory(reference):
+    r = io.read_results(reference)
+    assert [p.label for p in r.points] == [p.label for p in sweep_points()]
+    p = r.points[3]
+    mem = wow.run(p.config, 4, seed=3)
+    for k, v in mem.per_sample.items():
+        np.testing.assert_array_equal(p.per_sample[k], v)
+    for k, (m, s) in mem.stats.items():
+        assert p.stats[k] == pytest.approx((m, s), nan_ok=True)
+    assert p.coherent == pytest.approx(mem.coherent)
+    np.testing.assert_array_equal(p.times, mem.times)
+    np.testing.assert_allclose(p.trace_mean["P_R"], mem.traces["P_R"].mean(0))
+    with h5py.File(reference) as f:  # self-describing: units, provenance, seed
+        assert f.attrs["format"] == "wow-results" and f.attrs["seed"] == 3
+        for key in ("wow_version", "git_commit", "jax_version", "device", "dtype", "wall_s", "created_utc"):
+            assert key in f.attrs
+        g = f["points/p0003"]
+        assert g["config/temperature"].attrs["unit"] == "K"
+        assert g["config/chain.spring"].attrs["unit"] == "eV/angstrom^2"
+        assert g["per_sample/dE_b"].attrs["unit"] == "eV"
+        assert g["config/temperature"][()] == 300.0 and g.attrs["wall_s"] > 0
+        assert f["inputs/temperatures"].attrs["unit"] == "K"
+
+
+def test_saved_trajectory_equals_memory(tmp_path):
+    cfg = tiny(temperature=300.0, dynamics="wow", recoil=True, n_frames=4, save_density=True)
+    path = tmp_path / "t.h5"
+    io.run_sweep(path, "test", [io.Point("a", {"N": 32}, cfg, trajectories=2)], 4, seed=5)
+    tr = io.read_results(path).points[0].trajectories
+    mem = wow.run(cfg, 4, seed=5)
+    # the trajectory run has 2 samples; they are samples 0 and 1 of the 4-sample ensemble
+    np.testing.assert_allclose(tr["density"], mem.traces["density"][:2], rtol=1e-12, atol=1e-15)
+    order = np.argsort(k_grid(32, cfg.chain.a))
+    np.testing.assert_allclose(tr["momentum"], mem.traces["momentum"][:2][..., order], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(tr["P_R"], mem.traces["P_R"][:2], rtol=1e-12)
+    # the frames agree with the engine's own tallies: band energy at t = 0 is E_in; norm stays 1
+    np.testing.assert_allclose(tr["E_band"][:, 0], mem.per_sample["E_in"][:2], rtol=1e-12)
+    np.testing.assert_allclose(tr["momentum"].sum(-1), 1.0, rtol=1e-12)
+    # lattice frames: no CM part, and moving (wow), with the conserved harmonic energy
+    assert tr["u"].shape == (2, 5, 32)
+    np.testing.assert_allclose(tr["u"].sum(-1), 0.0, atol=1e-12)
+    assert np.abs(tr["u"][:, -1] - tr["u"][:, 0]).max() > 1e-4
+    np.testing.assert_allclose(tr["E_lattice"], np.broadcast_to(tr["E_lattice"][:, :1], (2, 5)), rtol=1e-9)
+    with h5py.File(path) as f:
+        d = f["points/p0000/trajectories/density"]
+        assert d.compression == "gzip" and d.chunks is not None
+
+
+def test_resume_after_exception(tmp_path, reference, monkeypatch):
+    path = tmp_path / "s.h5"
+    real, calls = io.run_ensemble, []
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("stop")
+        return real(*a, **k)
+
+    monkeypatch.setattr(io, "run_ensemble", failing)
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS)
+    assert len(io.read_results(path).points) == 2
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary left after an exception"
+    monkeypatch.setattr(io, "run_ensemble", real)
+    seen = []
+    io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS, log=seen.append)
+    assert any("resuming, 2 of 4" in s for s in seen)
+    assert_same(content(path), content(reference))
+
+
+def test_resume_after_kill(tmp_path):
+    path = tmp_path / "k.h5"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import jax; jax.config.update("jax_enable_x64", True)
+        import test_io
+        from wow import io
+        real = io.run_ensemble
+        def slow(*a, **k):
+            r = real(*a, **k); time.sleep(1.0); return r
+        io.run_ensemble = slow
+        io.run_sweep({str(path)!r}, "test", test_io.kill_points(), 4, seed=3)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    n_done, t0 = 0, time.time()
+    try:
+        while time.time() - t0 < 60:
+            if path.exists():
+                n_done = len(io.read_results(path).points)  # always readable, even mid-run
+                if n_done >= 1:
+                    break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        time.sleep(0.5)  # kill while the next point is being computed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    n_after = len(io.read_results(path).points)
+    assert 1 <= n_after < 4, "the kill should land mid-sweep"
+    io.run_sweep(path, "test", kill_points(), 4, seed=3)
+    assert not list(tmp_path.glob(".*.tmp")), "the killed run's temporary is cleaned up"
+    whole = tmp_path / "whole.h5"
+    io.run_sweep(whole, "test", kill_points(), 4, seed=3)
+    assert_same(content(path), content(whole))
+
+
+def test_other_inputs_refused_and_file_untouched(tmp_path, reference):
+    path = tmp_path / "r.h5"
+    path.write_bytes(reference.read_bytes())
+    before = path.read_bytes()
+    with pytest.raises(io.ResultsError, match=r"different inputs \(seed: 3 in the file, 4 now.*--overwrite"):
+        io.run_sweep(path, "test", sweep_points(), 4, seed=4, inputs=INPUTS)
+    with pytest.raises(io.ResultsError, match="points"):
+        io.run_sweep(path, "test", sweep_points()[:3], 4, seed=3, inputs=INPUTS)
+    assert path.read_bytes() == before
+    io.run_sweep(path, "test", sweep_points()[:1], 4, seed=4, inputs=INPUTS, overwrite=True)
+    r = io.read_results(path)
+    assert len(r.points) == 1 and r.attrs["seed"] == 4
+
+
+def test_bad_files(tmp_path):
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(io.ResultsError, match="not a readable HDF5 file"):
+        io.read_results(text)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(io.ResultsError, match="not a wow results file"):
+        io.read_results(other)
+    before = other.read_bytes()
+    with pytest.raises(io.ResultsError, match="not a wow results file"):
+        io.run_sweep(other, "test", sweep_points()[:1], 4)
+    assert other.read_bytes() == before
+    with pytest.raises(io.ResultsError, match="no such file"):
+        io.read_results(tmp_path / "missing.h5")
+
+
+def test_bad_inputs_write_nothing(tmp_path):
+    path = tmp_path / "bad.h5"
+    with pytest.raises(wow.ConfigError, match="n_samples=1"):
+        io.run_sweep(path, "test", sweep_points(), 1)
+    with pytest.raises(wow.ConfigError, match="point 'x': temperature=-1"):
+        io.run_sweep(path, "test", [io.Point("x", {}, tiny(temperature=-1.0))], 2)
+    with pytest.raises(wow.ConfigError, match="trajectories=5 must be an integer"):
+        io.run_sweep(path, "test", [io.Point("x", {}, tiny(), trajectories=5)], 2)
+    with pytest.raises(wow.ConfigError, match="devices='gpu'"):
+        io.run_sweep(path, "test", sweep_points(), 2, devices="gpu")
+    with pytest.raises(io.ResultsError, match="does not exist"):
+        io.run_sweep(tmp_path / "no" / "dir.h5", "test", sweep_points(), 2)
+    assert list(tmp_path.iterdir()) == []
