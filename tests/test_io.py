@@ -231,3 +231,13 @@ def test_bad_inputs_write_nothing(tmp_path):
     with pytest.raises(io.ResultsError, match="does not exist"):
         io.run_sweep(tmp_path / "no" / "dir.h5", "test", sweep_points(), 2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_h5dump_reads_the_file(reference):
+    exe = __import__("shutil").which("h5dump")
+    if exe is None:
+        pytest.skip("h5dump (hdf5-tools) is not installed")
+    r = subprocess.run([exe, "-d", "/points/p0001/config/temperature", str(reference)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "300" in r.stdout and '"K"' in r.stdout
+    assert subprocess.run([exe, "-H", str(reference)], capture_output=True, timeout=60).returncode == 0
