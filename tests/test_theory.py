@@ -315,6 +315,24 @@ def test_huang_rhys_limits():
     np.testing.assert_allclose(np.log(f) + two_w, np.sum(lam**2 * nb * (nb + 1), axis=1), rtol=0.05)
 
 
+def test_huang_rhys_debye_crystal():
+    """3D: f_HR = exp(-2W) at T = 0; above it at T > 0 by a Bessel factor whose log is
+    ≈ Σ λ² n̄(n̄+1) and falls as n_atoms^{-2/3} (8x the atoms: a quarter)."""
+    q, theta, Mamu = np.array([1.36, 2.7, 6.0]), 343.0, 63.546
+    e0 = np.exp(-th.debye_waller_2w(q, th.debye_msd(0.0, theta, Mamu)))
+    np.testing.assert_allclose(th.huang_rhys_fraction_debye(q, 0.0, theta, Mamu, 50), e0, rtol=1e-14)
+    e = np.exp(-th.debye_waller_2w(q, th.debye_msd(300.0, theta, Mamu)))
+    logC = [np.log(th.huang_rhys_fraction_debye(q, 300.0, theta, Mamu, n) / e) for n in (100, 800)]
+    assert np.all(logC[0] > 0)
+    np.testing.assert_allclose(logC[0] / logC[1], 4.0, rtol=0.1)
+    # leading order of log I_0(z) = z²/4: Σ λ² n̄(n̄+1)
+    n = 100
+    w = KB * theta / HBAR * ((np.arange(1, 3 * n + 1) - 0.5) / (3 * n)) ** (1 / 3)
+    nb = 1 / np.expm1(HBAR * w / (KB * 300.0))
+    lam = q[:, None] ** 2 / 3 * HBAR / (2 * mass_ev(Mamu) * w * n)
+    np.testing.assert_allclose(logC[0], np.sum(lam**2 * nb * (nb + 1), axis=1), rtol=0.01)
+
+
 # --------------------------------------------------------------------------------------------
 # Bad input
 # --------------------------------------------------------------------------------------------
@@ -340,6 +358,7 @@ def test_huang_rhys_limits():
     (lambda: th.debye_waller_2w(1.0, 0.1, dim=2), "dim"),
     (lambda: th.huang_rhys_fraction(wow.Chain(N=10), 1.0, 300.0, site=10), "site"),
     (lambda: th.huang_rhys_fraction(wow.Chain(N=10), 1.0, 300.0, basis="running"), "basis"),
+    (lambda: th.huang_rhys_fraction_debye(1.0, 300.0, 343.0, 63.5, 0), "n_atoms"),
 ])
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):

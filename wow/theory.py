@@ -22,6 +22,7 @@ The Debye-Waller fraction (paper Eqs. 30-33, Table I)
     debye_msd                3D Debye-model <u²> = <u_x² + u_y² + u_z²>, zero point included
     debye_waller_2w          2W = q²<u²>/3 (3D isotropic, Eq. 33) or q²<u²> (1D)
     huang_rhys_fraction      occupation-diagonal fraction of a single-site e^{iqu_n} (MODEL.md, Eq. 30)
+    huang_rhys_fraction_debye  the same for one atom of a finite 3D Debye crystal
 """
 
 from __future__ import annotations
@@ -440,4 +441,34 @@ def huang_rhys_fraction(chain, q, T, site=None, basis="standing"):
     z = 2 * lam * np.sqrt(nbar * (nbar + 1))
     log_f = np.sum(np.log(special.i0e(z)) + z - lam * (2 * nbar + 1), axis=-1)
     out = np.exp(log_f)
+    return float(out) if out.ndim == 0 else out
+
+
+def huang_rhys_fraction_debye(q, T, theta_D, M_amu, n_atoms):
+    """Occupation-diagonal fraction of e^{iq·u} for one atom of a 3D Debye crystal of ``n_atoms``
+    atoms (the 3D counterpart of ``huang_rhys_fraction``, for Table I):
+
+        f_HR = exp(-2W) x Π_i I_0(z_i),   z_i = 2λ_i sqrt(n̄_i(n̄_i + 1)),
+
+    with 2W = q²<u²>/3 from the continuum ``debye_msd`` and the Bessel factor over the 3 n_atoms
+    modes at the Debye-quantile frequencies ω_i = ω_D ((i - 1/2)/(3 n_atoms))^{1/3}, each with the
+    isotropic mean coupling λ_i = (q²/3) ħ/(2 M ω_i n_atoms) (so that Σ_i λ_i (2n̄_i + 1) -> 2W).
+    The factor is >= 1, is 1 at T = 0, and tends to 1 as n_atoms^{-2/3} (the softest modes
+    dominate it): in a macroscopic crystal f_HR = exp(-2W). q (1/Å), T >= 0 (K), Θ_D > 0 (K),
+    M_amu > 0 (amu), n_atoms >= 1."""
+    q = _finite("q", q)
+    T = float(_nonnegative("T", T))
+    n_atoms = _count("n_atoms", n_atoms)
+    two_w = debye_waller_2w(q, debye_msd(T, theta_D, M_amu), dim=3)
+    if T == 0:
+        return two_w * 0 + np.exp(-two_w)
+    M = mass_ev(float(M_amu))
+    wD = KB * float(theta_D) / HBAR
+    i = np.arange(1, 3 * n_atoms + 1)
+    w = wD * ((i - 0.5) / (3 * n_atoms)) ** (1.0 / 3.0)
+    x = HBAR * w / (KB * T)
+    nbar = np.exp(-x) / -np.expm1(-x)
+    lam = np.asarray(q)[..., None] ** 2 / 3.0 * HBAR / (2 * M * w * n_atoms)
+    z = 2 * lam * np.sqrt(nbar * (nbar + 1))
+    out = np.exp(-two_w + np.sum(np.log(special.i0e(z)) + z, axis=-1))
     return float(out) if out.ndim == 0 else out
