@@ -344,6 +344,7 @@ def test_huang_rhys_debye_crystal():
     (lambda: th.reflection_probability(1.0, 1.0, 1.0, [0.5, 0.0]), "t_bonds"),
     (lambda: th.reflection_probability(1.0, 1.0, 1.0, None, [np.nan]), "eps_sites"),
     (lambda: th.reflection_bond(1.0, 1.0, 0.0, 1.0), "t1"),
+    (lambda: th.reflection_bond("fast", 1.0, 0.5, 1.0), "k"),
     (lambda: th.recoil_energy(1.0, 0.0, 0, 1.0), "N"),
     (lambda: th.recoil_energy(1.0, 0.0, 10, -1.0), "M_amu"),
     (lambda: th.backscatter_energy_shift(1.0, 0.0, 1, 1e-9, 1.0, 1.0), "recoil energy"),

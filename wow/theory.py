@@ -40,22 +40,29 @@ from .units import HBAR, KB, mass_ev
 # --------------------------------------------------------------------------------------------
 # Input checks (public functions refuse bad input with the parameter, its value and the range)
 # --------------------------------------------------------------------------------------------
+def _array(name, value):
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={_show(value)} must be a real number or an array of them") from None
+
+
 def _positive(name, value):
-    v = np.asarray(value, dtype=float)
+    v = _array(name, value)
     if not np.all(np.isfinite(v)) or np.any(v <= 0):
         raise ValueError(f"{name}={_show(value)} is out of range: allowed finite values > 0")
     return v
 
 
 def _nonnegative(name, value):
-    v = np.asarray(value, dtype=float)
+    v = _array(name, value)
     if not np.all(np.isfinite(v)) or np.any(v < 0):
         raise ValueError(f"{name}={_show(value)} is out of range: allowed finite values >= 0")
     return v
 
 
 def _finite(name, value):
-    v = np.asarray(value, dtype=float)
+    v = _array(name, value)
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name}={_show(value)} must be finite")
     return v
@@ -69,7 +76,7 @@ def _count(name, value, low=1):
 
 def _forward_k(k, a):
     """k as an array inside the open interval (0, π/a), or a ValueError."""
-    kk = np.asarray(k, dtype=float)
+    kk = _array("k", k)
     zone = math.pi / float(a)
     bad = ~np.isfinite(kk) | (kk <= 0) | (kk >= zone)
     if np.any(bad):
