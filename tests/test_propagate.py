@@ -18,6 +18,7 @@ from wow import lattice as L
 from wow.electron import bonds, hamiltonian, hoppings, onsite
 from wow.ensemble import initial_packet, layout_of, params_of
 from wow.propagate import propagate
+from wow.theory import reflection_probability
 from wow.units import HBAR, mass_ev
 
 
@@ -196,24 +197,6 @@ def test_recoil_kinematics_A6_to_A8():
             assert abs(on.per_sample["dE_e"][0] + on.per_sample["dE_cm"][0]) < 1e-5
 
 
-def transfer_matrix_R(k, t0, t1, a=1.0):
-    """Exact reflection probability of a plane wave e^{ikn} on a perfect chain (hopping t0) with one
-    bond of hopping t1 between sites 0 and 1: iterate the tight-binding equation
-    E ψ_n = -t_{n-1} ψ_{n-1} - t_n ψ_{n+1} backwards from a purely transmitted wave and split the
-    left side into e^{ikn} + r e^{-ikn}."""
-    ka = np.asarray(k) * a
-    E = -2 * t0 * np.cos(ka)
-    psi = {2: np.exp(2j * ka), 1: np.exp(1j * ka)}  # ψ_n = e^{ikn} for n >= 1
-    hop = lambda n: t1 if n == 0 else t0  # hopping of the bond (n, n+1)
-    for n in (1, 0, -1):  # ψ_{n-1} = -(E ψ_n + t_n ψ_{n+1}) / t_{n-1}
-        psi[n - 1] = -(E * psi[n] + hop(n) * psi[n + 1]) / hop(n - 1)
-    # on n <= 0: ψ_n = A e^{ikn} + B e^{-ikn}; solve from ψ_{-1}, ψ_{-2}
-    e1, den = np.exp(1j * ka), 2j * np.sin(ka)
-    A = (psi[-1] * e1**2 - psi[-2] * e1) / den
-    B = (psi[-2] / e1 - psi[-1] / e1**2) / den
-    return np.abs(B / A) ** 2, np.abs(1 / A) ** 2
-
-
 @pytest.mark.parametrize("t1", [0.6, 1.3])
 def test_reflection_from_one_modified_bond_matches_transfer_matrix(t1):
     """P_b of a packet sent onto one bond of hopping t1 (perfect chain, T = 0) equals the exact
@@ -228,7 +211,7 @@ def test_reflection_from_one_modified_bond_matches_transfer_matrix(t1):
     k = np.asarray(params_of(cfg).k)
     w = np.abs(psik) ** 2
     fwd = k > 0
-    R, T = transfer_matrix_R(k[fwd], 1.0, t1)
+    R = reflection_probability(k[fwd], 1.0, 1.0, t_bonds=[t1])  # exact transfer matrix
     expected = np.sum(w[fwd] * R)
     assert np.sum(w[~fwd]) < 1e-12  # the packet starts with no backward weight
     assert r.per_sample["P_b"][0] == pytest.approx(expected, rel=2e-4)
