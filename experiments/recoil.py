@@ -42,6 +42,7 @@ def build_parser():
     g.add_argument("--temperature", type=float, default=10.0,
                    help="T (K) of the thermal-P points (A10); the fixed-P points run at T = 0")
     g.add_argument("--no-thermal", action="store_true", help="skip the thermal-P points")
+    g.add_argument("--table", type=Path, default=_common.RESULTS / f"{EXPERIMENT}.md", help="markdown table to write")
     return p
 
 
@@ -104,9 +105,13 @@ def main(argv=None):
     for N, P, elec, cm, a8, pb in plot.recoil_rows(res):
         rows.append([str(N), P, f"{pb:.4f}", f"{elec[0] * 1e6:.2f} ± {elec[1] * 1e6:.2f}",
                      f"{cm * 1e6:.2f}", f"{a8 * 1e6:.2f}"])
-    print(f"recoil energy of backscattering (M = {args.mass:g} amu, defect δt = {args.defect:g} eV, "
-          f"{args.samples} samples; the thermal row's A8 is its mean 2(ħk0)²/NM)")
+    head = (f"recoil energy of backscattering (M = {args.mass:g} amu, defect δt = {args.defect:g} eV, "
+            f"{args.samples} samples; the thermal row's A8 is its mean 2(ħk0)²/NM)")
+    print(head)
     print(io.format_table(rows))
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    args.table.write_text(f"{head}\n\n{io.format_table(rows, markdown=True)}\n\n"
+                          f"results file: `{_common.relpath(args.out)}`, seed {args.seed}\n")
     if not args.no_figure:
         _common.headless()
         _common.save_figure(plot.figure_recoil(res), args.figure, args.quiet)

@@ -20,7 +20,8 @@ import trajectories  # noqa: E402
 def test_recoil_reproduces_a7_a8(tmp_path, capsys):
     out = tmp_path / "r.h5"
     rc = recoil.main(["--sizes", "128", "--momenta=-1,0,1", "--no-thermal", "--samples", "2", "--quiet",
-                      "--out", str(out), "--figure", str(tmp_path / "r.png")])
+                      "--out", str(out), "--figure", str(tmp_path / "r.png"),
+                      "--table", str(tmp_path / "r.md")])
     assert rc == 0 and (tmp_path / "r.png").exists()
     assert "A8 (µeV)" in capsys.readouterr().out
     rows = {P: (elec, cm, a8) for N, P, elec, cm, a8, pb in plot.recoil_rows(io.read_results(out))}
