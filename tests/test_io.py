@@ -241,3 +241,10 @@ def test_h5dump_reads_the_file(reference):
                        text=True, timeout=60)
     assert r.returncode == 0 and "300" in r.stdout and '"K"' in r.stdout
     assert subprocess.run([exe, "-H", str(reference)], capture_output=True, timeout=60).returncode == 0
+
+
+def test_unknown_config_field_is_a_clear_error():
+    flat = io.config_to_flat(tiny())
+    flat["future_option"] = 1
+    with pytest.raises(io.ResultsError, match=r"\['future_option'\] are not wow.Config fields"):
+        io.config_from_flat(flat)

@@ -93,6 +93,7 @@ CONFIG_UNITS = {
     "dtype": ("", "floating-point precision"),
     "save_density": ("", "record |psi_n|^2 and |psi(k)|^2 per frame"),
     "check_inside": ("", "refuse packets that reach the open chain's ends"),
+    "order": ("", "split-operator order: 2 (Strang) or 4 (Yoshida)"),
 }
 #: Units and meanings of the per-sample tallies (wow.tally) and the per-frame traces.
 TALLY_UNITS = {
@@ -153,6 +154,12 @@ def config_from_flat(flat: dict) -> Config:
             sub[head][tail] = v
         else:
             top[k] = v
+    for name, cls, given in (("", Config, top), ("chain.", Chain, sub["chain"]),
+                             ("electron.", Electron, sub["electron"])):
+        unknown = set(given) - {f.name for f in dataclasses.fields(cls)} - ({"chain", "electron"} if not name else set())
+        if unknown:
+            raise ResultsError(f"inputs {sorted(name + u for u in unknown)} are not wow.Config fields of this "
+                               f"version of wow (the file was written by another version)")
     return Config(chain=Chain(**sub["chain"]), electron=Electron(**sub["electron"]), **top)
 
 
