@@ -4,8 +4,8 @@ as the classical lattice, and backscattering resolved by the change of the modes
 
 State
 -----
-One sample is ψ[α_1, ..., α_m, n]: m quantum modes (axes in increasing mode index j), each with
-d = n_max + 1 levels, times the N electron sites, N d^m amplitudes, never a dense Hamiltonian.
+One sample is ψ[α_1, ..., α_m, n]: m quantum modes (axes in increasing mode index j), mode i with
+d_i = n_max_i + 1 levels, times the N electron sites, N Π d_i amplitudes, never a dense Hamiltonian.
 During propagation the phonon axes hold amplitudes at the discrete-variable-representation (DVR)
 points of each mode: the eigenvalues x_α of the truncated X = a + a† (d x d, tridiagonal), so that
 Q_j = ℓ_j X with ℓ_j = sqrt(ħ/(2Mω_j)) is diagonal. Fock amplitudes c and DVR amplitudes φ are
@@ -79,7 +79,8 @@ class QuantumLattice:
     """Which modes are quantum and how.
 
     modes: internal mode indices j in 1..N-1 (lattice.py numbering; see ``momentum_modes``);
-    n_max: Fock truncation (levels 0..n_max per mode); others: what the other internal modes do,
+    n_max: Fock truncation, levels 0..n_max: one int for every mode, or one per mode (in the order
+    of ``modes``; a cos/sin pair in the running basis needs equal n_max); others: what the other internal modes do,
     'absent' (u = 0), 'frozen' (their thermal sample, static), 'wow' (their exact harmonic motion),
     None = the Config's ``dynamics``; basis: occupation basis of the initial Fock states and of the
     Δn tallies, 'standing' or 'running' (ring, every mode but N/2 in a complete cos/sin pair);
@@ -90,7 +91,7 @@ class QuantumLattice:
     """
 
     modes: tuple = ()
-    n_max: int = 4
+    n_max: int | tuple = 4
     others: str | None = None
     basis: str = "standing"
     phonon_every: int = 1
@@ -162,7 +163,7 @@ class QLayout:
     """Static under jit: sizes, the pairing of axes, the program's options."""
 
     chain: Chain
-    d: int
+    dims: tuple  # d_i = n_max_i + 1 per quantum mode (axis order)
     m: int
     pairs: tuple  # ((axis_c, axis_s), ...) ring cos/sin pairs, both quantum
     half_axis: int  # axis of the ring mode N/2 if quantum, else -1
@@ -184,12 +185,12 @@ class QParams:
     a: jax.Array
     dt: jax.Array
     k: jax.Array  # (N,) DFT momenta, FFT order
-    hop_q: jax.Array  # (d,)*m + (nb,): -α Σ_j ℓ_j x_j Δe_bj at the DVR points
-    eps_q: jax.Array  # (d,)*m + (N,): site energies of the quantum modes at the DVR points
-    U_full: jax.Array  # (m, d, d) phonon propagator over K dt (K = phonon_every), in the DVR
-    U_half: jax.Array  # (m, d, d) over K dt/2
-    V: jax.Array  # (d, d) DVR -> Fock: c = V φ
-    W: jax.Array  # (d², d²) standing -> running for a pair
+    hop_q: jax.Array  # dims + (nb,): -α Σ_j ℓ_j x_j Δe_bj at the DVR points
+    eps_q: jax.Array  # dims + (N,): site energies of the quantum modes at the DVR points
+    U_full: tuple  # per mode (d_i, d_i): phonon propagator over K dt (K = phonon_every), in the DVR
+    U_half: tuple  # per mode, over K dt/2
+    V: tuple  # per mode (d_i, d_i) DVR -> Fock: c = V φ
+    W: tuple  # per ring pair (d², d²): standing -> running
     q_pair: jax.Array  # (n_pairs,) |q| of each pair (1/Å)
     q_half: jax.Array  # π/a
     mask_cl: jax.Array  # (N-1,) 1 for classical modes that are present, else 0
@@ -210,8 +211,10 @@ def _check(cfg: Config, ql: QuantumLattice):
             raise ConfigError(f"modes={modes!r}: entry {j!r} out of range: allowed integers 1..{c.N - 1} (N={c.N})")
     if len(set(modes)) != len(modes):
         raise ConfigError(f"modes={modes!r}: a mode is listed twice")
-    if isinstance(ql.n_max, bool) or not isinstance(ql.n_max, (int, np.integer)) or ql.n_max < 0:
-        raise ConfigError(f"n_max={ql.n_max!r}: allowed integers >= 0")
+    nm = ql.n_max if isinstance(ql.n_max, (tuple, list)) else (ql.n_max,) * len(modes)
+    if len(nm) != len(modes) or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in nm):
+        raise ConfigError(f"n_max={ql.n_max!r}: allowed an integer >= 0, or one per mode ({len(modes)})")
+    nmax = {int(j): int(v) for j, v in zip(modes, nm)}
     others = cfg.dynamics if ql.others is None else ql.others
     if others not in OTHERS:
         raise ConfigError(f"others={ql.others!r} is not an option: allowed {', '.join(map(repr, OTHERS))} or None")
@@ -227,42 +230,50 @@ def _check(cfg: Config, ql: QuantumLattice):
         if lonely:
             raise ConfigError(f"basis='running': modes {lonely} lack their cos/sin partner N-j "
                               f"({[c.N - j for j in lonely]}); allowed: complete pairs (momentum_modes gives them)")
+        uneven = [j for j in modes if 2 * j < c.N and nmax[j] != nmax[c.N - j]]
+        if uneven:
+            raise ConfigError(f"n_max={ql.n_max!r}: basis='running' needs equal n_max on each cos/sin pair "
+                              f"(modes {[(j, c.N - j) for j in uneven]} differ)")
     K = ql.phonon_every
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1 or cfg.steps_per_frame % K:
         raise ConfigError(f"phonon_every={K!r}: allowed integers >= 1 dividing the steps per frame "
                           f"({cfg.steps_per_frame} = duration/dt/n_frames)")
-    size = c.N * (ql.n_max + 1) ** len(modes)
+    size = c.N * math.prod(v + 1 for v in nm)
     if size > MAX_STATE:
-        raise ConfigError(f"N (n_max+1)^m = {c.N} x {ql.n_max + 1}^{len(modes)} = {size} amplitudes per sample: "
+        raise ConfigError(f"N Π(n_max+1) = {size} amplitudes per sample (N={c.N}, n_max={ql.n_max!r}): "
                           f"allowed <= {MAX_STATE}")
-    return tuple(sorted(int(j) for j in modes)), others
+    srt = tuple(sorted(int(j) for j in modes))
+    return srt, others, tuple(nmax[j] for j in srt)
 
 
 def setup(cfg: Config, ql: QuantumLattice):
     """Validated (QLayout, QParams, modes, ħω_j) for a run; host-side numpy, once per config."""
-    modes, others = _check(cfg, ql)
+    modes, others, nmax = _check(cfg, ql)
     c, e, K = cfg.chain, cfg.electron, ql.phonon_every
     real = jnp.float64 if cfg.dtype == "float64" else jnp.float32
-    N, d, m = c.N, ql.n_max + 1, len(modes)
-    x, V = dvr(ql.n_max)
+    cplx = jnp.complex128 if real == jnp.float64 else jnp.complex64
+    N, m = c.N, len(modes)
+    dims = tuple(v + 1 for v in nmax)
+    dv = [dvr(v) for v in nmax]
     w_all = lattice.mode_frequencies(c)
     w = w_all[np.array(modes) - 1]
     ell = np.sqrt(HBAR / (2 * c.mass_ev * w))
     E = lattice.mode_matrix(c)[:, np.array(modes) - 1]  # (N, m)
     nb = c.n_bonds
-    hop_q = np.zeros((d,) * m + (nb,))
-    eps_q = np.zeros((d,) * m + (N,))
+    hop_q = np.zeros(dims + (nb,))
+    eps_q = np.zeros(dims + (N,))
     for i in range(m):
         db = np.asarray(bonds(jnp.asarray(E[:, i]), c.boundary))  # Δe_bj
         shape = [1] * m + [1]
-        shape[i] = d
-        xi = (ell[i] * x).reshape(shape)
+        shape[i] = dims[i]
+        xi = (ell[i] * dv[i][0]).reshape(shape)
         hop_q = hop_q - e.alpha * xi * db.reshape([1] * m + [nb])
         if e.D != 0:
             es = np.asarray(onsite(jnp.asarray(db), e.D, c.a, c.boundary))
             eps_q = eps_q + xi * es.reshape([1] * m + [N])
-    n = np.arange(d)
-    Us = lambda tau: np.stack([V.T @ np.diag(np.exp(-1j * wi * (n + 0.5) * tau)) @ V for wi in w])
+    def Us(tau):
+        return tuple(jnp.asarray(V.T @ np.diag(np.exp(-1j * wi * (np.arange(len(x)) + 0.5) * tau)) @ V, cplx)
+                     for wi, (x, V) in zip(w, dv))
     ax = {j: i for i, j in enumerate(modes)}
     pairs = tuple((ax[j], ax[N - j]) for j in modes if c.boundary == "ring" and 2 * j < N and N - j in ax)
     half_axis = ax.get(N // 2, -1) if c.boundary == "ring" and N % 2 == 0 else -1
@@ -273,15 +284,14 @@ def setup(cfg: Config, ql: QuantumLattice):
     mask[np.array(modes) - 1] = 0.0
     if others == "absent":
         mask[:] = 0.0
-    cplx = jnp.complex128 if real == jnp.float64 else jnp.complex64
     f = lambda a_: jnp.asarray(a_, real)
     p = QParams(t_base=f(e.t0 + t_static), alpha=f(e.alpha), D=f(e.D), a=f(c.a), dt=f(cfg.dt),
                 k=f(k_grid(N, c.a)), hop_q=f(hop_q), eps_q=f(eps_q),
-                U_full=jnp.asarray(Us(K * cfg.dt), cplx), U_half=jnp.asarray(Us(K * cfg.dt / 2), cplx),
-                V=f(V), W=jnp.asarray(running_wave_matrix(ql.n_max), cplx),
+                U_full=Us(K * cfg.dt), U_half=Us(K * cfg.dt / 2), V=tuple(f(V) for _, V in dv),
+                W=tuple(jnp.asarray(running_wave_matrix(nmax[ia]), cplx) for ia, _ in pairs),
                 q_pair=f([mode_wavevector(c, modes[i]) for i, _ in pairs]), q_half=f(math.pi / c.a),
                 mask_cl=f(mask), K=jnp.asarray(K, jnp.int32), groups=jnp.asarray(cfg.steps_per_frame // K, jnp.int32))
-    lay = QLayout(chain=c, d=d, m=m, pairs=pairs, half_axis=half_axis, others=others, basis=ql.basis,
+    lay = QLayout(chain=c, dims=dims, m=m, pairs=pairs, half_axis=half_axis, others=others, basis=ql.basis,
                   use_onsite=e.D != 0, n_frames=cfg.n_frames, statistics=cfg.statistics)
     return lay, p, modes, HBAR * w
 
@@ -343,22 +353,23 @@ def _electron(psi, rot, half_v, boundary):
 
 def to_fock(phi, p: QParams, m: int):
     """DVR amplitudes -> Fock amplitudes (standing basis) on every phonon axis."""
-    return _phonons(phi, jnp.broadcast_to(p.V, (m,) + p.V.shape).astype(phi.dtype), m)
+    return _phonons(phi, tuple(V.astype(phi.dtype) for V in p.V), m)
 
 
 def to_running(c, p: QParams, lay: QLayout):
     """Standing-basis Fock amplitudes -> running-wave amplitudes on every quantum cos/sin pair."""
-    d = lay.d
-    for ia, ib in lay.pairs:
+    for (ia, ib), W in zip(lay.pairs, p.W):
+        d = lay.dims[ia]
         x = jnp.moveaxis(c, (ia, ib), (0, 1))
         sh = x.shape
-        x = (p.W.astype(c.dtype) @ x.reshape(d * d, -1)).reshape(sh)
+        x = (W.astype(c.dtype) @ x.reshape(d * d, -1)).reshape(sh)
         c = jnp.moveaxis(x, (0, 1), (ia, ib))
     return c
 
 
-def _ladder(c, axis, d):
+def _ladder(c, axis):
     """a applied on one axis of Fock amplitudes: (a c)[n] = sqrt(n+1) c[n+1]."""
+    d = c.shape[axis]
     sq = jnp.sqrt(jnp.arange(1, d, dtype=c.real.dtype))
     x = jnp.moveaxis(c, axis, -1)
     x = jnp.concatenate([x[..., 1:] * sq.reshape((1,) * (x.ndim - 1) + (d - 1,)), jnp.zeros_like(x[..., :1])], axis=-1)
@@ -367,40 +378,41 @@ def _ladder(c, axis, d):
 
 def _observe(phi, p: QParams, lay: QLayout):
     """Frame tallies from DVR amplitudes: norm, <x>, <k>, P_b, <n_j>, top-level weights, <P_ph>."""
-    m, d = lay.m, lay.d
+    m = lay.m
     c = to_fock(phi, p, m)
     pop = jnp.sum(jnp.abs(c) ** 2, axis=-1)  # (d,)*m
     wk = jnp.sum(jnp.abs(jnp.fft.fft(c, axis=-1, norm="ortho")) ** 2, axis=tuple(range(m)))
     rho = jnp.sum(jnp.abs(c) ** 2, axis=tuple(range(m)))
     norm = jnp.sum(rho)
     x = jnp.arange(lay.chain.N, dtype=rho.dtype) * p.a
-    n = jnp.arange(d, dtype=rho.dtype)
-    marg = jnp.stack([jnp.sum(pop, axis=tuple(a for a in range(m) if a != i)) for i in range(m)])  # (m, d)
+    marg = [jnp.sum(pop, axis=tuple(a for a in range(m) if a != i)) for i in range(m)]  # (d_i,) each
+    n_mean = jnp.stack([jnp.sum(mg * jnp.arange(mg.shape[0], dtype=rho.dtype)) for mg in marg])
     P_ph = jnp.zeros((), rho.dtype)
     for (ia, ib), q in zip(lay.pairs, p.q_pair):
-        z = jnp.vdot(_ladder(c, ia, d), _ladder(c, ib, d))  # <a_c ψ|a_s ψ>
+        z = jnp.vdot(_ladder(c, ia), _ladder(c, ib))  # <a_c ψ|a_s ψ>
         P_ph = P_ph + HBAR * q * (-2.0 * jnp.imag(z))  # <n_+ - n_-> = -2 Im z
     if lay.half_axis >= 0:
-        P_ph = P_ph + HBAR * p.q_half * jnp.sum(marg[lay.half_axis] * n)
+        P_ph = P_ph + HBAR * p.q_half * n_mean[lay.half_axis]
     return {"norm": norm, "x_mean": jnp.sum(x * rho) / norm, "k_mean": jnp.sum(p.k * wk) / norm,
-            "P_b": jnp.sum(jnp.where(p.k < 0, wk, 0.0)), "n_mean": marg @ n, "top": marg[:, -1],
-            "P_ph": P_ph}
+            "P_b": jnp.sum(jnp.where(p.k < 0, wk, 0.0)), "n_mean": n_mean,
+            "top": jnp.stack([mg[-1] for mg in marg]), "P_ph": P_ph}
 
 
 def _initial_phonons(n0, p: QParams, lay: QLayout, cplx):
     """Fock product state with occupations n0 (m,) in the analysis basis, as DVR amplitudes."""
-    m, d = lay.m, lay.d
+    m = lay.m
     c = jnp.ones((), cplx)
-    for i in range(m):
+    for i, d in enumerate(lay.dims):
         v = jax.nn.one_hot(n0[i], d, dtype=cplx)
         c = c[..., None] * v.reshape((1,) * i + (d,))
     if lay.basis == "running":  # c holds (n_+, n_-) on each pair: back to (n_c, n_s) with W†
-        for ia, ib in lay.pairs:
+        for (ia, ib), W in zip(lay.pairs, p.W):
+            d = lay.dims[ia]
             x = jnp.moveaxis(c, (ia, ib), (0, 1))
             sh = x.shape
-            x = (jnp.conj(p.W.T).astype(cplx) @ x.reshape(d * d, -1)).reshape(sh)
+            x = (jnp.conj(W.T).astype(cplx) @ x.reshape(d * d, -1)).reshape(sh)
             c = jnp.moveaxis(x, (0, 1), (ia, ib))
-    return _phonons(c, jnp.broadcast_to(p.V.T, (m, d, d)).astype(cplx), m)
+    return _phonons(c, tuple(V.T.astype(cplx) for V in p.V), m)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,12 +489,12 @@ def _draw(key, T, P_R_fixed, p: QParams, lay: QLayout, modes, fixed_cm, n0_fixed
         n0 = lattice.sample_fock(kf, c, T)[jnp.asarray(modes) - 1]
     else:
         n0 = jnp.asarray(n0_fixed, jnp.int32)
-    nmax = lay.d - 1
+    nmax = jnp.asarray(lay.dims, jnp.int32) - 1
     clip = jnp.any(n0 > nmax)
     n0 = jnp.minimum(n0, nmax)
     for ia, ib in (lay.pairs if lay.basis == "running" else ()):  # |n_+, n_-> needs n_+ + n_- <= n_max
-        clip = clip | (n0[ia] + n0[ib] > nmax)
-        n0 = n0.at[ib].set(jnp.minimum(n0[ib], nmax - n0[ia]))
+        clip = clip | (n0[ia] + n0[ib] > nmax[ia])
+        n0 = n0.at[ib].set(jnp.minimum(n0[ib], nmax[ia] - n0[ia]))
     s = lattice.sample_modes(kc, c, T, lay.statistics, real)
     s_cl = ModeSample(Q=s.Q * p.mask_cl, P=(s.P * p.mask_cl) if lay.others == "wow" else jnp.zeros_like(s.P),
                       P_R=s.P_R)
@@ -552,7 +564,8 @@ class QuantumResult:
 
 def bytes_per_sample(cfg: Config, ql: QuantumLattice) -> int:
     """Rough peak bytes per sample: ~12 complex copies of the state plus 4 real rotation arrays."""
-    size = cfg.chain.N * (ql.n_max + 1) ** len(ql.modes)
+    nm = ql.n_max if isinstance(ql.n_max, (tuple, list)) else (ql.n_max,) * len(ql.modes)
+    size = cfg.chain.N * math.prod(v + 1 for v in nm)
     cb = 16 if cfg.dtype == "float64" else 8
     return size * (12 * cb + 2 * cb)
 
@@ -561,8 +574,7 @@ def channel_table(n0, back, top: int = 20, floor: float = 1e-12):
     """Backscattered probability per Δn pattern, averaged over samples: [(Δn tuple, P), ...], largest first."""
     n0, back = np.asarray(n0), np.asarray(back)
     ns, m = n0.shape
-    d = back.shape[1]
-    grid = np.stack(np.meshgrid(*[np.arange(d)] * m, indexing="ij"), -1).reshape(-1, m)
+    grid = np.indices(back.shape[1:]).reshape(m, -1).T
     dn = (grid[None] - n0[:, None]).reshape(-1, m)
     pats, inv = np.unique(dn, axis=0, return_inverse=True)
     w = np.bincount(inv.ravel(), weights=back.reshape(-1), minlength=len(pats)) / ns
@@ -575,8 +587,7 @@ def _resolved(n0, back, hw):
     """Per sample: Δn = 0 backscattering, backscattering by order Σ|Δn_j|, energy given to phonons."""
     n0, back = np.asarray(n0), np.asarray(back)
     ns, m = n0.shape
-    d = back.shape[1]
-    grid = np.stack(np.meshgrid(*[np.arange(d)] * m, indexing="ij"), -1).reshape(-1, m)
+    grid = np.indices(back.shape[1:]).reshape(m, -1).T
     B = back.reshape(ns, -1)
     dn = grid[None] - n0[:, None]  # (ns, d^m, m)
     order = np.abs(dn).sum(-1)
