@@ -30,7 +30,7 @@ def build_parser():
     g = p.add_argument_group("physics")
     g.add_argument("--temperatures", type=_common.float_list, default=[30.0, 100.0, 300.0],
                    help="temperatures T (K), comma-separated")
-    g.add_argument("--sizes", type=_common.int_list, default=[128, 256, 512],
+    g.add_argument("--sizes", type=_common.int_list, default=[128, 512],
                    help="chain sizes N (atoms), comma-separated")
     g.add_argument("--statistics", type=_common.str_list(("classical", "quantum")),
                    default=["classical", "quantum"], help="thermal statistics to compare")
