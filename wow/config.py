@@ -20,6 +20,7 @@ from .lattice import BOUNDARIES, STATISTICS, Chain
 from .units import HBAR
 
 DTYPES = ("float64", "float32")
+ORDERS = (2, 4)
 #: A packet is "inside" the open chain while its centre ± this many (spreading) widths is.
 INSIDE_WIDTHS = 5.0
 
@@ -40,6 +41,8 @@ class Config:
     dtype: 'float64' (complex128) or 'float32' (complex64); save_density: record |ψ_n|² per frame;
     check_inside: refuse an open-chain run whose packet would reach an end (boundary reflection
     would pose as backscattering); set False to study end reflection on purpose.
+    order: 2 (Strang) or 4 (Yoshida composition of three Strang sub-steps: ~3x the work per step,
+    global error O(dt⁴); see wow.propagate and benchmarks/accuracy.py).
     """
 
     chain: Chain = Chain()
@@ -55,6 +58,7 @@ class Config:
     dtype: str = "float64"
     save_density: bool = False
     check_inside: bool = True
+    order: int = 2
 
     # Derived quantities (valid after ``validate``) --------------------------------------------
     @property
@@ -147,6 +151,8 @@ def validate(cfg: Config) -> Config:
     _number("duration", cfg.duration, low=0, low_open=True)
     _number("n_frames", cfg.n_frames, low=1, integer=True)
     _choice("dtype", cfg.dtype, DTYPES)
+    if isinstance(cfg.order, bool) or cfg.order not in ORDERS:
+        raise ConfigError(f"order={cfg.order!r} is not an option: allowed {', '.join(map(repr, ORDERS))}")
     if cfg.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ConfigError("dtype='float64' needs 64-bit JAX, which is off: call "
                           "jax.config.update('jax_enable_x64', True) at start-up (wow never changes "

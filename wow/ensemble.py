@@ -39,7 +39,8 @@ def layout_of(cfg: Config) -> Layout:
     return Layout(
         N=cfg.chain.N, boundary=cfg.chain.boundary, dynamics=cfg.dynamics, recoil=cfg.recoil,
         use_onsite=e.D != 0, n_terms=lattice.flow_terms(cfg.chain, cfg.dt / 2, real),
-        steps_per_frame=cfg.steps_per_frame, n_frames=cfg.n_frames, save_density=cfg.save_density)
+        steps_per_frame=cfg.steps_per_frame, n_frames=cfg.n_frames, save_density=cfg.save_density,
+        order=cfg.order)
 
 
 def params_of(cfg: Config) -> Params:
@@ -69,6 +70,8 @@ def _one_sample(key, T, P_R_fixed, psi0, p: Params, chain, statistics, k0, fixed
     Q = P_R + HBAR * k0
     psi_f, lat_f, frames = propagate(psi0, lat0, Q, p, layout)
     tallies, psik = final_tallies(psi0, psi_f, lat0.u, lat_f.u, Q, p, layout)
+    from .occupations import sample_tallies  # momentum budget and energy channels (O(N log N))
+    tallies.update(sample_tallies(chain, psi0, psi_f, lat0, lat_f, p))
     tallies["P_R0"] = P_R
     frames["P_R"] = Q - HBAR * frames["k_mean"]
     return tallies, frames, psik
