@@ -14,9 +14,9 @@ back-reacting backend (Ehrenfest) may call the electron's energy and forces arou
 
 from types import ModuleType
 
-from . import frozen, prescribed
+from . import ehrenfest, frozen, prescribed
 
-BACKENDS = {"frozen": frozen, "wow": prescribed}
+BACKENDS = {"frozen": frozen, "wow": prescribed, "ehrenfest": ehrenfest}
 DYNAMICS = tuple(BACKENDS)
 
 
