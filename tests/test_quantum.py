@@ -269,10 +269,18 @@ def test_ring_crystal_momentum_conserved():
     viol = {}
     for n_max in (3, 5):
         ql = qm.QuantumLattice(modes=(1, 2, 3), n_max=n_max, others="absent", basis="running")
-        c, _ = qm.evolve(cfg, ql, occ, psi_e=psi_e)
+        c, frames = qm.evolve(cfg, ql, occ, psi_e=psi_e)
         dist, w = _total_momentum_distribution(c, cfg, ql, occ)
         viol[n_max] = np.abs(dist - dist0).max()
         assert 1 - w.reshape(-1, N)[np.ravel_multi_index(occ, (n_max + 1,) * 3)].sum() > 0.1
+        # <P_ph> tallied with ladder operators = Σ ħq (n_+ - n_-) + ħ(π/a) n_{N/2} over running-basis populations
+        pop = w.sum(-1)
+        n = np.indices(pop.shape)
+        q1 = 2 * np.pi / (N * cfg.chain.a)
+        P_ph = HBAR * np.sum(pop * (q1 * (n[0] - n[2]) + np.pi / cfg.chain.a * n[1]))
+        assert float(frames["P_ph"][-1]) == pytest.approx(P_ph, abs={3: 1e-4, 5: 1e-7}[n_max])  # truncation: 7e-6 at n_max = 3
+        assert float(frames["P_ph"][0]) == pytest.approx(HBAR * np.pi / cfg.chain.a, abs=1e-12)
+        assert abs(float(frames["P_ph"][-1]) - float(frames["P_ph"][0])) > 0.01  # it changed
     assert viol[5] < 1e-7  # measured 4e-9 (n_max = 5), 9e-7 (n_max = 3); a wrong sign of q gives 1.5e-3
     assert viol[5] < viol[3] / 10
 
@@ -319,6 +327,9 @@ def test_truncation_warning_and_refusals():
         (qm.QuantumLattice(modes=(2,), others="moving"), cfg, "others"),
         (qm.QuantumLattice(modes=(2,), phonon_every=7), cfg, "phonon_every"),
         (qm.QuantumLattice(modes=(2,)), dataclasses.replace(cfg, recoil=True), "recoil"),
+        (qm.QuantumLattice(modes=(2,)), dataclasses.replace(cfg, order=4), "order"),
+        (qm.QuantumLattice(modes=(2, 3), n_max=(4,)), cfg, "n_max"),
+        (qm.QuantumLattice(modes=(1, 5), n_max=(4, 3), basis="running"), ring, "equal n_max"),
     ]:
         with pytest.raises(wow.ConfigError, match=match):
             qm.setup(cf, ql)

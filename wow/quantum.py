@@ -220,6 +220,8 @@ def _check(cfg: Config, ql: QuantumLattice):
         raise ConfigError(f"others={ql.others!r} is not an option: allowed {', '.join(map(repr, OTHERS))} or None")
     if ql.basis not in BASES:
         raise ConfigError(f"basis={ql.basis!r} is not an option: allowed {', '.join(map(repr, BASES))}")
+    if getattr(cfg, "order", 2) != 2:
+        raise ConfigError(f"order={cfg.order!r}: the quantum lattice has the second-order (Strang) step only; allowed: 2")
     if cfg.recoil:
         raise ConfigError("recoil=True with a quantum lattice is not implemented (the CM energy at fixed total "
                           "momentum would depend on the phonons' momentum); allowed: recoil=False")
