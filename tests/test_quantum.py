@@ -211,6 +211,7 @@ def test_zero_coupling_keeps_every_occupation(basis):
         pop[n0] = 0.0
         assert pop.sum() < 1e-24  # every other Fock state: rounding of amplitudes (~1e-15)²
     assert np.abs(r.per_sample["P_b_el"][ok] - r.per_sample["P_b"][ok]).max() < 1e-13
+    assert np.abs(r.per_sample["norm_basis"][ok] - 1).max() < 1e-11
 
 
 def test_displaced_oscillator_huang_rhys():

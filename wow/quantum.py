@@ -25,7 +25,8 @@ Step (Strang, second order): P(dt/2) · E(dt) · P(dt/2), with P the phonon phas
 exp(-iω_j(n+1/2)τ), diagonal in Fock, applied in the DVR as the d x d matrix Vᵀ diag(...) V per
 mode; E the electron's own Strang step (``propagate._bond_layer``, whose rotations act on the last
 axis and broadcast over the DVR axes) with hoppings at the DVR points (and at mid-step times for
-``wow`` modes). Consecutive phonon half-steps are fused, so a step costs one d x d matrix per mode.
+``wow`` modes). Consecutive phonon half-steps are fused, so a step costs one d x d matrix per mode;
+with ``phonon_every`` = K the phonon step is P(K dt/2) E(dt)^K P(K dt/2), still symmetric.
 
 Bases for the tallies
 ---------------------
@@ -36,7 +37,8 @@ the lattice's sine partner of mode j is e_{n,N-j} = -sqrt(2/N) sin(qna): with it
 u_n = sqrt(2/N) Re[(Q_c + iQ_s) e^{iqna}], and a_{+q} multiplies e^{+iqna}). Fock states of a_{±q}
 carry crystal momentum ±ħq; the mode j = N/2 carries π/a (≡ -π/a). The pair's basis change is the
 unitary ``running_wave_matrix`` on the box n_c, n_s <= n_max; it conserves n_c + n_s, so it is
-exact on states with n_c + n_s <= n_max and loses the part of a state beyond (reported).
+exact on states with n_c + n_s <= n_max and loses the part of a state beyond (reported per sample
+as ``norm_basis``, the total population seen in the analysis basis).
 
 Momentum bookkeeping (MODEL.md): P_ph = Σ_pairs ħq <n_+ - n_-> + (ħπ/a)<n_{N/2}> on the ring (zero on
 the open chain, whose standing waves carry no crystal momentum), and the CM's share
@@ -526,7 +528,8 @@ class QuantumResult:
 
     modes: the quantum modes (axis order); hw: their ħω_j (eV); basis: of n0 and Δn;
     per_sample: n0 (n, m) initial occupations, clipped (n,) draws beyond n_max (clipped to it),
-    P_R0, P_b, P_b_el (Δn = 0), E_ph_b (Σ_j ħω_j Δn_j averaged over the backscattered part, eV; NaN
+    P_R0, P_b, P_b_el (Δn = 0), norm (electron norm), norm_basis (population in the analysis basis:
+    below 1 in the running basis when a pair holds n_c + n_s > n_max), E_ph_b (Σ_j ħω_j Δn_j averaged over the backscattered part, eV; NaN
     if P_b < 1e-12), P_ph_f, P_R_f, top_max (largest top-level weight of any mode over the run),
     pop / back (n, (d,)*m): final populations and backscattered weights per Fock state;
     traces: name -> (n, n_frames+1[, m]) (norm, x_mean, k_mean, P_b, n_mean, top, P_ph, P_R);
@@ -654,8 +657,8 @@ def run(cfg: Config, ql: QuantumLattice, n_samples: int, seed: int = 0, initial=
     P_el, by_order, E_ph = _resolved(ps["n0"], ps["back"], hw)
     ps.update(P_b=ps["back"].reshape(n_samples, -1).sum(1), P_b_el=P_el, E_ph_b=E_ph,
               P_ph_f=tr["P_ph"][:, -1], P_R_f=tr["P_R"][:, -1], top_max=tr["top"].max(axis=(1, 2)),
-              norm=tr["norm"][:, -1])
-    stats = {k: mean_sem(ps[k]) for k in ("P_b", "P_b_el", "P_ph_f", "P_R_f", "norm", "top_max")}
+              norm=tr["norm"][:, -1], norm_basis=ps["pop"].reshape(n_samples, -1).sum(1))
+    stats = {k: mean_sem(ps[k]) for k in ("P_b", "P_b_el", "P_ph_f", "P_R_f", "norm", "norm_basis", "top_max")}
     stats["E_ph_b"] = weighted_mean_sem(ps["E_ph_b"], ps["P_b"])
     fractions = {"f_el": weighted_mean_sem(P_el / np.maximum(ps["P_b"], 1e-300), ps["P_b"])}
     for o in range(by_order.shape[1]):
