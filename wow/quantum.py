@@ -555,7 +555,8 @@ class QuantumResult:
     def __str__(self):
         c, q = self.config, self.lattice
         lines = [f"QuantumResult: {self.n_samples} samples, N={c.chain.N} {c.chain.boundary}, T={c.temperature:g} K, "
-                 f"quantum modes {self.modes} (n_max={q.n_max}, {q.basis} basis), others={q.others or c.dynamics}, "
+                 f"quantum modes {self.modes} (n_max={tuple(d - 1 for d in self.per_sample['pop'].shape[1:])}, "
+                 f"{q.basis} basis), others={q.others or c.dynamics}, "
                  f"{c.n_steps} steps of {c.dt:g} fs, seed={self.seed}"]
         for k, (mu, s) in self.stats.items():
             lines.append(f"  {k:10s} = {mu: .6g} ± {s:.2g}")
