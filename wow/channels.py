@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .electron import band
+from .units import HBAR
 
 CHANNELS = ("elastic", "quasielastic", "inelastic", "superelastic")
 #: Samples with less backscattered weight than this carry no fraction (their weight is ~0 anyway).
@@ -45,8 +46,6 @@ def packet_resolution(w0, k, t0, a):
 def classify(w0, k, t0, a, omega_max, delta=None):
     """Channel index (0..3 in CHANNELS order) of every momentum component, for the incoming
     momentum distribution w0 (..., N); with ΔE (eV) and ħω(q) (eV) of each component."""
-    from .units import HBAR
-
     k = jnp.broadcast_to(k, w0.shape)  # explicit: batches of samples need no rank promotion
     eps = band(k, t0, a)
     norm = jnp.sum(w0, axis=-1, keepdims=True)
