@@ -126,7 +126,7 @@ def bytes_per_sample(cfg: Config) -> int:
     plus the recorded frames."""
     real, cplx = dtypes(cfg)
     N, rb, cb = cfg.chain.N, jnp.dtype(real).itemsize, jnp.dtype(cplx).itemsize
-    frames = (cfg.n_frames + 1) * (8 * rb + (N * rb if cfg.save_density else 0))
+    frames = (cfg.n_frames + 1) * (8 * rb + (3 * N * rb if cfg.save_density else 0))  # |ψ|², |ψ~|², u
     return N * (8 * cb + 8 * rb) + frames
 
 

@@ -395,7 +395,8 @@ def trajectory_frames(res: EnsembleResult, n: int | None = None) -> dict:
     frames, the CM momentum, and the lattice displacements u_n(t) with the energies (the first n
     samples, or all).
 
-    u_n(t) is rebuilt on the device from each sample's key (the same key and sampler the engine
+    u_n(t) is the engine's own record (traces['u']); the internal lattice energy is rebuilt on the
+    device from each sample's key (the same key and sampler the engine
     uses: sample s of seed is key s of split(PRNGKey(seed), n)), by the exact normal-mode solution
     (``lattice.harmonic_motion``; constant for a frozen lattice). The energies come from the
     recorded frames: E_band = sum_k ε(k)|ψ~(k)|², E_recoil = <(Q - ħk)²/(2NM)>, and E_lattice
@@ -423,10 +424,11 @@ def trajectory_frames(res: EnsembleResult, n: int | None = None) -> dict:
         "k": k[order],
         "density": np.asarray(res.traces["density"]),
         "momentum": w[..., order],
-        "u": np.asarray(u),
+        "u": np.asarray(res.traces["u"]) if "u" in res.traces else np.asarray(u),
         "E_band": np.sum(w * eps, -1),
         "E_recoil": e_rec,
-        "E_lattice": np.asarray(e_lat),
+        # the rebuilt free harmonic motion is the lattice only where it feels no force
+        "E_lattice": np.asarray(e_lat) if cfg.dynamics in ("frozen", "wow") else np.full(np.shape(e_lat), np.nan),
     }
     for name in ("P_R", "P_b", "x_mean", "k_mean", "norm"):
         out[name] = np.asarray(res.traces[name])

@@ -307,7 +307,8 @@ def recoil_energy(psi, Q, p: Params):
 
 def observe(psi, p: Params, layout: Layout):
     """Per-frame tallies: norm, <x> (Å), <k> (1/Å), P_b (weight at k < 0); with
-    layout.save_density also the frames |ψ_n|² ('density') and |ψ~(k)|² ('momentum', FFT order)."""
+    layout.save_density also the frames |ψ_n|² ('density') and |ψ~(k)|² ('momentum', FFT order);
+    ``propagate`` then adds the lattice displacements u_n ('u') at the same times."""
     rho = jnp.abs(psi) ** 2
     norm = jnp.sum(rho)
     x = jnp.arange(layout.N, dtype=rho.dtype) * p.a
@@ -411,11 +412,19 @@ def propagate(psi0, lat0: SiteState, Q, p: Params, layout: Layout):
                 state, lat = advance(state, lat, sub[i], layout, evolves[i], **nxt[i])
             return (state, lat), None
 
+    def observe_all(state, lat_now):
+        out = observe(view(state), p, layout)
+        if layout.save_density:  # the lattice the engine really used, at the frame time
+            out["u"] = lat_now.u
+        return out
+
     def frame(carry, _):
         carry, _ = jax.lax.scan(step, carry, None, length=layout.steps_per_frame)
-        return carry, observe(view(carry[0]), p, layout)
+        return carry, observe_all(carry[0], finish(carry[1], sub[0], layout))
 
     first = observe(psi0, p, layout)
+    if layout.save_density:
+        first["u"] = lat0.u
     (state, lat), frames = jax.lax.scan(frame, (state, lat), None, length=layout.n_frames)
     frames = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[None], r]), first, frames)
     return view(state), finish(lat, sub[0], layout), frames
