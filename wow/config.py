@@ -34,7 +34,7 @@ class Config:
     """Everything that defines one ensemble run (units: eV, Å, fs, amu, K).
 
     temperature: T (K, >= 0); statistics: 'classical' | 'quantum' (Wigner, zero point included);
-    dynamics: 'frozen' | 'wow'; recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
+    dynamics: 'frozen' | 'wow' | 'ehrenfest'; recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
     dispersion; cm_momentum: None draws P_R ~ N(0, N M k_B T) per sample (paper Eq. A10), a number
     fixes P_R (eV·fs/Å) for every sample; dt: time step (fs); duration: run length (fs), rounded
     up to a whole number of frames; n_frames: tallies recorded at n_frames + 1 times;

@@ -48,7 +48,7 @@ from .units import HBAR
 class Layout:
     """Everything about a run that fixes array shapes or the program: static under jit.
 
-    N, boundary: the chain; dynamics: 'frozen' | 'wow'; recoil: CM recoil phase on/off;
+    N, boundary: the chain; dynamics: a wow.dynamics backend name; recoil: CM recoil phase on/off;
     use_onsite: apply site energies (D != 0 or static site terms); n_terms: Taylor order of the
     lattice flow; steps_per_frame, n_frames: the run is n_frames x steps_per_frame steps, with
     tallies recorded at n_frames + 1 times; save_density: also record |ψ_n|² at each frame.
