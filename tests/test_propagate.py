@@ -96,7 +96,7 @@ def test_frozen_global_error_is_second_order(recoil):
 def test_wow_against_magnus_reference_second_order():
     """Moving lattice: hoppings at mid-step of the exact harmonic motion. N=16 with a light, stiff
     lattice so that u changes substantially within the run."""
-    dts = np.array([0.1, 0.05, 0.025, 0.0125])
+    dts = np.array([0.1, 0.05, 0.025])
     t_final = 5.0
     errs = []
     for dt in dts:
@@ -105,12 +105,12 @@ def test_wow_against_magnus_reference_second_order():
         s = L.sample_modes(jax.random.PRNGKey(0), cfg.chain, 300.0, "classical")
         psi, _, _ = run_core(cfg, L.to_sites(cfg.chain, s), Q)
         if dt == dts[0]:
-            ref = wow_reference(cfg, s, Q, initial_packet(cfg), t_final)
+            ref = wow_reference(cfg, s, Q, initial_packet(cfg), t_final, n_sub=200)
             # the lattice really moves during the run (ω_max t_final ~ 3)
             du = L.harmonic_motion(cfg.chain, s, t_final).u - L.to_sites(cfg.chain, s).u
             assert float(jnp.abs(du).max()) > 0.1
         errs.append(np.linalg.norm(np.asarray(psi) - ref))
-    assert errs[-1] < 5e-4  # measured 2.44e-4 (the Magnus reference itself converged to ~1e-10)
+    assert errs[-1] < 2e-3  # measured 9.8e-4 (the Magnus reference itself converged to ~1e-10)
     assert 1.9 <= _order(errs, dts) <= 2.1
 
 
