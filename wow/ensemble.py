@@ -19,7 +19,7 @@ from . import lattice
 from .config import Config, ConfigError, validate
 from .electron import k_grid, packet
 from .lattice import SiteState
-from .propagate import Layout, Params, propagate
+from .propagate import COMPOSITIONS, Layout, Params, propagate
 from .tally import coherent_split, final_tallies, mean_sem, weighted_mean_sem
 from .units import HBAR
 
@@ -33,12 +33,18 @@ def dtypes(cfg: Config):
     return (jnp.float64, jnp.complex128) if cfg.dtype == "float64" else (jnp.float32, jnp.complex64)
 
 
+def longest_flow(cfg: Config) -> float:
+    """The longest single harmonic flow a backend takes (fs): wow moves its mid-step lattice by
+    whole (sub-)steps, up to max |w| dt in a composition, so the Taylor order is chosen for that."""
+    return cfg.dt * max(abs(w) for w in COMPOSITIONS[cfg.order])
+
+
 def layout_of(cfg: Config) -> Layout:
     real, _ = dtypes(cfg)
     e = cfg.electron
     return Layout(
         N=cfg.chain.N, boundary=cfg.chain.boundary, dynamics=cfg.dynamics, recoil=cfg.recoil,
-        use_onsite=e.D != 0, n_terms=lattice.flow_terms(cfg.chain, cfg.dt / 2, real),
+        use_onsite=e.D != 0, n_terms=lattice.flow_terms(cfg.chain, longest_flow(cfg), real),
         steps_per_frame=cfg.steps_per_frame, n_frames=cfg.n_frames, save_density=cfg.save_density,
         order=cfg.order)
 
@@ -122,12 +128,12 @@ class EnsembleResult:
 
 
 def bytes_per_sample(cfg: Config) -> int:
-    """Rough peak device bytes per sample: a few complex copies of ψ and real lattice arrays,
-    plus the recorded frames."""
-    real, cplx = dtypes(cfg)
-    N, rb, cb = cfg.chain.N, jnp.dtype(real).itemsize, jnp.dtype(cplx).itemsize
+    """Peak device bytes per sample, a bound on the measured ones (benchmarks/RESULTS.md: 61-233
+    bytes per sample·site for frozen/wow in float32/float64), plus the recorded frames."""
+    real, _ = dtypes(cfg)
+    N, rb = cfg.chain.N, jnp.dtype(real).itemsize
     frames = (cfg.n_frames + 1) * (8 * rb + (3 * N * rb if cfg.save_density else 0))  # |ψ|², |ψ~|², u
-    return N * (8 * cb + 8 * rb) + frames
+    return N * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
 
 
 def resolve_devices(devices=None) -> list:
