@@ -22,31 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Paper Table I as printed: q (1/Å), 2W, f_el.
 PAPER_TABLE = [(0.3, "5.7e-4", "0.9994"), (1.36, "1.2e-2", "0.988"), (2.7, "4.6e-2", "0.955")]
 PAPER_U2 = 1.9e-2  # Å², paper Sec. V, copper at 300 K
-
-
-def _float_list(text):
-    try:
-        out = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
-    if not out:
-        raise argparse.ArgumentTypeError("the list is empty")
-    return out
-
-
-def _int_list(text):
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not out:
-        raise argparse.ArgumentTypeError("the list is empty")
-    return out
 
 
 def build_parser():
@@ -59,8 +42,8 @@ def build_parser():
     c.add_argument("--u2-paper", type=float, default=PAPER_U2, help="the paper's <u²> (Å²)")
     c.add_argument("--n-atoms", type=int, default=1000, help="atoms of the finite Debye crystal for Huang-Rhys")
     g = p.add_argument_group("1D chain (part 2)")
-    g.add_argument("--sizes", type=_int_list, default=[128, 256, 512], help="chain sizes N, comma-separated")
-    g.add_argument("--temperatures", type=_float_list, default=[30.0, 100.0, 300.0], help="T (K), comma-separated")
+    g.add_argument("--sizes", type=_common.int_list, default=[128, 256, 512], help="chain sizes N, comma-separated")
+    g.add_argument("--temperatures", type=_common.float_list, default=[30.0, 100.0, 300.0], help="T (K), comma-separated")
     g.add_argument("--statistics", choices=("quantum", "classical"), default="quantum", help="thermal statistics")
     g.add_argument("--dynamics", choices=("frozen", "wow"), default="frozen", help="lattice dynamics")
     g.add_argument("--alpha", type=float, default=2.0, help="SSH coupling α (eV/Å)")
