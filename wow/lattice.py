@@ -227,14 +227,6 @@ def harmonic_motion(chain: Chain, s: ModeSample, t) -> SiteState:
     return to_sites(chain, ModeSample(Q=Qt, P=Pt, P_R=s.P_R))
 
 
-def laplacian(u: jax.Array, boundary: str) -> jax.Array:
-    """(L u)_n = sum over springs at n of (u_n - u_neighbour): the O(N) stencil of D = (K/M) L."""
-    if boundary == "ring":
-        return 2 * u - jnp.roll(u, 1) - jnp.roll(u, -1)
-    bp = jnp.pad(u[1:] - u[:-1], (1, 1))  # bond stretches, with the missing end bonds as 0
-    return bp[:-1] - bp[1:]  # (pad fuses better than concatenate on the CPU: ~2x on the flow)
-
-
 def flow_terms(chain: Chain, h: float, dtype) -> int:
     """Taylor order of ``harmonic_flow`` for step h: smallest m with (ω_max|h|)^m/m! below
     eps/10 of the dtype, so the truncation is below rounding. Needs ω_max|h| <= 1."""
