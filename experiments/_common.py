@@ -144,3 +144,20 @@ def headless():
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+def report(args, head: str, rows, figure):
+    """Print the table, write it as markdown to args.table (with the results file and seed), and
+    save ``figure(plot_module)`` to args.figure unless --no-figure."""
+    from wow import io
+
+    print(head)
+    print(io.format_table(rows))
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    args.table.write_text(f"{head}\n\n{io.format_table(rows, markdown=True)}\n\n"
+                          f"results file: `{relpath(args.out)}`, seed {args.seed}\n")
+    if not args.no_figure:
+        headless()
+        from wow import plot
+
+        save_figure(figure(plot), args.figure, args.quiet)

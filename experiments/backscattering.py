@@ -104,16 +104,7 @@ def main(argv=None):
     head = (f"P_b, ΔE_b (P_b-weighted), coherent / incoherent split after {c.t_final:g} fs; "
             f"{args.samples} samples per point, ± one standard error; α = {args.alpha:g} eV/Å, "
             f"σ = {args.sigma:g} Å, k0 = π/3a, recoil {'on' if args.recoil else 'off'}, {args.dtype}")
-    print(head)
-    print(io.format_table(rows))
-    args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text(f"{head}\n\n{io.format_table(rows, markdown=True)}\n\n"
-                          f"results file: `{_common.relpath(args.out)}`, seed {args.seed}\n")
-    if not args.no_figure:
-        _common.headless()
-        from wow import plot
-
-        _common.save_figure(plot.figure_sweep(res), args.figure, args.quiet)
+    _common.report(args, head, rows, lambda plot: plot.figure_sweep(res))
     return 0
 
 

@@ -107,14 +107,7 @@ def main(argv=None):
                      f"{cm * 1e6:.2f}", f"{a8 * 1e6:.2f}"])
     head = (f"recoil energy of backscattering (M = {args.mass:g} amu, defect δt = {args.defect:g} eV, "
             f"{args.samples} samples; the thermal row's A8 is its mean 2(ħk0)²/NM)")
-    print(head)
-    print(io.format_table(rows))
-    args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text(f"{head}\n\n{io.format_table(rows, markdown=True)}\n\n"
-                          f"results file: `{_common.relpath(args.out)}`, seed {args.seed}\n")
-    if not args.no_figure:
-        _common.headless()
-        _common.save_figure(plot.figure_recoil(res), args.figure, args.quiet)
+    _common.report(args, head, rows, lambda plot: plot.figure_recoil(res))
     return 0
 
 
