@@ -254,30 +254,38 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
 
     exp(hA) = [[C, S], [-D S, C]] with C = Σ_j (-1)^j (ω²h²)^j L^j/(2j)!, S = h Σ_j (-1)^j
     (ω²h²)^j L^j/(2j+1)!: polynomials in the nearest-neighbour Laplacian, so the whole flow is one
-    stencil of radius r = ceil(n_terms/2) applied in a single pass (fused by XLA). A free end acts
-    as a mirror (the ghost site repeats the end site, which is exactly L's free-end row, and L keeps
-    that symmetry), so the open chain is the same stencil on the mirror-padded arrays; the ring
-    wraps. D annihilates the uniform vector, so sum u and sum v are unchanged (the CM stays out).
+    stencil applied in a single pass (fused by XLA). Each of C, S and -D S is truncated where the
+    Taylor sum of n_terms terms ends (C keeps h^(2j) with 2j <= n_terms; S and -D S keep h^(2j+1)
+    with 2j+1 <= n_terms), and each stencil has exactly that radius (C: n_terms//2, S:
+    (n_terms-1)//2, -D S: one more), so no zero tap is ever computed (the coefficients are traced,
+    XLA cannot drop zeros itself; measured: the flow is most of the wow step). A free end acts as a
+    mirror (the ghost site repeats the end site, which is exactly L's free-end row, and L keeps that
+    symmetry), so the open chain is the same stencil on the mirror-padded arrays; the ring wraps. D
+    annihilates the uniform vector, so sum u and sum v are unchanged (the CM stays out).
     omega2 = K/M (1/fs²)."""
-    r = max(1, (n_terms + 1) // 2)
-    B = jnp.asarray(_laplacian_powers(r + 1), s.u.dtype)  # L^j stencils, j = 0..r+1
+    rc, rs = n_terms // 2, (n_terms - 1) // 2  # highest power of L in C and in S
+    R = rs + 1  # -D S has one power more; rc <= rs + 1 always
+    B = _laplacian_powers(R)  # integer stencils of L^j, j = 0..R, on offsets -R..R
     x = -omega2 * h * h
-    j = np.arange(r + 2)
-    fact_even = jnp.asarray([math.factorial(2 * i) for i in j], s.u.dtype)
-    fact_odd = jnp.asarray([math.factorial(2 * i + 1) for i in j], s.u.dtype)
-    xp = x ** jnp.asarray(j, s.u.dtype)
-    # truncate each series where the Taylor sum of n_terms terms ends: C has powers h^(2j) with
-    # 2j <= n_terms, S (h^(2j+1)) with 2j+1 <= n_terms, -D S (h^(2j+1) L^(j+1)) likewise
-    keep_c = jnp.asarray(2 * j <= n_terms, s.u.dtype)
-    keep_s = jnp.asarray(2 * j + 1 <= n_terms, s.u.dtype)
-    cC = (xp / fact_even * keep_c) @ B  # (2r+3,) stencil of C
-    cS = h * (xp / fact_odd * keep_s) @ B  # stencil of S
-    # -D S = -ω² L S: shift the S series by one power of L
-    cDS = -omega2 * h * (xp[:-1] / fact_odd[:-1] * keep_s[:-1]) @ B[1:]
-    R = r + 1
+    dtype = s.u.dtype
+
+    def series(powers, coef):
+        """Σ_j coef[j] x^j L^(powers[j]) as (2R+1,) taps (traced coefficients, static support)."""
+        taps = 0
+        for j, (pw, c) in enumerate(zip(powers, coef)):
+            taps = taps + (c * x ** j) * jnp.asarray(B[pw], dtype)
+        return taps
+
+    cC = series(range(rc + 1), [1 / math.factorial(2 * j) for j in range(rc + 1)])
+    cS = h * series(range(rs + 1), [1 / math.factorial(2 * j + 1) for j in range(rs + 1)])
+    cDS = -omega2 * h * series(range(1, rs + 2), [1 / math.factorial(2 * j + 1) for j in range(rs + 1)])
     mode = "wrap" if boundary == "ring" else "symmetric"  # both repeat as needed when R > N
     up, vp = jnp.pad(s.u, (R, R), mode=mode), jnp.pad(s.v, (R, R), mode=mode)
     N = s.u.shape[-1]
-    u_new = sum(cC[d] * up[d:d + N] + cS[d] * vp[d:d + N] for d in range(2 * R + 1))
-    v_new = sum(cDS[d] * up[d:d + N] + cC[d] * vp[d:d + N] for d in range(2 * R + 1))
+
+    def apply(taps, xp, r):
+        return sum(taps[d] * xp[d:d + N] for d in range(R - r, R + r + 1))
+
+    u_new = apply(cC, up, rc) + apply(cS, vp, rs)
+    v_new = apply(cDS, up, rs + 1) + apply(cC, vp, rc)
     return SiteState(u=u_new, v=v_new)
