@@ -124,3 +124,27 @@ def propagate(psi, u, v, *, t0, alpha, dt, omega2, n_terms, dynamics, steps):
     for _ in range(steps):
         st.step()
     return st.finish(), st.u
+
+
+def time_file(path, repeats: int) -> float:
+    """Sample*site*steps per second of ``propagate`` on the inputs saved in ``path`` (an .npz from
+    benchmarks/throughput.py): the median of ``repeats`` timed calls after one warm-up."""
+    import time
+
+    z = np.load(path)
+    kw = dict(t0=z["t0"][()], alpha=z["alpha"][()], dt=z["dt"][()], omega2=z["omega2"][()],
+              n_terms=int(z["n_terms"]), dynamics=str(z["dynamics"]), steps=int(z["steps"]))
+    run = lambda: propagate(z["psi"], z["u"], z["v"], **kw)
+    run()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        ts.append(time.perf_counter() - t0)
+    return z["psi"].size * kw["steps"] / float(np.median(ts))
+
+
+if __name__ == "__main__":  # run alone, in its own process, so that no JAX thread shares the cores
+    import sys
+
+    print(time_file(sys.argv[1], int(sys.argv[2])))

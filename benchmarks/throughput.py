@@ -28,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,23 +70,31 @@ def inputs(cfg, S, seed=0):
     return jax.block_until_ready(lat)
 
 
-def core_program(cfg, block=None):
-    """The jitted core vmapped over samples; with ``block`` (< samples) the samples run in blocks
-    of that many, one after the other (lax.map over blocks), so that one block's state stays in the
-    cache for all its steps: samples are independent, the numbers are the same."""
+def core_program(cfg, block=None, n_dev=1):
+    """The jitted core vmapped over samples; with ``block`` (< samples per device) the samples run
+    in blocks of that many, one after the other (lax.map over blocks), so that one block's state
+    stays in the cache for all its steps; with n_dev > 1 the samples are split over the first n_dev
+    devices (shard_map: each device runs its own share, blocked, with no communication). Samples
+    are independent: the numbers are the same either way."""
     layout, p, psi0 = layout_of(cfg), params_of(cfg), initial_packet(cfg)
     Q = jnp.asarray(0.0, p.dt.dtype)
     one = jax.vmap(lambda lat: propagate(psi0, lat, Q, p, layout)[0])
-    if not block:
-        return jax.jit(one), layout
 
     def blocked(lat):
         S = lat.u.shape[0]
+        if not block or block >= S:
+            return one(lat)
         lead = jax.tree_util.tree_map(lambda x: x.reshape(S // block, block, *x.shape[1:]), lat)
         out = jax.lax.map(one, lead)
         return out.reshape(S, *out.shape[2:])
 
-    return jax.jit(blocked), layout
+    if n_dev == 1:
+        return jax.jit(blocked), layout
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("samples",))
+    return jax.jit(jax.shard_map(blocked, mesh=mesh, in_specs=P("samples"), out_specs=P("samples"),
+                                 check_vma=False)), layout
 
 
 def cache_block(S, N, dtype, cache_bytes):
@@ -138,8 +147,13 @@ def bench_point(dynamics, dtype, N, S, args):
     steps = steps_for(S, N, guess, args.target)
     cfg = config(dynamics, dtype, N, steps, order=args.order)
     lat = inputs(cfg, S)
-    block = cache_block(S, N, dtype, args.cache) if args.block else None
-    f, layout = core_program(cfg, block)
+    n_dev = len(jax.devices()) if S % len(jax.devices()) == 0 else 1
+    block = cache_block(S // n_dev, N, dtype, args.cache) if args.block else None
+    f, layout = core_program(cfg, block, n_dev)
+    if n_dev > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        lat = jax.device_put(lat, NamedSharding(Mesh(np.array(jax.devices()), ("samples",)), P("samples")))
     t0 = time.perf_counter()
     compiled = f.lower(lat).compile()
     compile_s = time.perf_counter() - t0
@@ -147,26 +161,28 @@ def bench_point(dynamics, dtype, N, S, args):
     ts = time_calls(compiled, (lat,), args.repeats)
     work = S * N * layout.steps_per_frame
     row = dict(dynamics=dynamics if args.order == 2 else f"{dynamics} (order 4)", dtype=dtype, N=N, S=S,
-               block=block or S, steps=layout.steps_per_frame,
+               n_dev=n_dev, block=block or S // n_dev, steps=layout.steps_per_frame,
                compile_s=compile_s,
                rate=work / np.median(ts), rate_lo=work / ts.max(), rate_hi=work / ts.min(), numpy=None)
     if args.numpy and args.order == 2 and dynamics in ("frozen", "wow") and S * N <= 2**22:
         npdt = np.float32 if dtype == "float32" else np.float64
-        psi = np.tile(np.asarray(initial_packet(cfg)), (S, 1))
-        u, v = np.asarray(lat.u, npdt), np.asarray(lat.v, npdt)
         p = params_of(cfg)
-        nsteps = max(2, steps // 4)
-        run = lambda: numpy_baseline.propagate(psi, u, v, t0=npdt(1.0), alpha=npdt(2.0), dt=npdt(cfg.dt),
-                                               omega2=npdt(p.omega2), n_terms=layout.n_terms,
-                                               dynamics=dynamics, steps=nsteps)
-        run()
-        tn = []
-        for _ in range(max(3, args.repeats // 2)):
-            t0 = time.perf_counter()
-            run()
-            tn.append(time.perf_counter() - t0)
-        row["numpy"] = S * N * nsteps / np.median(tn)
+        row["numpy"] = numpy_rate(np.tile(np.asarray(initial_packet(cfg)), (S, 1)), np.asarray(lat.u, npdt),
+                                  np.asarray(lat.v, npdt), t0=npdt(1.0), alpha=npdt(2.0), dt=npdt(cfg.dt),
+                                  omega2=npdt(p.omega2), n_terms=layout.n_terms, dynamics=dynamics,
+                                  steps=max(2, steps // 4), repeats=max(3, args.repeats // 2))
     return row
+
+
+def numpy_rate(psi, u, v, *, repeats, **kw):
+    """The numpy baseline's rate, timed in a child process of its own: numpy is single-threaded,
+    and JAX's CPU threads in this process would otherwise share the cores with it."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "inputs.npz"
+        np.savez(path, psi=psi, u=u, v=v, **kw)
+        out = subprocess.run([sys.executable, str(HERE / "numpy_baseline.py"), str(path), str(repeats)],
+                             capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def memory_table(dtypes):
@@ -266,8 +282,13 @@ def main(argv=None):
     ap.add_argument("--cache", type=float, default=16e6, help="bytes a block's state may take (CPU)")
     ap.add_argument("--no-extras", dest="extras", action="store_false", help="skip memory and compile checks")
     ap.add_argument("--max-bytes", type=float, default=4e9, help="skip points whose state exceeds this")
+    ap.add_argument("--cpu-devices", type=int, default=None,
+                    help="on a CPU, run as this many JAX devices, samples split over them (default: one per core)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = ap.parse_args(argv)
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        ap.error(f"--cpu-devices={args.cpu_devices}: allowed an integer >= 1")
+    wow.devices.use_cpu_cores(args.cpu_devices)  # before the first JAX computation
 
     dyns = [d for d in args.dynamics.split(",") if d]
     for d in dyns:
@@ -303,7 +324,7 @@ def main(argv=None):
                 r["roof"] = r["rate"] * b / bw[dtype][2]
                 rows.append(r)
                 npx = f"{r['rate'] / r['numpy']:6.1f}x numpy ({r['numpy'] / 1e6:.0f} M/s)" if r["numpy"] else ""
-                print(f"{dynamics:9s} {dtype} N={N:6d} S={S:5d} block={r['block']:5d} steps={r['steps']:5d}: "
+                print(f"{dynamics:9s} {dtype} N={N:6d} S={S:5d} dev={r['n_dev']} block={r['block']:5d} steps={r['steps']:5d}: "
                       f"{r['rate'] / 1e6:8.1f} M/s [{r['rate_lo'] / 1e6:.1f}, {r['rate_hi'] / 1e6:.1f}]  "
                       f"roofline {100 * r['roof']:5.1f}% of {bw[dtype][2] / b / 1e6:.0f} M/s  "
                       f"compile {r['compile_s']:.2f} s  {npx}", flush=True)
@@ -325,12 +346,12 @@ def write_results(path, env, bw, rows, mem, comp, cmd):
              f"- device: {env['device']}", f"- {env['versions']}", f"- git {env['commit']}; {env['load']}"]
     for dt, (b, lo, hi) in bw.items():
         lines.append(f"- copy bandwidth {dt}: {b / 1e9:.1f} GB/s read+write (range {lo / 1e9:.1f}-{hi / 1e9:.1f})")
-    lines += ["", "| dynamics | dtype | N | samples | block | steps | M sample·site·steps/s (median) | [min, max] | "
+    lines += ["", "| dynamics | dtype | N | samples | devices | block | steps | M sample·site·steps/s (median) | [min, max] | "
                   "B/sample·site·step | roofline | vs numpy | compile s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         npx = f"{r['rate'] / r['numpy']:.1f}x ({r['numpy'] / 1e6:.0f} M/s)" if r["numpy"] else "—"
-        lines.append(f"| {r['dynamics']} | {r['dtype']} | {r['N']} | {r['S']} | {r['block']} | {r['steps']} | {r['rate'] / 1e6:.1f} | "
+        lines.append(f"| {r['dynamics']} | {r['dtype']} | {r['N']} | {r['S']} | {r['n_dev']} | {r['block']} | {r['steps']} | {r['rate'] / 1e6:.1f} | "
                      f"[{r['rate_lo'] / 1e6:.1f}, {r['rate_hi'] / 1e6:.1f}] | {r['bytes']} | {100 * r['roof']:.0f}% | "
                      f"{npx} | {r['compile_s']:.2f} |")
     if mem:

@@ -55,10 +55,16 @@ def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.
     g.add_argument("--duration", type=float, default=duration, help="run length per sample (fs)")
     g.add_argument("--dt", type=float, default=dt, help="time step (fs)")
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
-                   help="where to run: every local device of that kind (auto: JAX's default backend)")
+                   help="where to run: every device of that kind, in every process (auto: JAX's default backend)")
     g.add_argument("--dtype", choices=("float64", "float32"), default=dtype,
                    help="precision (float64 turns on 64-bit JAX at start-up)")
     g.add_argument("--chunk-size", type=int, default=None, help="samples per device program (default: sized to memory)")
+    g.add_argument("--cpu-devices", type=int, default=None,
+                   help="run on the CPU as this many JAX devices, samples side by side (when not given: one per available core)")
+    m = p.add_argument_group("several processes or hosts (jax.distributed; start the same command once per process)")
+    m.add_argument("--coordinator", default=None, help="host:port of process 0 (turns multi-process on)")
+    m.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
+    m.add_argument("--process-id", type=int, default=None, help="this process's rank, 0..num-processes-1")
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=RESULTS / f"{name}.h5",
                    help="results file (HDF5); an existing file with the same inputs is resumed")
@@ -90,16 +96,29 @@ def check(p: argparse.ArgumentParser, args, **ranges):
         p.error(f"--out {args.out}: directory {args.out.parent} does not exist")
     if args.out.suffix not in (".h5", ".hdf5"):
         p.error(f"--out {args.out}: give a file name ending in .h5 or .hdf5")
+    for name in ("cpu_devices", "coordinator", "num_processes", "process_id"):  # scripts with their own parser
+        setattr(args, name, getattr(args, name, None))
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        p.error(f"--cpu-devices={args.cpu_devices}: allowed an integer >= 1")
+    multi = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in multi) and any(v is None for v in multi):
+        p.error("--coordinator, --num-processes and --process-id go together: give all three or none")
     import jax
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     args.devices = None if args.device == "auto" else args.device
     from wow import ConfigError
-    from wow.ensemble import resolve_devices
+    from wow import devices as D
 
+    try:  # both must happen before JAX starts its backends
+        if args.coordinator is not None:
+            D.distributed(args.coordinator, args.num_processes, args.process_id)
+        D.use_cpu_cores(args.cpu_devices)
+    except ConfigError as e:
+        p.error(str(e))
     try:
-        resolve_devices(args.devices)
+        D.resolve(args.devices)
     except ConfigError as e:
         p.error(f"--device {args.device}: {e}")
     RESULTS.mkdir(exist_ok=True) if args.out.parent == RESULTS else None
@@ -126,6 +145,10 @@ def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dic
 
 
 def save_figure(fig, path: Path, quiet: bool):
+    from wow import devices
+
+    if not devices.is_writer():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     if not quiet:
@@ -149,8 +172,10 @@ def headless():
 def report(args, head: str, rows, figure):
     """Print the table, write it as markdown to args.table (with the results file and seed), and
     save ``figure(plot_module)`` to args.figure unless --no-figure."""
-    from wow import io
+    from wow import devices, io
 
+    if not devices.is_writer():  # several processes hold the same results: process 0 reports
+        return
     print(head)
     print(io.format_table(rows))
     args.table.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 import warnings
@@ -253,12 +252,14 @@ def plot(path, rows):
 def main(argv=None):
     p = build_parser()
     args = check(p, p.parse_args(argv))
-    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")
     import jax
 
     jax.config.update("jax_enable_x64", True)
     sys.path.insert(0, str(ROOT))
     import wow
+    from wow import devices
+
+    devices.use_cpu_cores()  # one JAX device per core: samples run side by side
 
     t0 = time.perf_counter()
     rows = []

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import lattice
+from . import devices as _devices, lattice
 from .config import Config, ConfigError, validate
 from .electron import k_grid, packet
 from .lattice import SiteState
@@ -136,37 +136,15 @@ def bytes_per_sample(cfg: Config) -> int:
     return N * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
 
 
-def resolve_devices(devices=None) -> list:
-    """None: every local device of the default backend; 'cpu' / 'gpu': all local devices of that
-    kind (a clear error if there are none); or an explicit list of jax devices."""
-    if devices is None:
-        return jax.local_devices()
-    if isinstance(devices, str):
-        if devices not in ("cpu", "gpu"):
-            raise ConfigError(f"devices={devices!r}: allowed 'cpu', 'gpu', None or a list of jax devices")
-        try:
-            found = jax.local_devices(backend=devices)
-        except RuntimeError:
-            found = []
-        if not found:
-            raise ConfigError(f"devices={devices!r}: no {devices.upper()} is visible to JAX here "
-                              f"(available: {sorted({d.platform for d in jax.devices()})})")
-        return found
-    devices = list(devices)
-    if not devices:
-        raise ConfigError("devices=[]: give at least one device")
-    return devices
-
-
 def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = None,
         memory_bytes: int = DEFAULT_MEMORY, devices=None) -> EnsembleResult:
     """Run ``n_samples`` thermal samples of ``cfg`` and gather tallies and statistics.
 
-    Samples are sharded over ``devices`` (default: all local devices; see ``resolve_devices``):
-    each chunk's sample axis is split evenly across them, and the result is the same as on one
-    device. ``memory_bytes`` bounds the device memory of one chunk per device."""
+    Samples are sharded over ``devices`` (default: every device of every process; see
+    ``wow.devices``): each chunk's sample axis is split evenly across them, every process gathers all
+    tallies, and the result is the same as on one device. ``memory_bytes`` bounds the device memory of one chunk per device."""
     validate(cfg)
-    devices = resolve_devices(devices)
+    devices = _devices.resolve(devices)
     n_dev = len(devices)
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         raise ConfigError(f"n_samples={n_samples!r} must be an integer >= 2 (standard errors need two)")
@@ -189,13 +167,13 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
     groups = (np.arange(n_samples) * n_groups) // n_samples
     static = dict(chain=cfg.chain, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
                   layout=layout, n_groups=n_groups)
-    dyn = jax.device_put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
-                          jnp.asarray(cfg.k0, real), psi0, p), replicated)
+    dyn = _devices.put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
+                        jnp.asarray(cfg.k0, real), psi0, p), replicated)
 
     def chunk_args(lo):
         idx = np.minimum(np.arange(lo, lo + chunk_size), n_samples - 1)  # pad the last chunk
         g = np.where(np.arange(lo, lo + chunk_size) < n_samples, groups[idx], n_groups)  # pad -> dropped
-        return jax.device_put((keys[idx], jnp.asarray(g, jnp.int32)), by_sample)
+        return _devices.put((keys[idx], np.asarray(g, np.int32)), by_sample)
 
     t0 = time.perf_counter()
     compiled = _chunk.lower(*chunk_args(0), *dyn, **static).compile()
@@ -207,7 +185,7 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
     A = np.zeros((n_groups, cfg.chain.N))
     for lo in range(0, n_samples, chunk_size):
         k, g = chunk_args(lo)
-        t, f, s_, a_ = compiled(k, g, *dyn)
+        t, f, s_, a_ = _devices.gather(compiled(k, g, *dyn))
         take = min(chunk_size, n_samples - lo)
         tallies.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], t))
         frames.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], f))

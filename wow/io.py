@@ -55,10 +55,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import lattice
+from . import devices as _devices, lattice
 from .config import Config, ConfigError, validate
 from .electron import Electron, band, k_grid
-from .ensemble import EnsembleResult, resolve_devices
+from .ensemble import EnsembleResult
 from .ensemble import run as run_ensemble
 from .lattice import Chain
 from .units import HBAR
@@ -199,7 +199,7 @@ def git_commit() -> str:
 def provenance(devices=None) -> dict:
     from . import __version__
 
-    devs = resolve_devices(devices)
+    devs = _devices.resolve(devices)
     return {
         "wow_version": __version__,
         "git_commit": git_commit(),
@@ -303,7 +303,10 @@ def _fsync(path: Path):
 
 def _atomic_update(path: Path, write, fresh: bool = False):
     """Apply ``write(h5file)`` to a copy of ``path`` (a new file if ``fresh`` or absent) and move the
-    copy over ``path`` in one os.replace: readers and a kill see either the old or the new file."""
+    copy over ``path`` in one os.replace: readers and a kill see either the old or the new file.
+    In a multi-process run only process 0 writes (every process holds the same results)."""
+    if not _devices.is_writer():
+        return
     tmp = _tmp_path(path)
     try:
         if path.exists() and not fresh:
@@ -558,7 +561,7 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
         except ConfigError as e:
             raise ConfigError(f"point {p.label!r}: {e}") from None
         _check_int(f"point {p.label!r} trajectories", p.trajectories, 0, n_samples)
-    resolve_devices(devices)
+    _devices.resolve(devices)
     if path.is_dir():
         raise ResultsError(f"--out {path} is a directory: give a file name such as {path / (experiment + '.h5')}")
     if not path.parent.exists():
@@ -583,7 +586,10 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
         except ResultsError:
             if not overwrite:
                 raise
-    _remove_stale_tmp(path)
+    # every process has read the file's state before process 0 changes it
+    _devices.barrier("wow.io.run_sweep: results file read")
+    if _devices.is_writer():
+        _remove_stale_tmp(path)
     prov = provenance(devices)
     say = log or (lambda s: None)
     if fresh:
@@ -618,6 +624,7 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
                 f"± {res.stats['P_b'][1]:.2g}  ({wall:.1f} s)")
     finally:
         bar.close()
+    _devices.barrier("wow.io.run_sweep: results file written")  # others may now read it
     return path
 
 

@@ -59,9 +59,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import lattice
+from . import devices as _devices, lattice
 from .config import Config, ConfigError, validate
-from .ensemble import resolve_devices
 from .electron import bonds, k_grid, onsite, packet
 from .lattice import Chain, ModeSample
 from .propagate import _bond_layer
@@ -614,10 +613,10 @@ def run(cfg: Config, ql: QuantumLattice, n_samples: int, seed: int = 0, initial=
     classical samples of the other modes (cfg.statistics), the CM momentum drawn or fixed as in
     wow.run. Sample s uses key s of split(PRNGKey(seed), n_samples). Warns when any mode's
     top-level weight exceeds TOP_WEIGHT_WARN or a thermal draw exceeded n_max. Samples are sharded
-    over ``devices`` as in wow.run (default: every local device; on a CPU, more host devices
-    via XLA_FLAGS=--xla_force_host_platform_device_count=<cores> use more cores)."""
+    over ``devices`` as in wow.run (default: every device; on a CPU, wow.devices.use_cpu_cores
+    gives one device per core)."""
     lay, p, modes, hw = setup(cfg, ql)
-    devices = resolve_devices(devices)
+    devices = _devices.resolve(devices)
     n_dev = len(devices)
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         raise ConfigError(f"n_samples={n_samples!r} must be an integer >= 2 (standard errors need two)")
@@ -638,17 +637,17 @@ def run(cfg: Config, ql: QuantumLattice, n_samples: int, seed: int = 0, initial=
     cplx = jnp.complex128 if cfg.dtype == "float64" else jnp.complex64
     psi_e = packet(cfg.chain.N, cfg.chain.a, cfg.x0, cfg.electron.sigma, cfg.k0, cplx)
     keys = jax.random.split(jax.random.PRNGKey(seed), n_samples)
-    dyn = jax.device_put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
-                          jnp.asarray(cfg.k0, real), psi_e, p), replicated)
+    dyn = _devices.put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
+                        jnp.asarray(cfg.k0, real), psi_e, p), replicated)
     static = dict(lay=lay, modes=modes, fixed_cm=cfg.cm_momentum is not None, n0_fixed=initial)
-    idx = lambda lo: jax.device_put(keys[np.minimum(np.arange(lo, lo + chunk_size), n_samples - 1)], by_sample)
+    idx = lambda lo: _devices.put(keys[np.minimum(np.arange(lo, lo + chunk_size), n_samples - 1)], by_sample)
     t0 = time.perf_counter()
     compiled = _chunk.lower(idx(0), *dyn, **static).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     outs, frs = [], []
     for lo in range(0, n_samples, chunk_size):
-        o, f = compiled(idx(lo), *dyn)
+        o, f = _devices.gather(compiled(idx(lo), *dyn))
         take = min(chunk_size, n_samples - lo)
         outs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], o))
         frs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], f))
