@@ -121,13 +121,18 @@ def time_calls(f, args, repeats, budget_s=6.0):
     return np.array(ts)
 
 
-def copy_bandwidth(dtype, nbytes=256 * 2**20, repeats=9):
-    """Bytes read + written per second by a jitted x -> x + c on an array of nbytes, its buffer
-    donated (so no fresh output pages are faulted in): (median, worst, best) of the repeats."""
-    n = nbytes // jnp.dtype(dtype).itemsize
-    f = jax.jit(lambda x, c: x + c, donate_argnums=0)
+def copy_bandwidth(dtype, nbytes=256 * 2**20, repeats=15):
+    """Bytes read + written per second by a jitted x -> x + c on an array of nbytes split over all
+    devices (so every core copies, as every core propagates), its buffer donated (no fresh output
+    pages are faulted in): (median, worst, best) of the repeats. The roofline uses the best."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    devs = jax.devices()
+    n = nbytes // jnp.dtype(dtype).itemsize // len(devs) * len(devs)
+    sh = NamedSharding(Mesh(np.array(devs), ("x",)), P("x"))
+    f = jax.jit(lambda x, c: x + c, donate_argnums=0, out_shardings=sh)
     c = jnp.asarray(1e-7, dtype)
-    x = jax.block_until_ready(f(jnp.ones((n,), dtype), c))
+    x = jax.block_until_ready(f(jax.device_put(jnp.ones((n,), dtype), sh), c))
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -135,7 +140,8 @@ def copy_bandwidth(dtype, nbytes=256 * 2**20, repeats=9):
         ts.append(time.perf_counter() - t0)
     del x
     ts = np.array(ts)
-    return 2 * nbytes / np.median(ts), 2 * nbytes / ts.max(), 2 * nbytes / ts.min()
+    nb = 2 * n * jnp.dtype(dtype).itemsize
+    return nb / np.median(ts), nb / ts.max(), nb / ts.min()
 
 
 def steps_for(S, N, rate_guess, target_s):

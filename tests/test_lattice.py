@@ -135,3 +135,48 @@ def test_flow_terms_track_precision():
     x = chain.omega_max * 0.01
     m = L.flow_terms(chain, 0.01, jnp.float64)
     assert x**m / math.factorial(m) < np.finfo(np.float64).eps
+
+
+@pytest.mark.parametrize("boundary", ["open", "ring"])
+def test_step_pair_is_exact_harmonic_motion(boundary):
+    """The two-step recurrence samples the exact motion at t + h/2, t + 3h/2, ...; the (u, v)
+    recovered halfway between two samples equal the normal-mode solution to rounding."""
+    chain = L.Chain(N=48, boundary=boundary)
+    s = L.sample_modes(jax.random.PRNGKey(5), chain, 300.0, "classical")
+    h = 0.25
+    n_terms = L.flow_terms(chain, h, jnp.float64)
+    omega2 = chain.spring / chain.mass_ev
+    pr = L.pair_start(L.to_sites(chain, s), h, omega2, boundary, n_terms)
+    ref0 = L.harmonic_motion(chain, s, h / 2)
+    scale = float(jnp.abs(ref0.u).max())
+    assert float(jnp.abs(pr.u - ref0.u).max()) < 1e-13 * scale
+    pr, _ = jax.lax.scan(lambda p, _: (L.pair_step(p, h, omega2, boundary, n_terms), None), pr, None, length=800)
+    ref = L.harmonic_motion(chain, s, 800 * h + h / 2)
+    assert float(jnp.abs(pr.u - ref.u).max()) < 1e-12 * scale
+    back = L.pair_sites(pr, h, omega2, boundary, n_terms)  # halfway: t = 800 h
+    mid = L.harmonic_motion(chain, s, 800 * h)
+    assert float(jnp.abs(back.u - mid.u).max()) < 1e-12 * scale
+    assert float(jnp.abs(back.v - mid.v).max()) < 1e-12 * scale * chain.omega_max
+    assert abs(float(pr.u.sum())) < 1e-11 * scale
+
+
+def test_step_pair_float32_error_stays_at_rounding():
+    """In float32 the summed recurrence keeps the error of 10^4 steps (200 fs) at the rounding level
+    (measured 3.7e-6 of the largest u), below the Taylor flow's (2.1e-4: its per-step rounding of
+    u + small terms accumulates)."""
+    chain = L.Chain(N=256)
+    s = L.sample_modes(jax.random.PRNGKey(6), chain, 300.0, "classical", jnp.float32)
+    st = L.SiteState(*(x.astype(jnp.float32) for x in (L.to_sites(chain, s).u, L.to_sites(chain, s).v)))
+    h, steps = 0.02, 10_000
+    n_terms = L.flow_terms(chain, h, jnp.float32)
+    omega2 = jnp.float32(chain.spring / chain.mass_ev)
+    h32 = jnp.float32(h)
+    pr = L.pair_start(st, h32, omega2, "open", n_terms)
+    pr, _ = jax.lax.scan(lambda p, _: (L.pair_step(p, h32, omega2, "open", n_terms), None), pr, None, length=steps)
+    fl = L.harmonic_flow(st, h32 / 2, omega2, "open", n_terms)
+    fl, _ = jax.lax.scan(lambda x, _: (L.harmonic_flow(x, h32, omega2, "open", n_terms), None), fl, None, length=steps)
+    ref = L.harmonic_motion(chain, s, steps * h + h / 2)
+    scale = float(jnp.abs(ref.u).max())
+    err_pair = float(jnp.abs(pr.u - ref.u).max()) / scale
+    err_flow = float(jnp.abs(fl.u - ref.u).max()) / scale
+    assert err_pair < 2e-5 and err_pair < err_flow, (err_pair, err_flow)

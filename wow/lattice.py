@@ -248,6 +248,30 @@ def _laplacian_powers(r: int) -> np.ndarray:
     return out
 
 
+def _padded(x, R: int, boundary: str):
+    """x with R ghost sites at each end: mirrored (free ends) or wrapped (ring). A free end acts as a
+    mirror (the ghost repeats the end site, which is exactly L's free-end row, and L keeps that
+    symmetry), so every polynomial in L is the same stencil on the mirror-padded array."""
+    return jnp.pad(x, (R, R), mode="wrap" if boundary == "ring" else "symmetric")  # repeats when R > N
+
+
+def _poly_taps(coefs, R: int, dtype):
+    """Σ_j coefs[j] L^j (j = 0.., traced coefficients) as (2R+1,) taps on offsets -R..R."""
+    B = _laplacian_powers(R)
+    return sum(c * jnp.asarray(B[j], dtype) for j, c in enumerate(coefs) if c is not None)
+
+
+def _apply_taps(taps, xp, r: int, R: int, N: int):
+    """The stencil ``taps`` restricted to offsets -r..r (the rest are zero) on the padded xp."""
+    return sum(taps[d] * xp[d:d + N] for d in range(R - r, R + r + 1))
+
+
+def _poly_L(x, coefs, boundary: str):
+    """Σ_j coefs[j] L^j x as one stencil (one fused pass)."""
+    R = len(coefs) - 1
+    return _apply_taps(_poly_taps(coefs, R, x.dtype), _padded(x, R, boundary), R, R, x.shape[-1])
+
+
 def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> SiteState:
     """Advance (u, v) by h under H_lat (internal part): exp(hA), A(u, v) = (v, -D u), D = ω² L,
     as its Taylor series of ``n_terms`` terms, i.e. exact harmonic motion to rounding.
@@ -258,34 +282,93 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
     Taylor sum of n_terms terms ends (C keeps h^(2j) with 2j <= n_terms; S and -D S keep h^(2j+1)
     with 2j+1 <= n_terms), and each stencil has exactly that radius (C: n_terms//2, S:
     (n_terms-1)//2, -D S: one more), so no zero tap is ever computed (the coefficients are traced,
-    XLA cannot drop zeros itself; measured: the flow is most of the wow step). A free end acts as a
-    mirror (the ghost site repeats the end site, which is exactly L's free-end row, and L keeps that
-    symmetry), so the open chain is the same stencil on the mirror-padded arrays; the ring wraps. D
-    annihilates the uniform vector, so sum u and sum v are unchanged (the CM stays out).
-    omega2 = K/M (1/fs²)."""
+    XLA cannot drop zeros itself). Free ends are mirrors, the ring wraps (``_padded``). D annihilates
+    the uniform vector, so sum u and sum v are unchanged (the CM stays out). omega2 = K/M (1/fs²)."""
     rc, rs = n_terms // 2, (n_terms - 1) // 2  # highest power of L in C and in S
     R = rs + 1  # -D S has one power more; rc <= rs + 1 always
-    B = _laplacian_powers(R)  # integer stencils of L^j, j = 0..R, on offsets -R..R
     x = -omega2 * h * h
-    dtype = s.u.dtype
-
-    def series(powers, coef):
-        """Σ_j coef[j] x^j L^(powers[j]) as (2R+1,) taps (traced coefficients, static support)."""
-        taps = 0
-        for j, (pw, c) in enumerate(zip(powers, coef)):
-            taps = taps + (c * x ** j) * jnp.asarray(B[pw], dtype)
-        return taps
-
-    cC = series(range(rc + 1), [1 / math.factorial(2 * j) for j in range(rc + 1)])
-    cS = h * series(range(rs + 1), [1 / math.factorial(2 * j + 1) for j in range(rs + 1)])
-    cDS = -omega2 * h * series(range(1, rs + 2), [1 / math.factorial(2 * j + 1) for j in range(rs + 1)])
-    mode = "wrap" if boundary == "ring" else "symmetric"  # both repeat as needed when R > N
-    up, vp = jnp.pad(s.u, (R, R), mode=mode), jnp.pad(s.v, (R, R), mode=mode)
-    N = s.u.shape[-1]
-
-    def apply(taps, xp, r):
-        return sum(taps[d] * xp[d:d + N] for d in range(R - r, R + r + 1))
-
-    u_new = apply(cC, up, rc) + apply(cS, vp, rs)
-    v_new = apply(cDS, up, rs + 1) + apply(cC, vp, rc)
+    dtype, N = s.u.dtype, s.u.shape[-1]
+    cC = _poly_taps([x ** j / math.factorial(2 * j) for j in range(rc + 1)], R, dtype)
+    cS = _poly_taps([h * x ** j / math.factorial(2 * j + 1) for j in range(rs + 1)], R, dtype)
+    cDS = _poly_taps([None] + [-omega2 * h * x ** j / math.factorial(2 * j + 1) for j in range(rs + 1)], R, dtype)
+    up, vp = _padded(s.u, R, boundary), _padded(s.v, R, boundary)
+    u_new = _apply_taps(cC, up, rc, R, N) + _apply_taps(cS, vp, rs, R, N)
+    v_new = _apply_taps(cDS, up, rs + 1, R, N) + _apply_taps(cC, vp, rc, R, N)
     return SiteState(u=u_new, v=v_new)
+
+
+# --------------------------------------------------------------------------------------------
+# Equal steps: the two-step recurrence of exact harmonic motion
+# --------------------------------------------------------------------------------------------
+# Exact harmonic motion sampled at equal steps h obeys u(t+h) + u(t-h) = 2 C(h) u(t), C(h) =
+# cos(h sqrt(D)) (the flow's C above). Carried in the summed form d = u(t) - u(t-h),
+#     d <- d + (2C(h) - 2) u,   u <- u + d,
+# one step is ONE stencil of radius n_terms//2 on one array (the flow needs four), and the
+# increments are formed directly, so rounding does not pile up as in the raw two-term form. The
+# (u, v) at the time halfway between the two carried samples follow exactly from
+#     u - d/2 = C(h/2) u(t),   d = 2 S(h/2) v(t),
+# by the series of sec z and z/sin z (z = (h/2) sqrt(D)), applied only when the lattice is observed.
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class StepPair:
+    """The lattice at equally spaced times: u at the latest time (Å, (N,)) and d = u minus u one
+    step earlier (Å)."""
+
+    u: jax.Array
+    d: jax.Array
+
+
+def _series_inverse(coefs, n: int) -> list[float]:
+    """The first n coefficients of 1/f for the power series f (coefs[0] = 1)."""
+    out = [1.0]
+    for j in range(1, n):
+        out.append(-sum(coefs[i] * out[j - i] for i in range(1, min(j, len(coefs) - 1) + 1)))
+    return out
+
+
+def pair_start(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
+    """The pair at times t + h/2 and t - h/2 from (u, v) at t: u(t + h/2) = C u + S v, d = 2 S v
+    (h/2 series; d formed directly, without the cancellation of a difference)."""
+    half = harmonic_flow(SiteState(s.u, s.v), h / 2, omega2, boundary, n_terms)
+    rs = (n_terms - 1) // 2
+    x = -omega2 * h * h / 4
+    d = _poly_L(s.v, [2 * (h / 2) * x ** j / math.factorial(2 * j + 1) for j in range(rs + 1)], boundary)
+    return StepPair(u=half.u, d=d)
+
+
+def laplacian(x, boundary: str):
+    """(L x)_n, L = (-1, 2, -1) with free ends (open) or periodic (ring). The open chain goes
+    through the bonds, zero-padded (L x)_n = b_{n-1} - b_n with b_{-1} = b_{N-1} = 0, which XLA fuses
+    into its consumers (a mirror pad is a concatenate it does not)."""
+    if boundary == "ring":
+        return 2 * x - jnp.roll(x, 1, axis=-1) - jnp.roll(x, -1, axis=-1)
+    b = jax.lax.pad(x[..., 1:] - x[..., :-1], jnp.zeros((), x.dtype), [(0, 0, 0)] * (x.ndim - 1) + [(1, 1, 0)])
+    return b[..., :-1] - b[..., 1:]
+
+
+def pair_step(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
+    """Advance the pair by one step h (the same h as the pair's spacing): d += (2C(h) - 2) u in
+    Horner form L(c_1 u + L(c_2 u + ...)), c_j = 2 x^j/(2j)!, x = -ω²h², to the power n_terms//2."""
+    rc = max(1, n_terms // 2)
+    x = -omega2 * h * h
+    acc = None
+    for j in range(rc, 0, -1):
+        term = (2 * x ** j / math.factorial(2 * j)) * pr.u
+        acc = laplacian(term if acc is None else term + acc, boundary)
+    d = pr.d + acc
+    return StepPair(u=pr.u + d, d=d)
+
+
+def pair_sites(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> SiteState:
+    """(u, v) at the time halfway between the pair's two samples (h apart): u = sec(z)(u - d/2),
+    v = (1/h)(z / sin z) d, z² = (h²/4) ω² L, each series to n_terms powers of L (z <= ω_max h/2
+    <= 1/2, so that is below rounding wherever n_terms is the flow's order for h)."""
+    n = max(2, n_terms)
+    w = omega2 * h * h / 4  # z² = w L
+    cos_c = [(-1) ** j / math.factorial(2 * j) for j in range(n)]
+    sinc_c = [(-1) ** j / math.factorial(2 * j + 1) for j in range(n)]
+    sec = [c * w ** j for j, c in enumerate(_series_inverse(cos_c, n))]
+    z_sin = [c * w ** j / h for j, c in enumerate(_series_inverse(sinc_c, n))]
+    return SiteState(u=_poly_L(pr.u - pr.d / 2, sec, boundary), v=_poly_L(pr.d, z_sin, boundary))
