@@ -160,10 +160,10 @@ def test_step_pair_is_exact_harmonic_motion(boundary):
     assert abs(float(pr.u.sum())) < 1e-11 * scale
 
 
-def test_step_pair_float32_error_stays_at_rounding():
-    """In float32 the summed recurrence keeps the error of 10^4 steps (200 fs) at the rounding level
-    (measured 3.7e-6 of the largest u), below the Taylor flow's (2.1e-4: its per-step rounding of
-    u + small terms accumulates)."""
+def test_float32_lattice_error_stays_at_rounding():
+    """In float32 both the summed recurrence and the flow keep the error of 10^4 steps (200 fs) at
+    the rounding level (measured 3.6e-6 and 3.2e-6 of the largest u). Before the flow added its
+    increments to u last it drifted to 2.1e-4: a rounded 1 + O(ω²h²) tap is a systematic error."""
     chain = L.Chain(N=256)
     s = L.sample_modes(jax.random.PRNGKey(6), chain, 300.0, "classical", jnp.float32)
     st = L.SiteState(*(x.astype(jnp.float32) for x in (L.to_sites(chain, s).u, L.to_sites(chain, s).v)))
@@ -179,4 +179,4 @@ def test_step_pair_float32_error_stays_at_rounding():
     scale = float(jnp.abs(ref.u).max())
     err_pair = float(jnp.abs(pr.u - ref.u).max()) / scale
     err_flow = float(jnp.abs(fl.u - ref.u).max()) / scale
-    assert err_pair < 2e-5 and err_pair < err_flow, (err_pair, err_flow)
+    assert err_pair < 2e-5 and err_flow < 2e-5, (err_pair, err_flow)

@@ -288,12 +288,15 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
     R = rs + 1  # -D S has one power more; rc <= rs + 1 always
     x = -omega2 * h * h
     dtype, N = s.u.dtype, s.u.shape[-1]
-    cC = _poly_taps([x ** j / math.factorial(2 * j) for j in range(rc + 1)], R, dtype)
+    # C - 1 (no identity tap): the small increments are summed first and added to u, v last, so
+    # the identity is never rounded into a tap (in float32 a rounded 1 + O(ω²h²) tap is a
+    # systematic per-step error: measured 2e-4 of u after 1e4 steps, against 4e-6 this way)
+    cC1 = _poly_taps([None] + [x ** j / math.factorial(2 * j) for j in range(1, rc + 1)], R, dtype)
     cS = _poly_taps([h * x ** j / math.factorial(2 * j + 1) for j in range(rs + 1)], R, dtype)
     cDS = _poly_taps([None] + [-omega2 * h * x ** j / math.factorial(2 * j + 1) for j in range(rs + 1)], R, dtype)
     up, vp = _padded(s.u, R, boundary), _padded(s.v, R, boundary)
-    u_new = _apply_taps(cC, up, rc, R, N) + _apply_taps(cS, vp, rs, R, N)
-    v_new = _apply_taps(cDS, up, rs + 1, R, N) + _apply_taps(cC, vp, rc, R, N)
+    u_new = s.u + (_apply_taps(cC1, up, rc, R, N) + _apply_taps(cS, vp, rs, R, N))
+    v_new = s.v + (_apply_taps(cDS, up, rs + 1, R, N) + _apply_taps(cC1, vp, rc, R, N))
     return SiteState(u=u_new, v=v_new)
 
 

@@ -6,8 +6,8 @@ lattice at mid-step times t_n + dt/2:
 
 * order 2 (equal steps): a ``lattice.StepPair``, the mid-step displacements and their increment
   over the last step, advanced by the two-step recurrence of exact harmonic motion (one stencil
-  on one array per step: wow float32 505 -> ~680 M sample·site·steps/s at N = 4096 x 64 on 2
-  cores, and a smaller float32 rounding error than the flow's, see tests/test_lattice.py);
+  on one array per step where the flow needs four: wow float32 ~505 -> ~650-690 M
+  sample·site·steps/s at N = 4096 x 64 on 2 cores; both stay at rounding, tests/test_lattice.py);
 * order 4 (sub-steps of unequal lengths): a ``SiteState`` moved by the exact flow, (dt + dt_next)/2
   from one sub-step's midpoint to the next.
 
