@@ -293,7 +293,7 @@ def main(argv=None):
     ap.add_argument("--no-numpy", dest="numpy", action="store_false")
     ap.add_argument("--no-block", dest="block", action="store_false",
                     help="on a CPU, do not run samples in cache-sized blocks")
-    ap.add_argument("--cache", type=float, default=16e6, help="bytes a block's state may take (CPU)")
+    ap.add_argument("--cache", type=float, default=32e6, help="bytes a block's state may take (CPU)")
     ap.add_argument("--no-extras", dest="extras", action="store_false", help="skip memory and compile checks")
     ap.add_argument("--max-bytes", type=float, default=4e9, help="skip points whose state exceeds this")
     ap.add_argument("--cpu-devices", type=int, default=None,
