@@ -169,7 +169,7 @@ def bench_point(dynamics, dtype, N, S, args):
 
         lat = jax.device_put(lat, NamedSharding(Mesh(np.array(jax.devices()), ("samples",)), P("samples")))
     t0 = time.perf_counter()
-    compiled = f.lower(lat).compile()
+    compiled = wow.devices.compile_for(f.lower(lat), jax.devices())
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(lat))  # warm-up
     ts = time_calls(compiled, (lat,), args.repeats)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import h5py
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -95,3 +96,13 @@ def test_two_processes_equal_one(tmp_path):
             np.testing.assert_allclose(p.per_sample[k], q.per_sample[k], rtol=1e-10, atol=1e-13)
     assert sorted(x.name for x in tmp_path.iterdir()) == ["multi.h5", "multi.md", "multi.png",
                                                           "single.h5", "single.md", "single.png"]
+
+
+def test_compile_for_cpu_options_and_their_fallback(monkeypatch):
+    lowered = jax.jit(lambda x: jnp.cumsum(x) * 2).lower(jnp.arange(5.0))
+    ok = devices.compile_for(lowered, jax.devices())
+    np.testing.assert_array_equal(ok(jnp.arange(5.0)), 2 * np.cumsum(np.arange(5.0)))
+    # an XLA that no longer knows an option: compiled without the options, same numbers
+    monkeypatch.setattr(devices, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option_in_any_xla": True})
+    again = devices.compile_for(lowered, jax.devices())
+    np.testing.assert_array_equal(again(jnp.arange(5.0)), ok(jnp.arange(5.0)))

@@ -93,6 +93,25 @@ def resolve(devices=None) -> list:
     return devices
 
 
+#: XLA options for programs that run on CPUs. Region analysis lets copy insertion see that most
+#: loop-carried arrays can be updated in place: the wow time loop keeps 4 of its 7 per-step copies
+#: away (measured at N = 4096 x 64, 2 cores: wow float32 ~680 -> ~745, float64 ~280 -> ~320 M
+#: sample·site·steps/s; frozen unchanged). Same program, same numbers (the test suite runs with it).
+CPU_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+
+
+def compile_for(lowered, devices):
+    """lowered.compile(), with CPU_COMPILER_OPTIONS when every device is a CPU; a JAX whose XLA no
+    longer knows an option compiles without them (the options only change speed)."""
+    if all(d.platform == "cpu" for d in devices):
+        try:
+            return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
+        except Exception as e:  # jax.errors.JaxRuntimeError: "No such compile option"
+            if "compile option" not in str(e):
+                raise
+    return lowered.compile()
+
+
 def put(tree, sharding):
     """Place host values (identical in every process) on ``sharding``; works when the sharding
     spans devices of other processes, where jax.device_put of a host array does not."""

@@ -193,7 +193,7 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
         return _devices.put((keys[idx], np.asarray(g, np.int32)), by_sample)
 
     t0 = time.perf_counter()
-    compiled = _chunk.lower(*chunk_args(0), *dyn, **static).compile()
+    compiled = _devices.compile_for(_chunk.lower(*chunk_args(0), *dyn, **static), devices)
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -642,7 +642,7 @@ def run(cfg: Config, ql: QuantumLattice, n_samples: int, seed: int = 0, initial=
     static = dict(lay=lay, modes=modes, fixed_cm=cfg.cm_momentum is not None, n0_fixed=initial)
     idx = lambda lo: _devices.put(keys[np.minimum(np.arange(lo, lo + chunk_size), n_samples - 1)], by_sample)
     t0 = time.perf_counter()
-    compiled = _chunk.lower(idx(0), *dyn, **static).compile()
+    compiled = _devices.compile_for(_chunk.lower(idx(0), *dyn, **static), devices)
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     outs, frs = [], []
