@@ -351,6 +351,14 @@ def test_ehrenfest_is_a_config_option_and_the_ensemble_records_the_budget():
     np.testing.assert_allclose(ps["dE_lat"], -ps["dE_e"], atol=1e-4)  # energy conservation
     chan = sum(ps[f"P_{c}"] for c in C.CHANNELS)
     np.testing.assert_allclose(chan, ps["P_b"], rtol=1e-12)
+    # the per-frame <P_R> trace subtracts the phonons' crystal momentum (MODEL.md): it starts at the
+    # drawn P_R and ends where the budget says the CM ends, and P_R_f agrees with both
+    tr = res.traces
+    assert "P_ph" in tr and tr["P_R"].shape == (4, cfg.n_frames + 1)
+    np.testing.assert_allclose(tr["P_R"][:, 0], ps["P_R0"], atol=1e-12)
+    np.testing.assert_allclose(tr["P_R"][:, -1] - ps["P_R0"], ps["dP_cm"], atol=1e-10)
+    np.testing.assert_allclose(ps["P_R_f"], tr["P_R"][:, -1], atol=1e-14)
+    assert np.all(np.abs(ps["dP_cm"]) < np.abs(ps["dP_e"]) + 1e-12)
     with pytest.raises(wow.ConfigError, match="dynamics"):
         wow.validate(wow.Config(dynamics="ehrenfst"))
 

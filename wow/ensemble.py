@@ -46,7 +46,17 @@ def layout_of(cfg: Config) -> Layout:
         N=cfg.chain.N, boundary=cfg.chain.boundary, dynamics=cfg.dynamics, recoil=cfg.recoil,
         use_onsite=e.D != 0, n_terms=lattice.flow_terms(cfg.chain, longest_flow(cfg), real),
         steps_per_frame=cfg.steps_per_frame, n_frames=cfg.n_frames, save_density=cfg.save_density,
-        order=cfg.order)
+        order=cfg.order, frame_tally=_frame_tally(cfg))
+
+
+def _frame_tally(cfg: Config):
+    """A lattice that reacts (Ehrenfest) on the ring changes its phonons' crystal momentum, which
+    the per-frame <P_R> trace must subtract (MODEL.md); frozen and wow keep P_ph fixed."""
+    if cfg.dynamics == "ehrenfest" and cfg.chain.boundary == "ring":
+        from .occupations import PhononMomentumFrames
+
+        return PhononMomentumFrames(cfg.chain)
+    return None
 
 
 def params_of(cfg: Config) -> Params:
@@ -79,7 +89,11 @@ def _one_sample(key, T, P_R_fixed, psi0, p: Params, chain, statistics, k0, fixed
     from .occupations import sample_tallies  # momentum budget and energy channels (O(N log N))
     tallies.update(sample_tallies(chain, psi0, psi_f, lat0, lat_f, p))
     tallies["P_R0"] = P_R
+    # <P_R>(t) = Q - ħ<k>(t) - (P_ph(t) - P_ph(0)) (MODEL.md); P_ph is recorded only where it moves
     frames["P_R"] = Q - HBAR * frames["k_mean"]
+    if "P_ph" in frames:
+        frames["P_R"] = frames["P_R"] - (frames["P_ph"] - frames["P_ph"][0])
+        tallies["P_R_f"] = frames["P_R"][-1]
     return tallies, frames, psik
 
 

@@ -106,7 +106,7 @@ TALLY_UNITS = {
     "dE_cm": ("eV", "change of the CM kinetic energy <(Q - hbar k)^2/(2NM)> (paper Eq. A8)"),
     "norm": ("", "norm of psi at t_final"),
     "k_f": ("1/angstrom", "final <k>"),
-    "P_R_f": (P_UNIT, "final CM momentum Q - hbar <k>"),
+    "P_R_f": (P_UNIT, "final CM momentum Q - hbar <k> (- dP_ph for Ehrenfest on the ring)"),
     "P_R0": (P_UNIT, "initial CM momentum of the sample"),
     "x_mean": (ANG, "<x>"),
     "k_mean": ("1/angstrom", "<k>"),

@@ -37,6 +37,8 @@ running-wave action), so dP_ph = 0 and the CM takes -dP_e, as in paper Eq. A5.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -89,6 +91,17 @@ def phonon_momentum(chain: Chain, lat: SiteState):
     """P_ph = Σ_q ħq n_q (eV·fs/Å), ring only."""
     _, _, hq = running_waves(chain)
     return jnp.sum(jnp.asarray(hq, lat.u.dtype) * running_occupations(chain, lat))
+
+
+@dataclasses.dataclass(frozen=True)
+class PhononMomentumFrames:
+    """A per-frame lattice tally for the propagator (``Layout.frame_tally``): P_ph of the lattice
+    at each frame (ring). Hashable, so it can sit in the static Layout."""
+
+    chain: Chain
+
+    def __call__(self, lat: SiteState) -> dict:
+        return {"P_ph": phonon_momentum(self.chain, lat)}
 
 
 def occupations(chain: Chain, lat: SiteState) -> dict:

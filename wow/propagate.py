@@ -51,7 +51,9 @@ class Layout:
     N, boundary: the chain; dynamics: a wow.dynamics backend name; recoil: CM recoil phase on/off;
     use_onsite: apply site energies (D != 0 or static site terms); n_terms: Taylor order of the
     lattice flow; steps_per_frame, n_frames: the run is n_frames x steps_per_frame steps, with
-    tallies recorded at n_frames + 1 times; save_density: also record |ψ_n|² at each frame.
+    tallies recorded at n_frames + 1 times; save_density: also record |ψ_n|² at each frame;
+    frame_tally: None or a hashable callable lat -> {name: scalar} recorded at each frame from the
+    lattice the engine really has there (e.g. occupations.PhononMomentumFrames).
     """
 
     N: int
@@ -64,6 +66,7 @@ class Layout:
     n_frames: int = 1
     save_density: bool = False
     order: int = 2
+    frame_tally: object = None
 
 
 #: Sub-step weights (fractions of dt) of one step of each order: 2 is one Strang step; 4 is
@@ -423,6 +426,8 @@ def propagate(psi0, lat0: SiteState, Q, p: Params, layout: Layout):
         out = observe(view(state), p, layout)
         if layout.save_density:  # the lattice the engine really used, at the frame time
             out["u"] = lat_now.u
+        if layout.frame_tally is not None:
+            out.update(layout.frame_tally(lat_now))
         return out
 
     def frame(carry, _):
@@ -432,6 +437,8 @@ def propagate(psi0, lat0: SiteState, Q, p: Params, layout: Layout):
     first = observe(psi0, p, layout)
     if layout.save_density:
         first["u"] = lat0.u
+    if layout.frame_tally is not None:
+        first.update(layout.frame_tally(lat0))
     (state, lat), frames = jax.lax.scan(frame, (state, lat), None, length=layout.n_frames)
     frames = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[None], r]), first, frames)
     return view(state), finish(lat, p_first, layout), frames

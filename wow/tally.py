@@ -10,7 +10,7 @@ Per sample (all energies in eV, momenta in eV·fs/Å):
   dE_cm    change of <(Q - ħk)²/(2NM)>: the CM kinetic energy that momentum conservation implies
            (the recoil energy, paper Eq. A8). It acts on the electron only when recoil is on, and
            then dE_e + dE_cm = 0 for a frozen lattice;
-  k_f, P_R_f  final <k> and <P_R> = Q - ħ<k>.
+  k_f, P_R_f  final <k> and <P_R> = Q - ħ<k> (wow.run subtracts ΔP_ph for Ehrenfest on the ring).
 """
 
 from __future__ import annotations
