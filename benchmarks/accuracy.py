@@ -65,7 +65,7 @@ def run_core(base, modes, order, dt, repeats):
     lat = jax.vmap(lambda s: L.to_sites(cfg.chain, s))(modes)
     f = jax.jit(jax.vmap(lambda lat: p_back(propagate(psi0, lat, Q, p, layout)[0], p)))
     t0 = time.perf_counter()
-    c = f.lower(lat).compile()
+    c = wow.devices.compile_for(f.lower(lat), jax.devices())
     comp = time.perf_counter() - t0
     pb = np.asarray(c(lat))
     ts = []

@@ -334,7 +334,7 @@ def _series_inverse(coefs, n: int) -> list[float]:
 def pair_start(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
     """The pair at times t + h/2 and t - h/2 from (u, v) at t: u(t + h/2) = C u + S v, d = 2 S v
     (h/2 series; d formed directly, without the cancellation of a difference)."""
-    half = harmonic_flow(SiteState(s.u, s.v), h / 2, omega2, boundary, n_terms)
+    half = harmonic_flow(s, h / 2, omega2, boundary, n_terms)
     rs = (n_terms - 1) // 2
     x = -omega2 * h * h / 4
     d = _poly_L(s.v, [2 * (h / 2) * x ** j / math.factorial(2 * j + 1) for j in range(rs + 1)], boundary)
