@@ -94,6 +94,10 @@ def test_info(capsys):
     (["--dtype", "float16"], "invalid choice: 'float16'"),
     (["--sigma", "30"], "the packet leaves the open chain"),
     (["--device", "gpu"], "no GPU is visible"),
+    (["--cpu-devices", "0"], "--cpu-devices=0: allowed an integer >= 1"),
+    (["--coordinator", "localhost:1234"], "--coordinator, --num-processes and --process-id go together"),
+    (["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "5"],
+     "process_id=5: allowed an integer in [0, 1]"),
 ])
 def test_bad_options_write_nothing(tmp_path, capsys, extra, needle):
     if needle == "no GPU is visible":
