@@ -157,7 +157,7 @@ def steps_for(S, N, rate_guess, target_s):
 
 
 def bench_point(dynamics, dtype, N, S, args):
-    guess = {"frozen": 4e8, "wow": 1.5e8, "ehrenfest": 1.5e7}.get(dynamics, 1e7) * (0.5 if dtype == "float64" else 1)
+    guess = {"frozen": 4e8, "wow": 1.5e8, "ehrenfest": 8e7}.get(dynamics, 1e7) * (0.5 if dtype == "float64" else 1)
     steps = steps_for(S, N, guess, args.target)
     cfg = config(dynamics, dtype, N, steps, order=args.order)
     lat = inputs(cfg, S)

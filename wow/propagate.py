@@ -26,7 +26,9 @@ Speed (see "The fast path" below and benchmarks/): for the frozen and wow backen
 read ψ, the loop carries ψ as four real arrays split by site parity, merges the outermost half
 layers of neighbouring (sub-)steps (exact: rotations of one pair commute, as do site phases), and
 evaluates the rotations by an exactly unitary rational formula (``_rotation``); frozen computes its
-rotations once. A backend that reads ψ (Ehrenfest) gets the complex ψ and ``electron_step``.
+rotations once. A backend that reads ψ (Ehrenfest) gets the same split form with every step
+whole (no half layer left pending), which ``electron_energy`` reads directly: measured 88 -> 288
+M sample·site·steps/s (float32, N = 4096 x 64, 2 cores) against the complex ψ it had before.
 """
 
 from __future__ import annotations
@@ -114,33 +116,6 @@ def _bond_layer(psi, c, s, parity: int, boundary: str):
     seg = psi[..., parity:parity + 2 * n_pairs].reshape(*lead, n_pairs, 2)
     seg = _rotate_pairs(seg, c, s).reshape(*lead, 2 * n_pairs)
     return jnp.concatenate([psi[..., :parity], seg, psi[..., parity + 2 * n_pairs:]], axis=-1)
-
-
-def _bond_angles(t, tau):
-    """cos and sin of θ = t τ/ħ for the bonds of each parity."""
-    th = t * (tau / HBAR)
-    return jnp.cos(th), jnp.sin(th)
-
-
-def electron_step(psi, t, eps, dt, recoil_phase, layout: Layout):
-    """One Strang step of the electron with hoppings t (per bond) and site energies eps (or None);
-    recoil_phase is the full-step k-space phase (or None)."""
-    te, to = t[..., 0::2], t[..., 1::2]
-    ce, se = _bond_angles(te, dt / 2)
-    co, so = _bond_angles(to, dt / 2 if recoil_phase is not None else dt)
-    half_v = jnp.exp(-1j * eps * (dt / (2 * HBAR))) if eps is not None else None
-
-    if half_v is not None:
-        psi = psi * half_v
-    psi = _bond_layer(psi, ce, se, 0, layout.boundary)
-    psi = _bond_layer(psi, co, so, 1, layout.boundary)
-    if recoil_phase is not None:
-        psi = jnp.fft.ifft(jnp.fft.fft(psi, axis=-1) * recoil_phase, axis=-1)
-        psi = _bond_layer(psi, co, so, 1, layout.boundary)
-    psi = _bond_layer(psi, ce, se, 0, layout.boundary)
-    if half_v is not None:
-        psi = psi * half_v
-    return psi
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,8 +273,21 @@ def electron_terms(u, p: Params, layout: Layout):
 
 
 def electron_energy(psi, u, p: Params, layout: Layout):
+    """<ψ|H_e(u)|ψ> (eV); ψ complex (N,) or the core's split form (Re A, Im A, Re B, Im B), read in
+    real arithmetic (the Ehrenfest force differentiates this with respect to u)."""
     t, eps = electron_terms(u, p, layout)
-    return energy(psi, t, jnp.zeros_like(u) if eps is None else eps, layout.boundary)
+    if not isinstance(psi, tuple):
+        return energy(psi, t, jnp.zeros_like(u) if eps is None else eps, layout.boundary)
+    Ar, Ai, Br, Bi = psi
+    M = Ar.shape[-1]
+    te, to = _by_parity(t, M)
+    ring = layout.boundary == "ring"
+    # bond 2j joins A_j and B_j, bond 2j+1 joins B_j and A_{j+1}: Re(ψ_n* ψ_{n+1}) per bond
+    hop = -2.0 * jnp.sum(te * (Ar * Br + Ai * Bi) + to * (Br * _shift(Ar, 1, ring) + Bi * _shift(Ai, 1, ring)))
+    if eps is None:
+        return hop
+    ea, eb = _by_parity(eps, M)
+    return hop + jnp.sum(ea * (Ar**2 + Ai**2) + eb * (Br**2 + Bi**2))
 
 
 def recoil_energy(psi, Q, p: Params):
@@ -401,19 +389,24 @@ def propagate(psi0, lat0: SiteState, Q, p: Params, layout: Layout):
             z, pending = state
             return _from_split(_outer(z, pending, layout.use_onsite), N)
     else:
-        state = psi0
+        # the backend reads ψ between steps (the force): carry it split, each step whole (its
+        # trailing half layer applied, not left pending), so the carried z is ψ itself;
+        # electron_energy reads the split form directly
+        state = _to_split(psi0, M)
+        none = _no_angle(M, layout, real)
 
         def make_evolve(x):
-            def evolve(psi, u_mid):
+            def evolve(z, u_mid):
                 t, eps = electron_terms(u_mid, p, layout)
-                return electron_step(psi, t, eps, x["h"], x.get("phase"), layout)
+                coef, half = _layer_coefficients(t, eps, x["h"], none, layout)
+                return _outer(_apply_substep(z, coef, x.get("phase"), layout), half, layout.use_onsite)
             return evolve
 
-        view = lambda psi: psi
+        view = lambda z: _from_split(z, N)
 
     p_first = dataclasses.replace(p, dt=hs[0])
     if layout.dynamics != "frozen":
-        lat = start(lat0, p_first, layout)
+        lat = start(lat0, p_first, layout, **({"psi0": psi0} if "psi0" in inspect.signature(start).parameters else {}))
 
         def sub_step(carry, x):
             state, lat = carry

@@ -6,10 +6,11 @@ that advances the lattice state ``lat`` (a PyTree, e.g. lattice.SiteState) by p.
 electron step ``evolve(psi, u_mid)`` (the propagator core's Strang step with hoppings evaluated at
 the displacement u_mid), and optionally
 
-    start(lat0, p, layout) -> lat      finish(lat, p, layout) -> lat_at_t_final
+    start(lat0, p, layout[, psi0]) -> lat      finish(lat, p, layout) -> lat_at_t_final
 
 to move between the lattice at t = 0 / t_final (a SiteState) and the backend's own carried state
-(e.g. the lattice at mid-step times). ``frozen`` and ``wow`` take no force from the electron; a
+(e.g. the lattice at mid-step times, or the lattice with the force at a step boundary; a start
+that names ``psi0`` is given the initial ψ). ``frozen`` and ``wow`` take no force from the electron; a
 back-reacting backend (Ehrenfest) may call the electron's energy and forces around ``evolve``."""
 
 from types import ModuleType

@@ -28,6 +28,8 @@ momentum goes is done after the run (wow.occupations.budget).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -60,19 +62,44 @@ def _drift(lat: SiteState, h, p, layout) -> SiteState:
     return harmonic_flow(lat, h, p.omega2, layout.boundary, layout.n_terms)
 
 
-def verlet(psi, lat: SiteState, p, layout, evolve, drift):
-    """The symmetric Ehrenfest step with a given free lattice flow ``drift(lat, h, p, layout)``
-    (the harmonic chain here; experiments may pass another harmonic lattice, e.g. Einstein
-    oscillators)."""
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class WithForce:
+    """The carried state: the lattice at a step boundary and the force there. The force that ends
+    one step is the one that starts the next (same ψ, same u), so each step evaluates it once."""
+
+    lat: SiteState
+    f: jax.Array
+
+
+def _verlet(psi, lat: SiteState, f0, p, layout, evolve, drift):
+    """One symmetric step from the boundary force f0; returns (ψ, lattice, force at the end)."""
     h = p.dt / 2
     M = mass(p, layout)
-    lat = _kick(lat, force(psi, lat.u, p, layout), h, M)
+    lat = _kick(lat, f0, h, M)
     lat = drift(lat, h, p, layout)
     psi = evolve(psi, lat.u)
     lat = drift(lat, h, p, layout)
-    lat = _kick(lat, force(psi, lat.u, p, layout), h, M)
+    f1 = force(psi, lat.u, p, layout)  # depends on u only: the kick below does not change it
+    return psi, _kick(lat, f1, h, M), f1
+
+
+def verlet(psi, lat: SiteState, p, layout, evolve, drift):
+    """The symmetric Ehrenfest step with a given free lattice flow ``drift(lat, h, p, layout)``
+    (the harmonic chain here; experiments may pass another harmonic lattice, e.g. Einstein
+    oscillators); evaluates the force at both ends."""
+    psi, lat, _ = _verlet(psi, lat, force(psi, lat.u, p, layout), p, layout, evolve, drift)
     return psi, lat
 
 
-def step(psi, lat, p, layout, evolve):
-    return verlet(psi, lat, p, layout, evolve, _drift)
+def start(lat, p, layout, psi0):
+    return WithForce(lat, force(psi0, lat.u, p, layout))
+
+
+def step(psi, c: WithForce, p, layout, evolve):
+    psi, lat, f = _verlet(psi, c.lat, c.f, p, layout, evolve, _drift)
+    return psi, WithForce(lat, f)
+
+
+def finish(c: WithForce, p, layout):
+    return c.lat
