@@ -48,6 +48,9 @@ def use_cpu_cores(n: int | None = None) -> int:
         return len(jax.devices("cpu"))
     try:
         jax.config.update("jax_num_cpu_devices", int(n))
+    except AttributeError:  # a JAX without the option: the XLA flag does the same before start-up
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={int(n)}").strip()
     except RuntimeError:  # backends already up: fine if they already have that many
         have = len(jax.devices("cpu"))
         if have != n:
@@ -66,7 +69,10 @@ def distributed(coordinator: str, num_processes: int, process_id: int) -> None:
     if isinstance(process_id, bool) or not isinstance(process_id, (int, np.integer)) \
             or not 0 <= process_id < num_processes:
         raise ConfigError(f"process_id={process_id!r}: allowed an integer in [0, {num_processes - 1}]")
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:  # CPU devices of several processes talk through gloo (GPUs use their own collectives)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except AttributeError:  # a JAX without the option
+        pass
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=int(num_processes),
                                process_id=int(process_id))
 
