@@ -364,13 +364,8 @@ def test_ehrenfest_is_a_config_option_and_the_ensemble_records_the_budget():
 
 
 def test_troisi_orlandi_script_runs_small_and_frozen_does_not_spread(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from wow.experiments import troisi_orlandi as to
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "troisi_orlandi.py"
-    spec = importlib.util.spec_from_file_location("troisi_orlandi", path)
-    to = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(to)
     m = to.model(to.build_parser().parse_args([]))
     assert m["K"] == pytest.approx(1.5028, rel=1e-4) and m["t0"] == pytest.approx(0.037195, rel=1e-4)
     assert m["alpha"] == pytest.approx(0.12336, rel=1e-4)  # eV/Å from 995 cm⁻¹/Å

@@ -1,9 +1,6 @@
 """The experiment scripts on tiny sizes: the recoil script reproduces A7/A8, the trajectories script
 saves what the engine computed."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,10 +8,7 @@ import wow
 from wow import io, plot
 from wow.electron import k_grid
 from wow.units import HBAR
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import recoil  # noqa: E402
-import trajectories  # noqa: E402
+from wow.experiments import recoil, trajectories
 
 
 def test_recoil_reproduces_a7_a8(tmp_path, capsys):

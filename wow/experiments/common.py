@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The checkout holding this package (outputs default to its results/ folder).
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 
 
@@ -47,7 +48,7 @@ def str_list(allowed):
 
 def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.02,
            dtype: str = "float64") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=doc,
+    p = argparse.ArgumentParser(prog=f"wow run {name}", description=doc,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("run")
     g.add_argument("--samples", type=int, default=samples, help="thermal samples per point (>= 2)")
