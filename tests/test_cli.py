@@ -139,3 +139,23 @@ def test_console_script():
     assert r.returncode == 0 and "jax" in r.stdout
     r = subprocess.run([exe, "inspect", "/nonexistent.h5"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_list_and_version(capsys):
+    from wow import __version__
+    from wow.experiments import EXPERIMENTS
+
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in EXPERIMENTS)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"wow {__version__}"
+
+
+def test_every_experiment_has_help(capsys):
+    from wow.experiments import EXPERIMENTS
+
+    for name in EXPERIMENTS:
+        assert cli.main(["run", name, "--help"]) == 0
+        assert f"usage: wow run {name}" in capsys.readouterr().out

@@ -1,42 +1,50 @@
-"""The ``wow`` command.
+"""The ``wow`` command (also ``python -m wow``).
 
-  wow run EXPERIMENT [options]   run experiments/EXPERIMENT.py (options go to the script; --help lists them)
+  wow run EXPERIMENT [options]   run an experiment (options go to it; wow run EXPERIMENT --help lists them)
+  wow list                       the experiments and what each answers
   wow inspect FILE               a results file's inputs, provenance and tally table
   wow plot FILE [--out DIR]      the standard figures of a results file, as PNG
   wow info                       versions, devices and precision
+  wow --version
 """
 
 from __future__ import annotations
 
 import argparse
-import runpy
 import sys
 from pathlib import Path
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+from .experiments import EXPERIMENTS
 
 
-def experiments() -> dict[str, Path]:
-    """Experiment name -> script (experiments/*.py next to the package, helpers excluded)."""
-    if not EXPERIMENTS_DIR.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(EXPERIMENTS_DIR.glob("*.py")) if not p.stem.startswith("_")}
+def experiments() -> dict[str, str]:
+    """Experiment name -> one line on what it answers (the modules of ``wow.experiments``)."""
+    return dict(EXPERIMENTS)
 
 
 def _run(args, rest) -> int:
-    known = experiments()
-    script = known.get(args.experiment)
-    if script is None:
-        names = ", ".join(known) or f"none found in {EXPERIMENTS_DIR}"
-        print(f"wow run: error: unknown experiment {args.experiment!r}: allowed {names}", file=sys.stderr)
-        return 2
-    argv, sys.argv = sys.argv, [str(script)] + rest
+    from . import experiments as E
+
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        module = E.load(args.experiment)
+    except ValueError as e:
+        print(f"wow run: error: {e}", file=sys.stderr)
+        return 2
+    argv, sys.argv = sys.argv, [f"wow run {args.experiment}"] + rest
+    try:
+        code = module.main(rest)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv = argv
+    return code if isinstance(code, int) else 0
+
+
+def _list(args) -> int:
+    width = max(map(len, EXPERIMENTS))
+    for name, what in EXPERIMENTS.items():
+        print(f"{name.ljust(width)}  {what}")
+    print("run one with: wow run NAME [options]   (wow run NAME --help lists its options)")
     return 0
 
 
@@ -111,12 +119,16 @@ def _info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="wow", description="wave-on-wave: electron backscattering on a "
                                 "thermal chain with the lattice centre of mass")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,inspect,plot,info}")
-    r = sub.add_parser("run", help="run an experiment script", add_help=False,
-                       description="wow run EXPERIMENT [options]: options go to experiments/EXPERIMENT.py")
+    p.add_argument("--version", action="version", version=f"wow {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,list,inspect,plot,info}")
+    r = sub.add_parser("run", help="run an experiment", add_help=False,
+                       description="wow run EXPERIMENT [options]: the options go to the experiment")
     r.add_argument("experiment", help=f"one of: {', '.join(experiments())}")
+    sub.add_parser("list", help="the experiments and what each answers")
     i = sub.add_parser("inspect", help="inputs, provenance and tallies of a results file")
     i.add_argument("file", type=Path)
     i.add_argument("--columns", type=lambda s: [c for c in s.split(",") if c], default=["P_b", "dE_b", "dE_cm"],
@@ -145,7 +157,7 @@ def main(argv=None) -> int:
     from .io import ResultsError
 
     try:
-        return {"inspect": _inspect, "plot": _plot, "info": _info}[args.command](args)
+        return {"list": _list, "inspect": _inspect, "plot": _plot, "info": _info}[args.command](args)
     except (ResultsError, ConfigError, ValueError) as e:
         print(f"wow {args.command}: error: {e}", file=sys.stderr)
         return 2
