@@ -479,3 +479,232 @@ def huang_rhys_fraction_debye(q, T, theta_D, M_amu, n_atoms):
     z = 2 * lam * np.sqrt(nbar * (nbar + 1))
     out = np.exp(-two_w + np.sum(np.log(special.i0e(z)) + z, axis=-1))
     return float(out) if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------------------------
+# Transport references (wow.transport holds the estimators these are tested against)
+# --------------------------------------------------------------------------------------------
+# Haken-Strobl-Reineker (HSR) dephasing on the perfect chain. H0 = -t0 Σ (|n+1><n| + h.c.) plus
+# on-site Gaussian white noise ε_n(t), <ε_n(t) ε_m(t')> = ħ²Γ δ_nm δ(t - t'). Averaged over the
+# noise, ρ obeys the Lindblad equation dρ/dt = -(i/ħ)[H0, ρ] - Γ(ρ - diag ρ): Γ (1/fs) is the decay
+# rate of every site coherence ρ_nm, n != m (Lindblad operators sqrt(Γ)|n><n|). With the velocity
+# v = (i/ħ)[H0, x] = (i t0 a/ħ) Σ (|n+1><n| - |n><n+1|) (Å/fs), which commutes with H0, the
+# adjoint generator closes on five moments (infinite chain; exact while the packet is far from the
+# ends):
+#   d<x>/dt = <v>,  d<v>/dt = -Γ<v>,  d<v²>/dt = Γ(v∞² - <v²>),  v∞² = 2 t0² a²/ħ²,
+#   d<(x-x0)²>/dt = <W>,  d<W>/dt = 2<v²> - Γ<W>,  W = (x-x0)v + v(x-x0),
+# and the momentum distribution relaxes as n(k, t) = e^{-Γt} n(k, 0) + (1 - e^{-Γt})/N, so the
+# band energy goes as E(t) = e^{-Γt} E(0) (the noise is infinitely hot: its steady state is the
+# band centre, not a thermal distribution). Solutions below; Γ = 0 is the free (ballistic) chain.
+def _decay_integrals(t, gamma):
+    """f1 = ∫_0^t e^{-Γs} ds, f2 = ∫_0^t f1 ds, f3 = ∫_0^t s e^{-Γs} ds, stable as Γt -> 0."""
+    g = gamma * t
+    small = g < 1e-4
+    gs = np.where(small, 1.0, g)  # avoid 0/0 where the series is used
+    e = np.exp(-gs)
+    f1 = np.where(small, t * (1 - g / 2 + g**2 / 6), -np.expm1(-gs) / np.where(small, 1.0, gamma))
+    em1 = np.expm1(-gs)  # e^{-g} - 1, so that the cancellations below keep relative precision
+    f2 = np.where(small, t**2 * (0.5 - g / 6 + g**2 / 24), t**2 * (gs + em1) / gs**2)
+    f3 = np.where(small, t**2 * (0.5 - g / 3 + g**2 / 8), t**2 * (-em1 - gs * e) / gs**2)
+    return f1, f2, f3
+
+
+def hsr_diffusion(t0, a, gamma):
+    """Long-time diffusion constant of the HSR chain, D = v∞²/Γ = 2 t0² a²/(ħ² Γ) (Å²/fs), for
+    Γ the decay rate of site coherences (see the block comment above). t0 (eV), a (Å), Γ (1/fs)
+    all > 0. Conventions that write the noise as <ε ε> = 2ħ²Γ' δ (coherence rate 2Γ') get
+    D = t0² a²/(ħ² Γ'): same physics, Γ = 2Γ'."""
+    t0, a, gamma = _positive("t0", t0), _positive("a", a), _positive("gamma", gamma)
+    out = 2.0 * t0**2 * a**2 / (HBAR**2 * gamma)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def hsr_moments(t, psi0, t0, a, gamma, x0=None):
+    """Exact noise-averaged transport moments of the HSR chain (block comment above) for the
+    initial state ``psi0`` (complex, sites n = 0..N-1 at x_n = n a, normalised here), at times t
+    (fs, >= 0, any shape). x0: the origin of the MSD (Å, default <x>(0)).
+
+    Returns a dict of arrays shaped like t:
+      x        <x> - x0 (Å)
+      msd      <(x - x0)²> (Å²)
+      spread   <x²> - <x>² (Å²) of the noise-averaged density: the mean of each realisation's
+               own spread plus the variance of the realisations' centroids
+      v        <v> (Å/fs), = e^{-Γt} <v>(0)
+      v2       <v²> (Å²/fs²)
+      D_run    ½ d msd/dt = ½<W> (Å²/fs)
+      corr     Re <ψ0|v(t) v(0)|ψ0> = e^{-Γt} <v²>(0) (Å²/fs², the two-time velocity correlation)
+      energy   <H0> (eV), = e^{-Γt} <H0>(0)
+    From one site: msd = 2 v∞² [t/Γ - (1 - e^{-Γt})/Γ²] -> 2Dt - 2D/Γ. Γ = 0 gives the free
+    chain: msd(t) = msd(0) + <W>(0) t + <v²>(0) t² (ballistic). t0 (eV) > 0, a (Å) > 0, Γ >= 0
+    (1/fs). The moments at t = 0 are those of psi0 on the infinite chain (a packet far from the
+    ends of a finite one)."""
+    t = _nonnegative("t", t)
+    t0, a = float(_positive("t0", t0)), float(_positive("a", a))
+    gamma = float(_nonnegative("gamma", gamma))
+    psi = np.asarray(psi0, complex)
+    if psi.ndim != 1 or psi.size < 2 or not np.all(np.isfinite(psi)) or np.linalg.norm(psi) == 0:
+        raise ValueError(f"psi0={_show(psi0)} must be a finite, non-zero 1-D array of >= 2 amplitudes")
+    psi = psi / np.linalg.norm(psi)
+    x = np.arange(psi.size) * a
+    rho = np.abs(psi) ** 2
+    x0 = float(np.sum(x * rho)) if x0 is None else float(_finite("x0", x0))
+    # v psi on the infinite chain (psi = 0 beyond the ends): (vψ)_n = -(i t0 a/ħ)(ψ_{n+1} - ψ_{n-1})
+    pad = np.concatenate([[0], psi, [0]])
+    vpsi = -1j * t0 * a / HBAR * (pad[2:] - pad[:-2])
+    hpsi = -t0 * (pad[2:] + pad[:-2])
+    vpsi_full = np.concatenate([[1j * t0 * a / HBAR * psi[0]], vpsi, [-1j * t0 * a / HBAR * psi[-1]]])
+    v0 = float(np.real(np.vdot(psi, vpsi)))
+    v2_0 = float(np.sum(np.abs(vpsi_full) ** 2))  # <v²> = |vψ|², vψ reaching one site beyond each end
+    W0 = 2.0 * float(np.real(np.vdot((x - x0) * psi, vpsi)))
+    m0 = float(np.sum((x - x0) ** 2 * rho))
+    E0 = float(np.real(np.vdot(psi, hpsi)))
+    vinf2 = 2.0 * t0**2 * a**2 / HBAR**2
+    f1, f2, f3 = _decay_integrals(t, gamma)
+    decay = np.exp(-gamma * t)
+    xm = float(np.sum(x * rho)) - x0 + v0 * f1
+    msd = m0 + W0 * f1 + 2.0 * vinf2 * f2 + 2.0 * (v2_0 - vinf2) * f3
+    W = W0 * decay + 2.0 * vinf2 * f1 + 2.0 * (v2_0 - vinf2) * t * decay
+    return {"x": xm, "msd": msd, "spread": msd - xm**2, "v": v0 * decay,
+            "v2": vinf2 + (v2_0 - vinf2) * decay, "D_run": W / 2, "corr": v2_0 * decay,
+            "energy": E0 * decay}
+
+
+def hsr_msd(t, t0, a, gamma):
+    """<(x - x0)²>(t) (Å²) of the HSR chain from one site (noise-averaged, exact at all times):
+    (4 t0² a²/(ħ² Γ)) [t - (1 - e^{-Γt})/Γ]: ballistic 2 (t0 a/ħ)² t² for Γt << 1, diffusive
+    2 D t - 2 D/Γ for Γt >> 1, D = hsr_diffusion(t0, a, Γ). t (fs) >= 0, t0 (eV), a (Å) > 0,
+    Γ (1/fs) >= 0."""
+    t = _nonnegative("t", t)
+    t0, a = float(_positive("t0", t0)), float(_positive("a", a))
+    gamma = float(_nonnegative("gamma", gamma))
+    _, f2, _ = _decay_integrals(t, gamma)
+    return 4.0 * t0**2 * a**2 / HBAR**2 * f2
+
+
+def free_spread(t, t0, a, sigma, k0):
+    """Ballistic spread <x²> - <x>² (Å²) of wow's Gaussian packet ψ_n ∝ exp(-(na - x0)²/(4σ²))
+    e^{ik0na} on the free chain (hopping t0, no noise, no lattice):
+
+        σ²(t) = σ² + (a t0 t/ħ)² [2 - 2 cos(2k0a) e^{-a²/(2σ²)} - 4 sin²(k0a) e^{-a²/(4σ²)}],
+
+    from <v²> - <v>² at t = 0 (v commutes with H0, so the spread grows as Var(v) t²; the packet is
+    unchirped, so the linear term vanishes) with <S^m> = e^{-imk0a} e^{-m²a²/(8σ²)} for the shift
+    S. Exact up to the Poisson (aliasing) terms O(e^{-2π²σ²/a²}) of a sampled Gaussian and to the
+    chain's ends. For σ >> a it tends to σ² + (v' t/(2σ))², v' = 2 t0 a² cos(k0a)/ħ. t (fs) >= 0,
+    t0 (eV), a (Å), sigma (Å) > 0, k0 (1/Å)."""
+    t = _nonnegative("t", t)
+    t0, a = float(_positive("t0", t0)), float(_positive("a", a))
+    sigma, k0 = float(_positive("sigma", sigma)), float(_finite("k0", k0))
+    ka, r = k0 * a, a**2 / (8 * sigma**2)
+    var_v = 2 - 2 * math.cos(2 * ka) * math.exp(-4 * r) - 4 * math.sin(ka) ** 2 * math.exp(-2 * r)
+    return sigma**2 + (a * t0 * t / HBAR) ** 2 * var_v
+
+
+def band_energy_thermal(t0, T):
+    """Mean band energy <ε> (eV) of one electron in Boltzmann equilibrium at T (K) on the infinite
+    chain's band ε(k) = -2 t0 cos(ka): -2 t0 I1(2t0/k_BT)/I0(2t0/k_BT) (-> -2 t0 + k_BT/2 at low T,
+    0 as T -> ∞). The target of energy relaxation where the lattice obeys detailed balance."""
+    t0 = float(_positive("t0", t0))
+    T = _nonnegative("T", T)
+    x = 2 * t0 / (KB * np.maximum(T, 1e-300))
+    out = np.where(T > 0, -2 * t0 * special.i1e(x) / special.i0e(x), -2 * t0)
+    return float(out) if out.ndim == 0 else out
+
+
+# Frozen disorder: the Lyapunov exponent of the chain's transfer matrices
+def lyapunov_exponent(E, t_bonds, eps_sites, burn=None):
+    """Lyapunov exponent γ (per site) of a chain with hoppings ``t_bonds`` (..., L-1) (eV, bond n
+    joins sites n and n+1) and site energies ``eps_sites`` (..., L) (eV), at energy E (eV, real, or
+    complex E + iη with η > 0). Leading axes are independent chains.
+
+    The TB equation E ψ_n = -t_{n-1} ψ_{n-1} - t_n ψ_{n+1} + ε_n ψ_n is iterated as
+    (ψ_{n+1}, ψ_n) = T_n (ψ_n, ψ_{n-1}), T_n = [[(ε_n - E)/t_n, -t_{n-1}/t_n], [1, 0]], from a
+    fixed start vector, renormalising every site; γ = (1/L') Σ ln(growth) over the sites after
+    the first ``burn`` (default L/10: the start vector's alignment with the growing direction is
+    forgotten after ~1/γ sites). det T_n = t_{n-1}/t_n telescopes, so the two exponents are ±γ and
+    the eigenstates at E decay as |ψ_n| ~ e^{-γ|n|}: the localisation length is ξ = a/γ (Å, of the
+    amplitude; the density decays as e^{-2|x|/ξ}).
+    Returns (γ, its standard error over the chains) if there are leading axes, else (γ, nan)."""
+    t_b = np.asarray(t_bonds, float)
+    eps = np.asarray(eps_sites, float)
+    if t_b.shape[:-1] != eps.shape[:-1] or t_b.shape[-1] != eps.shape[-1] - 1 or eps.shape[-1] < 3:
+        raise ValueError(f"t_bonds shape {t_b.shape} and eps_sites shape {eps.shape}: allowed "
+                         "(..., L-1) and (..., L) with L >= 3")
+    if not (np.all(np.isfinite(t_b)) and np.all(np.isfinite(eps))) or np.any(t_b == 0):
+        raise ValueError("t_bonds, eps_sites: allowed finite values, hoppings != 0 (a zero bond cuts the chain)")
+    Ez = complex(E)
+    if not np.isfinite(Ez) or Ez.imag < 0:
+        raise ValueError(f"E={E!r} is out of range: allowed finite, Im E >= 0")
+    L = eps.shape[-1]
+    burn = L // 10 if burn is None else _count("burn", burn, low=0)
+    if burn >= L - 2:
+        raise ValueError(f"burn={burn} is out of range: allowed 0..{L - 3} for L={L} sites")
+    dtype = complex if Ez.imag != 0 else float
+    E_ = Ez if Ez.imag != 0 else Ez.real
+    lead = eps.shape[:-1]
+    cur, prev = np.ones(lead, dtype), np.zeros(lead, dtype)  # (ψ_1, ψ_0): start at the left end
+    logs = np.zeros(lead)
+    for n in range(1, L - 1):
+        nxt = ((eps[..., n] - E_) * cur - t_b[..., n - 1] * prev) / t_b[..., n]
+        norm = np.sqrt(np.abs(nxt) ** 2 + np.abs(cur) ** 2)
+        if n > burn:
+            logs += np.log(norm)
+        cur, prev = nxt / norm, cur / norm
+    g = logs / (L - 2 - burn)
+    if g.ndim == 0:
+        return float(g), float("nan")
+    g = g.ravel()
+    return float(g.mean()), float(g.std(ddof=1) / math.sqrt(g.size)) if g.size > 1 else float("nan")
+
+
+def lyapunov_weak(E, t0, a, alpha, D, bond_var):
+    """Weak-disorder (second order) Lyapunov exponent per site of the thermal chain with
+    independent bond stretches b_n, <b_n²> = bond_var (Å²; k_BT/K for the classical open chain),
+    SSH hoppings t_n = t0 - α b_n and deformation site energies ε_n = D (b_{n-1} + b_n)/(2a):
+
+        γ(E) = bond_var (α + D cos(ka)/(2a))² / (2 t0² sin²(ka)),   E = -2 t0 cos(ka),
+
+    i.e. half the Born reflection probability per site, <|r|²>/2 (Thouless: γ = <ε²>/(8 t0² sin² ka)
+    for white site disorder; a weak bond δt reflects |r|² = δt²/(t0² sin² ka)). Valid for
+    γ << 1 away from the band edges and the band centre (E = 0, where anomalies appear).
+    E (eV) inside (-2 t0, 2 t0), t0 (eV) > 0, a (Å) > 0, α (eV/Å), D (eV), bond_var (Å²) >= 0."""
+    t0, a = float(_positive("t0", t0)), float(_positive("a", a))
+    E = _finite("E", E)
+    if np.any(np.abs(E) >= 2 * t0):
+        raise ValueError(f"E={_show(E)} is out of range: allowed -2 t0 < E < 2 t0 = {2 * t0:g} eV (the band)")
+    alpha, D = float(_finite("alpha", alpha)), float(_finite("D", D))
+    s2 = float(_nonnegative("bond_var", bond_var))
+    cka = -E / (2 * t0)
+    out = s2 * (alpha + D * cka / (2 * a)) ** 2 / (2 * t0**2 * (1 - cka**2))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+# Holstein local modes (references for the coupling part 2 adds): an Einstein oscillator q (Å) of
+# mass M (amu) and frequency ω (1/fs) on a site, with site energy ε = g q (g in eV/Å)
+def holstein_polaron_shift(g, M_amu, omega):
+    """Static polaron shift E_p = g²/(2 M ω²) (eV) of an electron held on one site: the minimum
+    of g q + ½ M ω² q² is -E_p at q* = -g/(M ω²). Several modes per site add their shifts.
+    g (eV/Å), M_amu > 0 (amu), ω > 0 (1/fs); broadcasts over arrays of modes."""
+    g = _finite("g", g)
+    M = mass_ev(_positive("M_amu", M_amu))
+    w = _positive("omega", omega)
+    out = g**2 / (2 * M * w**2)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def holstein_forced_oscillator(t, q0, p0, g, M_amu, omega, occupation=1.0):
+    """Ehrenfest coordinate q(t) (Å) of one Holstein mode under an electron of constant site
+    occupation n = |ψ_site|² (a single-site electron, or one frozen in place): the force is -g n,
+    so q(t) = q* + (q0 - q*) cos ωt + p0/(Mω) sin ωt, q* = -g n/(M ω²), and the lattice energy
+    ½ p²/M + ½ M ω² q² plus the interaction g n q is conserved. t (fs), q0 (Å), p0 (eV·fs/Å),
+    g (eV/Å), M_amu > 0 (amu), ω > 0 (1/fs), occupation in [0, 1]."""
+    t = _finite("t", t)
+    q0, p0 = float(_finite("q0", q0)), float(_finite("p0", p0))
+    g = float(_finite("g", g))
+    M = mass_ev(float(_positive("M_amu", M_amu)))
+    w = float(_positive("omega", omega))
+    n = float(_nonnegative("occupation", occupation))
+    if n > 1:
+        raise ValueError(f"occupation={occupation!r} is out of range: allowed [0, 1]")
+    qs = -g * n / (M * w**2)
+    return qs + (q0 - qs) * np.cos(w * t) + p0 / (M * w) * np.sin(w * t)
