@@ -1,0 +1,577 @@
+"""wow.transport and the transport references in wow.theory, each against an exact result:
+
+- the velocity operator against the dense commutator (i/ħ)[H, x] and d<(x - x0)²>/dt from expm;
+- the estimators on an exactly sampled Ornstein-Uhlenbeck velocity process (known D = σ_v² τ and
+  τ): the MSD-slope D, the Kubo D and τ_p within their errors, with ~68 % coverage of ±1σ;
+- the HSR closed forms against the exact Lindblad evolution (Liouvillian expm on a small chain);
+- the stochastic HSR propagator's ensemble against the closed forms (MSD at several times, the
+  velocity correlation, D within 2 %, τ_p and τ_E = 1/Γ);
+- frozen disorder: the transfer-matrix Lyapunov exponent against the weak-disorder formula, the
+  decay of the exact Green's function, and the decay of the propagated resolvent;
+- μ and α against hand-computed values; the free ballistic spread.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg as sla
+from scipy.integrate import cumulative_trapezoid
+from scipy import sparse
+from scipy.linalg import solve_banded
+from scipy.sparse.linalg import expm_multiply
+
+import wow
+from wow import lattice as L
+from wow import theory as th
+from wow import transport as tr
+from wow.electron import band, bonds, group_velocity, hamiltonian, hoppings, onsite
+from wow.units import HBAR, KB
+
+
+def gaussian(N, a, x0, sigma, k0):
+    x = np.arange(N) * a
+    psi = np.exp(-((x - x0) ** 2) / (4 * sigma**2) + 1j * k0 * x)
+    return psi / np.linalg.norm(psi)
+
+
+def ols_weights(t):
+    """w with w @ y = the least-squares slope of y against t."""
+    d = t - t.mean()
+    return d / np.sum(d**2)
+
+
+def dense_velocity(t_bonds, eps, a, boundary):
+    """v = -(ia/ħ) Σ_b t_b (|n><n+1| - |n+1><n|) as a dense matrix (for the ring, bond N-1 joins
+    N-1 and 0)."""
+    N = len(eps)
+    V = np.zeros((N, N), complex)
+    for n, t in enumerate(t_bonds):
+        m = (n + 1) % N
+        V[n, m] += -1j * a / HBAR * t
+        V[m, n] += 1j * a / HBAR * t
+    return V
+
+
+# --------------------------------------------------------------------------------------------
+# The velocity operator and the per-frame observables
+# --------------------------------------------------------------------------------------------
+def test_velocity_is_the_commutator_and_drives_the_msd():
+    rng = np.random.default_rng(0)
+    N, a, x0 = 40, 2.5, 47.0
+    t_b = 1.0 + 0.3 * rng.normal(size=N - 1)
+    eps = 0.5 * rng.normal(size=N)
+    H = hamiltonian(t_b, eps, "open")
+    X = np.diag(np.arange(N) * a)
+    V = 1j / HBAR * (H @ X - X @ H)
+    np.testing.assert_allclose(V, dense_velocity(t_b, eps, a, "open"), atol=1e-13)
+    psi = rng.normal(size=N) + 1j * rng.normal(size=N)
+    psi /= np.linalg.norm(psi)
+    tj, pj = jnp.asarray(t_b), jnp.asarray(psi)
+    np.testing.assert_allclose(np.asarray(tr.apply_velocity(pj, tj, a, "open")), V @ psi, atol=1e-13)
+    assert float(tr.velocity(pj, tj, a, "open")) == pytest.approx(np.real(np.vdot(psi, V @ psi)), abs=1e-13)
+    # d<(x - x0)²>/dt = 2 Re<(x - x0) v>, by a centred difference of the exact evolution
+    Xr = X - x0 * np.eye(N)
+    h = 1e-4
+    m = [np.real(np.vdot(p, Xr @ Xr @ p)) for p in (sla.expm(-1j * H * s / HBAR) @ psi for s in (-h, h))]
+    dmsd = (m[1] - m[0]) / (2 * h)
+    assert 2 * float(tr.position_velocity(pj, tj, a, x0, "open")) == pytest.approx(dmsd, rel=1e-7)
+    # a plane wave moves at the group velocity
+    k = 2 * math.pi * 7 / (64 * a)  # a ring momentum
+    pw = jnp.asarray(np.exp(1j * k * np.arange(64) * a) / 8.0)
+    v = float(tr.velocity(pw, jnp.full(64, 1.3), a, "ring"))
+    assert v == pytest.approx(float(group_velocity(k, 1.3, a)), rel=1e-12)
+
+
+def test_ring_velocity_and_observables():
+    """On the ring v includes the closing bond; <x>, <x²> use the minimum image about x0; the
+    energy is wow.electron's, <k> the DFT mean, corr = Re<ψ|v|φ>."""
+    rng = np.random.default_rng(1)
+    N, a = 32, 1.7
+    t_b = 1.0 + 0.2 * rng.normal(size=N)
+    eps = 0.3 * rng.normal(size=N)
+    psi = gaussian(N, a, 3 * a, 2 * a, 0.4) * np.exp(0.1j * rng.normal(size=N))  # straddles the cut
+    phi = rng.normal(size=N) + 1j * rng.normal(size=N)
+    V = dense_velocity(t_b, eps, a, "ring")
+    obs = tr.transport_observables(jnp.asarray(psi), jnp.asarray(t_b), jnp.asarray(eps), a, 3 * a,
+                                   "ring", phi=jnp.asarray(phi))
+    d = (np.arange(N) * a - 3 * a + N * a / 2) % (N * a) - N * a / 2
+    rho = np.abs(psi) ** 2
+    H = hamiltonian(t_b, eps, "ring")
+    k = np.asarray(wow.electron.k_grid(N, a))
+    expect = {"norm": 1.0, "x": d @ rho, "x2": (d**2) @ rho, "v": np.real(np.vdot(psi, V @ psi)),
+              "D_run": np.real(np.vdot(d * psi, V @ psi)), "energy": np.real(np.vdot(psi, H @ psi)),
+              "k": k @ np.abs(np.fft.fft(psi, norm="ortho")) ** 2, "corr": np.real(np.vdot(psi, V @ phi))}
+    for name, value in expect.items():
+        assert float(obs[name]) == pytest.approx(value, rel=1e-10, abs=1e-12), name
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators on an Ornstein-Uhlenbeck velocity process (exact sampling)
+# --------------------------------------------------------------------------------------------
+def ou_paths(rng, shape, times, sigma=1.0, tau=1.0):
+    """Positions x (x(0) = 0) and velocities v of a stationary OU process at the given times,
+    sampled exactly (the joint Gaussian of (Δx, v') given v; Uhlenbeck-Ornstein 1930):
+    C(t) = σ² e^{-t/τ}, D = σ² τ, MSD = 2σ²τ² (t/τ - 1 + e^{-t/τ})."""
+    g = 1 / tau
+    v = rng.normal(0, sigma, shape)
+    x = np.zeros(shape)
+    X, V = [x], [v]
+    for h in np.diff(times):
+        e = math.exp(-g * h)
+        var_v = sigma**2 * (1 - e**2)
+        var_x = 2 * sigma**2 / g**2 * (g * h - 2 * (1 - e) + 0.5 * (1 - e**2))
+        cov = sigma**2 / g * (1 - e) ** 2
+        dv = math.sqrt(var_v) * rng.normal(size=shape)
+        dx = cov / var_v * dv + math.sqrt(var_x - cov**2 / var_v) * rng.normal(size=shape)
+        x = x + v * (1 - e) / g + dx
+        v = v * e + dv
+        X.append(x)
+        V.append(v)
+    return np.stack(X, -1), np.stack(V, -1)
+
+
+def test_ou_sampler_is_exact():
+    rng = np.random.default_rng(5)
+    t = np.linspace(0, 8, 41)
+    X, V = ou_paths(rng, (40000,), t, sigma=1.3, tau=0.7)
+    m, se = tr.series_mean_sem(X**2)
+    exact = 2 * 1.3**2 * 0.7**2 * (t / 0.7 - 1 + np.exp(-t / 0.7))
+    assert np.all(np.abs(m[1:] - exact[1:]) < 4 * se[1:])
+    c, cse = tr.series_mean_sem(V * V[:, :1])
+    assert np.all(np.abs(c - 1.3**2 * np.exp(-t / 0.7)) < 4 * cse)
+
+
+def test_estimators_recover_ou_truth_with_calibrated_errors():
+    """200 independent repetitions of 400 samples: the MSD-slope D (window from 5 τ_p, τ_p from the
+    Kubo estimate), the Kubo D and τ_p hit the truth within ±1σ in ~68 % of the repetitions, and
+    their mean standardised error is ~0 (no bias beyond a tenth of σ)."""
+    rng = np.random.default_rng(11)
+    t = np.linspace(0, 20, 201)
+    R, n = 200, 400
+    X, V = ou_paths(rng, (R, n), t)  # σ_v = τ = 1: D = 1
+    z = []
+    for r in range(R):
+        D_k, tau = tr.kubo_diffusion(t, V[r] * V[r][:, :1])
+        D_m = tr.diffusion_msd(t, X[r] ** 2, tau_p=tau.value)
+        assert D_k.ok and tau.ok
+        z.append([(D_m.value - 1) / D_m.sem, (D_k.value - 1) / D_k.sem, (tau.value - 1) / tau.sem])
+    z = np.array(z)
+    coverage = np.mean(np.abs(z) < 1, axis=0)
+    assert np.all((coverage > 0.58) & (coverage < 0.78)), coverage  # binomial sd 0.033 around 0.683
+    assert np.all(np.abs(z.mean(0)) < 0.25), z.mean(0)  # sd of the mean z: 0.07
+    assert np.all((z.std(0) > 0.85) & (z.std(0) < 1.15)), z.std(0)
+    # one big ensemble: both estimators agree with the truth and with each other
+    D_k, tau = tr.kubo_diffusion(t, (V * V[..., :1]).reshape(R * n, -1))
+    D_m = tr.diffusion_msd(t, (X**2).reshape(R * n, -1), tau_p=tau.value)
+    assert abs(D_m.value - 1) < 3 * D_m.sem and abs(D_k.value - 1) < 3 * D_k.sem
+    assert D_m.ok and D_m.sem < 0.01 and D_k.sem < 0.015
+
+
+def test_jackknife_of_a_mean_is_the_standard_error():
+    x = np.random.default_rng(2).normal(size=(20, 3))
+    est, se = tr.jackknife(lambda m: m, x, n_groups=20)
+    np.testing.assert_allclose(est, x.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(se, x.std(0, ddof=1) / math.sqrt(20), rtol=1e-12)
+
+
+def test_fit_window_rule_and_flatness():
+    t = np.linspace(0, 10, 101)
+    assert tr.fit_window(t, tau_p=1.0) == (50, 100)
+    assert tr.fit_window(t, tau_p=1.0, t_stop=8.0) == (50, 80)
+    assert tr.fit_window(t) == (50, 100)  # no τ_p: the second half
+    with pytest.raises(ValueError, match="fit window"):
+        tr.fit_window(t, tau_p=2.0, start=4.9)  # [9.8, 10]: 3 times
+    rng = np.random.default_rng(3)
+    lin = 2 * 0.8 * t + 0.01 * rng.normal(size=(50, t.size))
+    fit = tr.diffusion_msd(t, lin, tau_p=1.0)
+    assert fit.ok and fit.value == pytest.approx(0.8, abs=3 * fit.sem)
+    ballistic = t**2 + 0.01 * rng.normal(size=(50, t.size))
+    assert not tr.diffusion_msd(t, ballistic, tau_p=1.0).ok
+    # the boundary rule: 5 sqrt(MSD) must stay inside the given distance
+    assert tr.inside_until(t, np.tile(4 * t, (3, 1)), distance=5 * math.sqrt(4 * 6.0)) == pytest.approx(5.9)
+
+
+def test_energy_exchange_rate_and_tau():
+    """E(t) = E_eq + ΔE e^{-t/τ}: the integral τ_E is τ; the rate rule over a short window is τ up
+    to O((window/τ)²); an energy running away from E_eq has no τ_E."""
+    rng = np.random.default_rng(4)
+    t = np.linspace(0, 40, 401)
+    E = -1.0 + 0.5 * np.exp(-t / 4.0) + 1e-3 * rng.normal(size=(64, t.size))
+    out = tr.energy_exchange(t, E, E_eq=-1.0, t_stop=0.4)
+    assert out["rate"].value == pytest.approx(-0.5 / 4 * math.exp(-0.05), rel=0.01)
+    assert out["tau_E"].value == pytest.approx(4.0, rel=0.01) and out["tau_E"].ok
+    assert out["tau_E_int"].value == pytest.approx(4.0, abs=3 * out["tau_E_int"].sem + 0.02)
+    away = tr.energy_exchange(t, -E, E_eq=-0.2, t_stop=0.4)  # energy falls, E_eq above it
+    assert not away["tau_E"].ok and math.isnan(away["tau_E"].value)
+    assert "rate" in tr.energy_exchange(t, E) and "tau_E" not in tr.energy_exchange(t, E)
+
+
+# --------------------------------------------------------------------------------------------
+# Units
+# --------------------------------------------------------------------------------------------
+def test_mobility_and_alpha_by_hand():
+    # 1 Å²/fs = 1e-16 cm² / 1e-15 s = 0.1 cm²/s; k_B T/e at 300 K = 0.025852 V
+    assert float(tr.mobility(1.0, 300.0)) == pytest.approx(0.1 / 0.0258520, rel=1e-5)  # 3.86817 cm²/Vs
+    assert float(tr.mobility(2.0, 150.0)) == pytest.approx(4 * 3.868170, rel=1e-5)
+    # band-bottom mass of t0 = 1 eV, a = 2.556 Å: ħ²/(2 t0 a²) = 0.0331574 eV fs²/Å² = 0.583178 m_e
+    m = tr.band_mass(1.0, 2.556)
+    assert m == pytest.approx(0.6582119569**2 / (2 * 2.556**2), rel=1e-14)
+    assert m == pytest.approx(0.0331574, rel=1e-5)
+    assert m / 0.0568563 == pytest.approx(0.583178, rel=1e-5)
+    # α = D ħ/(2 t0 a²): D = ħ/m* gives exactly 1; the HSR chain has α = t0/(ħΓ)
+    assert float(tr.alpha_chain(HBAR / m, 1.0, 2.556)) == pytest.approx(1.0, rel=1e-14)
+    D = th.hsr_diffusion(1.0, 2.556, 0.5)
+    assert float(tr.alpha_chain(D, 1.0, 2.556)) == pytest.approx(1.0 / (HBAR * 0.5), rel=1e-14)
+    with pytest.raises(ValueError, match="T="):
+        tr.mobility(1.0, 0.0)
+    with pytest.raises(ValueError, match="mass="):
+        tr.planckian_alpha(1.0, -1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# HSR closed forms against the exact Lindblad evolution
+# --------------------------------------------------------------------------------------------
+def lindblad_moments(psi0, t0, a, gamma, x0, times):
+    """Exact dρ/dt = -(i/ħ)[H0, ρ] - Γ(ρ - diag ρ) on a small open chain (the sparse Liouvillian's
+    exponential applied to vec ρ, scipy's expm_multiply), and the moments hsr_moments returns."""
+    N = psi0.size
+    H = hamiltonian(np.full(N - 1, t0), np.zeros(N), "open")
+    Hs, I = sparse.csr_matrix(H), sparse.identity(N, format="csr")
+    Lv = (-1j / HBAR * (sparse.kron(Hs, I) - sparse.kron(I, Hs.T))
+          - gamma * sparse.diags(1.0 - np.eye(N).ravel())).tocsc()
+    X = np.diag(np.arange(N) * a - x0)
+    V = dense_velocity(np.full(N - 1, t0), np.zeros(N), a, "open")
+    rho0 = np.outer(psi0, psi0.conj()).ravel()
+    out = {k: [] for k in ("x", "msd", "v", "v2", "D_run", "energy")}
+    for t in times:
+        rho = expm_multiply(Lv * t, rho0).reshape(N, N)
+        for name, A in (("x", X), ("msd", X @ X), ("v", V), ("v2", V @ V), ("D_run", (X @ V + V @ X) / 2),
+                        ("energy", H)):
+            out[name].append(np.real(np.trace(rho @ A)))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("start", ["site", "packet"])
+def test_hsr_moments_equal_lindblad(start):
+    N, a, t0, gamma = 44, 1.5, 1.0, 1.2
+    times = np.array([0.0, 0.3, 0.8, 1.5, 2.2])
+    psi0 = np.zeros(N, complex)
+    if start == "site":
+        psi0[22] = 1.0
+    else:
+        psi0 = gaussian(N, a, 21.6 * a, 1.8 * a, math.pi / (3 * a))
+    x0 = 22 * a
+    ex = lindblad_moments(psi0, t0, a, gamma, x0, times)
+    cf = th.hsr_moments(times, psi0, t0, a, gamma, x0=x0)
+    for name, ref in ex.items():  # the chain's ends are 22 sites away: their effect is < 1e-10
+        np.testing.assert_allclose(cf[name], ref, rtol=1e-8, atol=1e-9, err_msg=name)
+    np.testing.assert_allclose(cf["spread"], ex["msd"] - ex["x"] ** 2, rtol=1e-8, atol=1e-9)
+    if start == "site":
+        np.testing.assert_allclose(th.hsr_msd(times, t0, a, gamma), cf["msd"], rtol=1e-12, atol=1e-14)
+
+
+def test_hsr_closed_form_limits():
+    t0, a, gamma = 0.8, 2.0, 0.7
+    D = th.hsr_diffusion(t0, a, gamma)
+    assert D == pytest.approx(2 * t0**2 * a**2 / (HBAR**2 * gamma), rel=1e-15)
+    t = np.array([1e-3, 1e-2, 200.0])
+    m = th.hsr_msd(t, t0, a, gamma)
+    assert m[0] == pytest.approx(2 * (t0 * a / HBAR) ** 2 * t[0] ** 2, rel=1e-3)  # ballistic
+    assert m[2] == pytest.approx(2 * D * t[2] - 2 * D / gamma, rel=1e-12)  # diffusive
+    # Γ -> 0 is the free chain: the series branch joins the closed form continuously
+    g = np.array([1e-4 * 0.999, 1e-4 * 1.001])
+    vals = [float(th.hsr_msd(1.0, t0, a, gg)) for gg in g]
+    assert vals[0] == pytest.approx(vals[1], rel=1e-7)
+    assert float(th.hsr_msd(3.0, t0, a, 0.0)) == pytest.approx(2 * (t0 * a / HBAR) ** 2 * 9.0, rel=1e-14)
+
+
+def test_free_spread_against_propagation():
+    """The free Gaussian packet's spread, closed form, against the exact free evolution (and the
+    Γ = 0 moments); its σ >> a limit is σ² + (v't/2σ)²."""
+    N, a, t0, sigma, k0 = 200, 2.0, 1.0, 7.0, 0.45
+    psi0 = gaussian(N, a, 199.0, sigma, k0)
+    H = hamiltonian(np.full(N - 1, t0), np.zeros(N), "open")
+    x = np.arange(N) * a
+    times = np.array([0.0, 2.0, 5.0])
+    ref = []
+    for t in times:
+        p = sla.expm(-1j * H * t / HBAR) @ psi0
+        rho = np.abs(p) ** 2
+        ref.append(rho @ x**2 - (rho @ x) ** 2)
+    np.testing.assert_allclose(th.free_spread(times, t0, a, sigma, k0), ref, rtol=1e-10)
+    np.testing.assert_allclose(th.hsr_moments(times, psi0, t0, a, 0.0)["spread"], ref, rtol=1e-10)
+    vp = 2 * t0 * a**2 * math.cos(k0 * a) / HBAR
+    wide = th.free_spread(10.0, t0, a, 60.0, k0)
+    assert wide == pytest.approx(60.0**2 + (vp * 10.0 / 120.0) ** 2, rel=1e-5)
+
+
+def test_thermal_band_energy():
+    t0 = 0.9
+    for T in (50.0, 3000.0, 3e5):
+        b = 1 / (KB * T)
+        num = integrate_band(lambda k: -2 * t0 * np.cos(k) * np.exp(2 * b * t0 * np.cos(k)))
+        den = integrate_band(lambda k: np.exp(2 * b * t0 * np.cos(k)))
+        assert float(th.band_energy_thermal(t0, T)) == pytest.approx(num / den, rel=1e-9)
+    assert float(th.band_energy_thermal(t0, 1.0)) == pytest.approx(-2 * t0 + KB / 2, rel=1e-6)
+
+
+def integrate_band(f):
+    k = np.linspace(-math.pi, math.pi, 20001)[:-1]  # periodic: the rectangle rule is spectral
+    return f(k).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# The stochastic HSR propagator against the closed forms
+# --------------------------------------------------------------------------------------------
+N_HSR, A_HSR, T0_HSR, GAMMA, DT = 48, 1.0, 1.0, 2.0, 0.02
+N_FRAMES, SPF = 50, 5  # 250 steps: t = 0..5 fs = 10/Γ
+
+
+@pytest.fixture(scope="module")
+def hsr_ensemble():
+    """The single-site start (4000 realisations, with the two-state velocity correlation) and a
+    Gaussian packet launched at k0 = π/3a (800), one compiled program. At t = 5 fs the MSD is
+    21 sites², 24 sites from the ends."""
+    tb = jnp.full(N_HSR - 1, T0_HSR)
+    x0 = (N_HSR // 2) * A_HSR
+
+    def one(key, psi0):
+        return tr.hsr_run(key, psi0, tb, None, gamma=GAMMA, dt=DT, a=A_HSR, x0=x0, n_frames=N_FRAMES,
+                          steps_per_frame=SPF, kubo=True)[1]
+
+    run = jax.jit(jax.vmap(one, in_axes=(0, None)))
+    site = np.zeros(N_HSR, complex)
+    site[N_HSR // 2] = 1.0
+    packet = gaussian(N_HSR, A_HSR, x0, 3.0 * A_HSR, math.pi / (3 * A_HSR))
+    out = {}
+    for name, psi0, n, seed in (("site", site, 4000, 0), ("packet", packet, 800, 1)):
+        keys = jax.random.split(jax.random.PRNGKey(seed), n)
+        out[name] = ({k: np.asarray(v) for k, v in run(keys, jnp.asarray(psi0)).items()}, psi0)
+    times = np.arange(N_FRAMES + 1) * SPF * DT
+    return times, x0, out
+
+
+def test_hsr_msd_and_correlation_match_closed_form(hsr_ensemble):
+    times, x0, out = hsr_ensemble
+    fr, psi0 = out["site"]
+    ex = th.hsr_moments(times, psi0, T0_HSR, A_HSR, GAMMA, x0=x0)
+    assert np.max(np.abs(fr["norm"] - 1)) < 1e-12
+    at = np.searchsorted(times, [0.5, 1.0, 2.0, 3.0, 4.0, 5.0])  # splitting error < 5e-4 relative here
+    for name in ("x2", "D_run", "corr", "v"):
+        m, se = tr.series_mean_sem(fr[name])
+        ref = ex["msd" if name == "x2" else name]
+        z = (m[at] - ref[at]) / se[at]
+        assert np.all(np.abs(z) < 4), (name, z)
+    # MSD(t) = 2 ∫ D_run dt: exact per realisation in continuous time, but a sample's D_run follows
+    # the white noise step by step, so only the ensemble mean is smooth enough for the frames'
+    # trapezoid, whose own error is that of the same quadrature of the closed form
+    quad = lambda msd, D_run: msd - 2 * cumulative_trapezoid(D_run, times, initial=0)
+    m, se = tr.series_mean_sem(quad(fr["x2"], fr["D_run"]))
+    assert np.all(np.abs(m[at] - quad(ex["msd"], ex["D_run"])[at]) < 4 * se[at])
+
+
+def test_hsr_diffusion_constant_within_two_percent(hsr_ensemble):
+    times, x0, out = hsr_ensemble
+    fr, psi0 = out["site"]
+    D = th.hsr_diffusion(T0_HSR, A_HSR, GAMMA)
+    D_k, tau = tr.kubo_diffusion(times, fr["corr"])
+    assert abs(tau.value - 1 / GAMMA) < 3 * tau.sem and abs(D_k.value - D) < 3 * D_k.sem
+    fit = tr.diffusion_msd(times, fr["x2"], tau_p=tau.value)
+    assert fit.ok
+    i0 = np.searchsorted(times, fit.t_start)
+    exact_window = th.hsr_msd(times[i0:], T0_HSR, A_HSR, GAMMA) @ ols_weights(times[i0:]) / 2
+    assert abs(fit.value - exact_window) < 3 * fit.sem  # the same window of the closed form
+    assert abs(fit.value / D - 1) < 0.02  # and the long-time D (measured -0.2 % ± 0.7 %)
+    assert fit.sem / D < 0.01
+    assert abs(fit.value - D_k.value) < 3 * math.hypot(fit.sem, D_k.sem)  # MSD slope = Kubo
+
+
+def test_hsr_packet_momentum_and_energy_relax_at_gamma(hsr_ensemble):
+    """A packet launched at k0: <v> and <k> decay at Γ, E_e relaxes to the band centre (the noise
+    is infinitely hot) at Γ: τ_p = τ_E = 1/Γ; its MSD and spread follow the closed form."""
+    times, x0, out = hsr_ensemble
+    fr, psi0 = out["packet"]
+    ex = th.hsr_moments(times, psi0, T0_HSR, A_HSR, GAMMA, x0=x0)
+    at = np.searchsorted(times, [0.5, 1.0, 2.0, 5.0])
+    for name, ref in (("x2", ex["msd"]), ("x", ex["x"]), ("energy", ex["energy"]), ("v", ex["v"])):
+        m, se = tr.series_mean_sem(fr[name])
+        assert np.all(np.abs(m[at] - ref[at]) < 4 * se[at] + 1e-12), name
+    # the closed form's spread is that of the noise-averaged density, E<x²> - (E<x>)²: the mean
+    # per-sample spread plus the variance of the packets' centroids
+    var, var_se = tr.ensemble_spread(fr["x"], fr["x2"])
+    assert np.all(np.abs(var[at] - ex["spread"][at]) < 4 * var_se[at])
+    own = tr.spread(fr["x"], fr["x2"]).mean(0)
+    assert np.all(own[at[1:]] < var[at[1:]])  # each packet is narrower than the ensemble
+    tau_v = tr.relaxation_time(times, fr["v"])
+    k_uniform = math.pi / (A_HSR * N_HSR)  # mean of the DFT grid (-π/a, π/a]: where <k> relaxes to
+    tau_k = tr.relaxation_time(times, fr["k"], baseline=k_uniform)
+    for tau in (tau_v, tau_k):
+        assert tau.ok and abs(tau.value - 1 / GAMMA) < 3 * tau.sem + 0.005, tau
+    e = tr.energy_exchange(times, fr["energy"], E_eq=0.0, t_stop=0.2)
+    assert e["tau_E_int"].ok and abs(e["tau_E_int"].value - 1 / GAMMA) < 3 * e["tau_E_int"].sem + 0.005
+    # the rate rule over [0, 0.2] fs = [0, 0.4 τ]: exact up to ~(0.4)²/12 = 1.3 %
+    assert e["tau_E"].ok and e["tau_E"].value == pytest.approx(1 / GAMMA, rel=0.02 + 3 * e["tau_E"].sem * GAMMA)
+    # a thermal target below the band centre is never reached: no τ_E towards it
+    cold = tr.energy_exchange(times, fr["energy"], E_eq=float(th.band_energy_thermal(T0_HSR, 300.0)), t_stop=0.2)
+    assert not cold["tau_E"].ok
+
+
+def test_gaussian_and_binary_noise_give_the_same_means():
+    """Gaussian phases (the textbook HSR noise) give the closed-form MSD too: the binary phases
+    of the default average to the same dephasing channel."""
+    N, x0 = 32, 16.0
+    psi0 = np.zeros(N, complex)
+    psi0[16] = 1.0
+    tb = jnp.full(N - 1, 1.0)
+    run = jax.jit(jax.vmap(lambda k: tr.hsr_run(k, jnp.asarray(psi0), tb, None, gamma=1.5, dt=0.02, a=1.0,
+                                                x0=x0, n_frames=2, steps_per_frame=50, noise="gaussian")[1]))
+    fr = run(jax.random.split(jax.random.PRNGKey(7), 400))
+    times = np.arange(3) * 1.0
+    m, se = tr.series_mean_sem(fr["x2"])
+    ref = th.hsr_msd(times, 1.0, 1.0, 1.5)
+    assert np.all(np.abs(m[1:] - ref[1:]) < 4 * se[1:])
+
+
+def test_frozen_chain_step_is_second_order_against_expm():
+    """With Γ = 0 hsr_run is the chain's Strang step (the part the core will supply)."""
+    rng = np.random.default_rng(8)
+    N = 20
+    t_b, eps = 1.0 + 0.3 * rng.normal(size=N - 1), 0.4 * rng.normal(size=N)
+    psi0 = gaussian(N, 1.0, 9.0, 2.0, 0.6)
+    ref = sla.expm(-1j * hamiltonian(t_b, eps, "open") * 2.0 / HBAR) @ psi0
+    errs = []
+    for dt in (0.1, 0.05):
+        run = jax.jit(lambda p, t, e: tr.hsr_run(jax.random.PRNGKey(0), p, t, e, gamma=0.0, dt=dt, a=1.0, x0=9.0,
+                                                 n_frames=1, steps_per_frame=int(round(2.0 / dt)))[0])
+        psi = run(jnp.asarray(psi0), jnp.asarray(t_b), jnp.asarray(eps))
+        errs.append(np.linalg.norm(np.asarray(psi) - ref))
+    order = math.log2(errs[0] / errs[1])
+    assert 1.95 < order < 2.05 and errs[-1] < 1e-2  # measured 2.00, 4.8e-3
+
+
+# --------------------------------------------------------------------------------------------
+# Frozen disorder: Lyapunov exponent, Green's function decay, propagated resolvent
+# --------------------------------------------------------------------------------------------
+def thermal_chain(rng, n_chains, L, t0, a, alpha, D, bond_var):
+    """SSH hoppings and deformation site energies of classical open chains: the N-1 bonds of an
+    open chain are independent N(0, k_BT/K) (wow.theory.bond_variance)."""
+    b = rng.normal(0, math.sqrt(bond_var), (n_chains, L - 1))
+    zero = np.zeros((n_chains, 1))
+    return t0 - alpha * b, D * (np.concatenate([zero, b], 1) + np.concatenate([b, zero], 1)) / (2 * a)
+
+
+@pytest.mark.parametrize("alpha,D", [(2.0, 0.0), (0.0, 4.0), (2.0, 4.0), (2.0, -4.0)])
+def test_lyapunov_weak_disorder(alpha, D):
+    """The transfer-matrix γ at weak disorder against the second-order formula; (α, D) of both
+    signs check the interference of bond and site scattering, (α + D cos(ka)/2a)²."""
+    t0, a, E, s2 = 1.0, 2.556, -1.0, 0.04**2
+    tb, eps = thermal_chain(np.random.default_rng(9), 16, 20000, t0, a, alpha, D, s2)
+    g, se = th.lyapunov_exponent(E, tb, eps)
+    gw = th.lyapunov_weak(E, t0, a, alpha, D, s2)
+    assert abs(g - gw) < 3 * se + 0.03 * gw, (g, se, gw)  # second-order corrections: O(γ)
+
+
+def test_localisation_length_from_the_exact_green_function():
+    """<ln|G(n, s0; E)|> of the exact resolvent (banded solve) decays at the Lyapunov exponent of
+    the transfer matrix, for a strongly disordered thermal chain (α = 2 eV/Å at 1500 K on the Cu
+    chain, ξ ~ 7 sites)."""
+    chain = wow.Chain(N=64)
+    T, t0, a, alpha, D, E = 1500.0, 1.0, chain.a, 2.0, 1.5, -1.0
+    s2 = float(th.bond_variance(chain, T, "classical")[0])
+    assert s2 == pytest.approx(KB * T / chain.spring, rel=1e-12)
+    rng = np.random.default_rng(10)
+    g, g_se = th.lyapunov_exponent(E, *thermal_chain(rng, 16, 20000, t0, a, alpha, D, s2))
+    n_sites, s0, n_chains = 300, 40, 200
+    tb, eps = thermal_chain(rng, n_chains, n_sites, t0, a, alpha, D, s2)
+    n = np.arange(n_sites) - s0
+    sel = (n >= 15) & (n <= 200)
+    w = ols_weights(n[sel].astype(float))
+    slopes = []
+    for c in range(n_chains):
+        ab = np.zeros((3, n_sites), complex)
+        ab[0, 1:], ab[1], ab[2, :-1] = tb[c], E + 1e-12j - eps[c], tb[c]  # z - H
+        G = solve_banded((1, 1), ab, np.eye(n_sites)[s0])
+        slopes.append(-np.log(np.abs(G[sel])) @ w)
+    m, se = tr.mean_sem(slopes)
+    assert abs(m - g) < 3 * math.hypot(se, g_se), (m, se, g, g_se)
+    assert g > 0.1  # strongly localised: ξ = a/γ < 10 sites
+
+
+def test_propagated_resolvent_decays_at_the_complex_lyapunov_exponent():
+    """Frozen thermal chains from wow's own sampler: the resolvent column -(i/ħ)∫ e^{izt/ħ} ψ(t) dt,
+    accumulated while propagating from one site, equals (z - H)^{-1} ψ0 and its mean log decays at
+    the transfer-matrix γ(z), z = E + iη (on both sides of the source)."""
+    chain = wow.Chain(N=120, boundary="open")
+    T, t0, alpha, D, E, eta = 1500.0, 1.0, 2.0, 1.5, -1.0, 0.15
+    z = E + 1j * eta
+    a = chain.a
+    keys = jax.random.split(jax.random.PRNGKey(3), 48)
+    u = jax.vmap(lambda k: L.to_sites(chain, L.sample_modes(k, chain, T, "classical")).u)(keys)
+    b = jax.vmap(lambda uu: bonds(uu, "open"))(u)
+    tb = hoppings(b, t0, alpha)
+    eps = jax.vmap(lambda bb: onsite(bb, D, a, "open"))(b)
+    s0 = 60
+    psi0 = np.zeros(chain.N, complex)
+    psi0[s0] = 1.0
+    dt, t_final = 0.025, 17 * HBAR / eta  # e^{-ηT/ħ} = 4e-8
+    spf = int(math.ceil(t_final / dt / 4))
+    run = jax.jit(jax.vmap(lambda tt, ee: tr.hsr_run(jax.random.PRNGKey(0), jnp.asarray(psi0), tt, ee, gamma=0.0,
+                                                    dt=dt, a=a, x0=s0 * a, n_frames=4, steps_per_frame=spf, z=z)[2]))
+    R = np.asarray(run(tb, eps))
+    G0 = np.linalg.solve(z * np.eye(chain.N) - hamiltonian(np.asarray(tb[0]), np.asarray(eps[0]), "open"), psi0)
+    assert np.max(np.abs(R[0] - G0)) < 1e-3 * np.max(np.abs(G0))  # splitting + quadrature, O(dt²)
+    g, g_se = th.lyapunov_exponent(z, *thermal_chain(np.random.default_rng(12), 16, 20000, t0, a, alpha, D,
+                                                      KB * T / chain.spring))
+    n = np.arange(chain.N) - s0
+    # waves reflected at the ends reach the window's far side ~e^{-γ(z) 40} = 3e-4 weaker
+    right, left = (n >= 8) & (n <= 40), (n <= -8) & (n >= -40)
+    lnR = np.log(np.abs(R))
+    slopes = (-lnR[:, right] @ ols_weights(n[right].astype(float))
+              + lnR[:, left] @ ols_weights(n[left].astype(float))) / 2
+    m, se = tr.mean_sem(slopes)
+    assert abs(m - g) < 3 * math.hypot(se, g_se), (m, se, g, g_se)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("call,name", [
+    (lambda: tr.diffusion_msd(np.arange(5.0), np.ones((1, 5))), "msd_samples"),
+    (lambda: tr.diffusion_msd(np.array([0.0, 1.0, 1.0, 2.0]), np.ones((3, 4))), "times"),
+    (lambda: tr.kubo_diffusion(np.arange(5.0), np.ones((3, 4))), "corr_samples"),
+    (lambda: tr.relaxation_time(np.arange(5.0), np.zeros((3, 5))), "baseline"),
+    (lambda: th.hsr_moments(1.0, np.ones(4), 1.0, 1.0, -0.1), "gamma"),
+    (lambda: th.hsr_msd(-1.0, 1.0, 1.0, 1.0), "t="),
+    (lambda: th.lyapunov_exponent(-1 - 0.1j, np.ones(4), np.zeros(5)), "E="),
+    (lambda: th.lyapunov_exponent(-1, np.ones(5), np.zeros(5)), "t_bonds"),
+    (lambda: th.lyapunov_weak(2.5, 1.0, 1.0, 1.0, 0.0, 0.01), "E="),
+    (lambda: tr.hsr_run(jax.random.PRNGKey(0), jnp.ones(4, complex), jnp.ones(3), None, gamma=-1.0, dt=0.1,
+                        a=1.0, x0=0.0, n_frames=1, steps_per_frame=1), "gamma"),
+    (lambda: tr.hsr_run(jax.random.PRNGKey(0), jnp.ones(4, complex), jnp.ones(4), None, gamma=1.0, dt=0.1,
+                        a=1.0, x0=0.0, n_frames=1, steps_per_frame=1), "t_bonds"),
+    (lambda: tr.hsr_run(jax.random.PRNGKey(0), jnp.ones(4, complex), jnp.ones(3), None, gamma=1.0, dt=0.1,
+                        a=1.0, x0=0.0, n_frames=1, steps_per_frame=1, noise="pink"), "noise"),
+])
+def test_bad_input_names_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# --------------------------------------------------------------------------------------------
+# Holstein references (for the local-mode coupling of part 2)
+# --------------------------------------------------------------------------------------------
+def test_holstein_forced_oscillator_and_polaron_shift():
+    from scipy.integrate import solve_ivp
+    from wow.units import mass_ev
+
+    g, M_amu, w, q0, p0, n = 0.3, 12.0, 0.05, 0.02, -0.4, 0.7
+    M = mass_ev(M_amu)
+    t = np.linspace(0, 300, 7)
+    sol = solve_ivp(lambda _, y: [y[1] / M, -M * w**2 * y[0] - g * n], (0, 300), [q0, p0], t_eval=t,
+                    rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(th.holstein_forced_oscillator(t, q0, p0, g, M_amu, w, n), sol.y[0], atol=1e-8)
+    q = np.linspace(-1, 1, 200001) * 2 * g / (M * w**2)
+    assert -np.min(g * q + 0.5 * M * w**2 * q**2) == pytest.approx(th.holstein_polaron_shift(g, M_amu, w), rel=1e-8)

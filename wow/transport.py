@@ -1,0 +1,614 @@
+"""Transport: the chain's velocity operator and per-frame transport observables, the estimators of
+D, τ_p, τ_E, μ and α = D m*/ħ from decimated per-sample time series, and a stochastic
+Haken-Strobl-Reineker (HSR) reference propagator.
+
+Units as everywhere in wow: eV, Å, fs, K; D in Å²/fs (1 Å²/fs = 0.1 cm²/s); μ in cm²/(V·s).
+
+Observables of one sample (jnp; write for one sample, vmap over samples)
+    velocity, apply_velocity, position_velocity, transport_observables
+The velocity of the chain is v = (i/ħ)[H, x], x = Σ_n (x_n - x0)|n><n|:
+    v = -(i a/ħ) Σ_b t_b (|n><n+1| - |n+1><n|),   <v> = (2a/ħ) Σ_b t_b Im(ψ_n* ψ_{n+1}),
+bond b joining n and n+1 with hopping t_b (eV). Site energies commute with x, so v is the same
+with any on-site coupling (deformation, Holstein, dephasing noise) and for a moving lattice
+(v(t) uses the hoppings at t). d<x>/dt = <v> and d<(x - x0)²>/dt = 2 Re<ψ|(x - x0) v|ψ> hold exactly
+at every instant: the second is the running diffusion coefficient D_run(t) = ½ d MSD/dt, an
+observable of ψ(t) alone (no time derivative of noisy data, no second state).
+
+Estimators (host numpy; inputs (n_samples, n_times) arrays, numpy or jax, and the times)
+    msd, spread, ensemble_spread, series_mean_sem, jackknife
+    fit_window, diffusion_msd            D from the slope of the MSD
+    relaxation_time, kubo_diffusion      τ_p (integral time of a decaying signal), D = ∫ C_vv dt
+    energy_exchange                      dE_e/dt and τ_E
+    mobility, band_mass, planckian_alpha, alpha_chain
+Three second moments (E: the mean over samples, <.>: the expectation in one sample's ψ):
+    msd              E<(x - x0)²>, x0 the packet's centre at t = 0 (the same for every sample)
+    spread           E[<x²> - <x>²], each packet's own width
+    ensemble_spread  E<x²> - (E<x>)², the width of the sample-averaged density
+                     (= spread + the variance of the packets' centroids; = msd - (E<x> - x0)²)
+D is reported from the MSD: it is linear in each sample's trace, so its standard error is exact.
+The MSD and the ensemble spread have the same long-time slope once the drift from k0 has decayed
+(E<x> constant); the per-packet spread has it too only where the centroids stop wandering (it
+misses the diffusion of semiclassical packets in a slow landscape): a diagnostic. The closed
+forms of wow.theory.hsr_moments are of the sample-averaged density (msd and ensemble_spread).
+
+Reference propagator (one realisation; part 2 of the transport work replaces its chain step with
+the core's model layers and turns the noise into a lattice-side "noise" backend)
+    hsr_run
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .tally import mean_sem
+from .units import HBAR, KB
+
+#: Sample groups of the leave-one-group-out jackknife (the same count as the coherent split).
+N_GROUPS = 32
+#: Sokal's window constant: a correlation is integrated up to the first t >= C_WINDOW x τ_int(t);
+#: for an exponential the neglected tail is e^{-C_WINDOW} = 0.25 % of the integral.
+C_WINDOW = 6.0
+#: The MSD fit starts at FIT_START x τ_p: the exponential transient of the slope is then
+#: e^{-FIT_START} = 0.7 % at the window's start (less on average over the window).
+FIT_START = 5.0
+#: A fit window whose two halves' slopes differ by more than this many standard errors is not flat.
+FLAT_Z = 3.0
+#: 1 Å²/fs in cm²/s.
+CM2_PER_S = 0.1
+
+
+# --------------------------------------------------------------------------------------------
+# Observables of one sample (jnp)
+# --------------------------------------------------------------------------------------------
+def displacements(N: int, a, x0, boundary: str, dtype=jnp.float64):
+    """x_n - x0 (Å) for n = 0..N-1, x_n = n a. On the ring the minimum image, in [-L/2, L/2),
+    L = N a: the packet must stay away from the antipode of x0 (where x jumps by L)."""
+    d = jnp.arange(N, dtype=dtype) * a - x0
+    if boundary == "ring":
+        L = N * a
+        d = d - L * jnp.floor(d / L + 0.5)
+    return d
+
+
+def _neighbours(psi, boundary: str):
+    """ψ_{n+1} and ψ_{n-1} along the last axis (zero beyond the open ends)."""
+    if boundary == "ring":
+        return jnp.roll(psi, -1, axis=-1), jnp.roll(psi, 1, axis=-1)
+    zero = jnp.zeros(psi.shape[:-1] + (1,), psi.dtype)
+    return (jnp.concatenate([psi[..., 1:], zero], axis=-1),
+            jnp.concatenate([zero, psi[..., :-1]], axis=-1))
+
+
+def _bond_pad(t_bonds, boundary: str):
+    """Hoppings per site as (t_n: bond to the right, t_{n-1}: bond to the left), zero where the
+    open chain has no bond."""
+    if boundary == "ring":
+        return t_bonds, jnp.roll(t_bonds, 1, axis=-1)
+    zero = jnp.zeros(t_bonds.shape[:-1] + (1,), t_bonds.dtype)
+    return jnp.concatenate([t_bonds, zero], axis=-1), jnp.concatenate([zero, t_bonds], axis=-1)
+
+
+def velocity(psi, t_bonds, a, boundary: str):
+    """<ψ|v|ψ> = (2a/ħ) Σ_b t_b Im(ψ_n* ψ_{n+1}) (Å/fs), unnormalised ψ: divide by the norm.
+    t_bonds: (N-1,) open or (N,) ring, bond n joining n and n+1 (mod N)."""
+    right = jnp.roll(psi, -1, axis=-1) if boundary == "ring" else psi[..., 1:]
+    left = psi if boundary == "ring" else psi[..., :-1]
+    return 2.0 * a / HBAR * jnp.sum(t_bonds * jnp.imag(jnp.conj(left) * right), axis=-1)
+
+
+def apply_velocity(psi, t_bonds, a, boundary: str):
+    """v ψ: (vψ)_n = -(i a/ħ)(t_n ψ_{n+1} - t_{n-1} ψ_{n-1}) (Å/fs x amplitude)."""
+    up, down = _neighbours(psi, boundary)
+    t_right, t_left = _bond_pad(t_bonds, boundary)
+    return (-1j * a / HBAR) * (t_right * up - t_left * down)
+
+
+def position_velocity(psi, t_bonds, a, x0, boundary: str):
+    """Re<ψ|(x - x0) v|ψ> (Å²/fs) = ½ d<(x - x0)²>/dt exactly: the running diffusion coefficient
+    D_run(t) of this sample (unnormalised ψ: divide by the norm). On the ring, x is the minimum
+    image and the identity holds while the antipode of x0 carries no amplitude."""
+    d = displacements(psi.shape[-1], a, x0, boundary, jnp.real(psi).dtype)
+    return jnp.real(jnp.vdot(d * psi, apply_velocity(psi, t_bonds, a, boundary)))
+
+
+def transport_observables(psi, t_bonds, eps, a, x0, boundary: str, phi=None):
+    """The per-frame transport observables of one sample (scalars, normalised by <ψ|ψ>):
+
+      norm     <ψ|ψ>
+      x        <x - x0> (Å)
+      x2       <(x - x0)²> (Å²): the MSD about the initial centre (accumulate relative to x0:
+               raw <x²> of a long chain loses float32 precision)
+      D_run    Re<(x - x0) v> = ½ d x2/dt (Å²/fs)
+      v        <v> (Å/fs)
+      k        <k> (1/Å) over the DFT momenta in (-π/a, π/a]
+      energy   <H_e> with hoppings t_bonds and site energies eps (eV)
+      corr     only with phi: Re<ψ|v|φ> (Å²/fs²). With φ(0) = v ψ(0) propagated by the same
+               evolution as ψ, this is Re<ψ0|v(t) v(0)|ψ0>, the two-time velocity correlation
+               (Heisenberg v(t)): the Kubo integrand. It costs a second propagated state.
+
+    psi, phi: (N,) complex; t_bonds: (N-1,) or (N,) (eV); eps: (N,) site energies (eV) or None.
+    Memory and work O(N) per frame (O(N log N) for k); nothing grows with the number of steps."""
+    rho = jnp.abs(psi) ** 2
+    norm = jnp.sum(rho)
+    N = psi.shape[-1]
+    d = displacements(N, a, x0, boundary, rho.dtype)
+    vpsi = apply_velocity(psi, t_bonds, a, boundary)
+    right = jnp.roll(psi, -1) if boundary == "ring" else psi[1:]
+    left = psi if boundary == "ring" else psi[:-1]
+    energy = -2.0 * jnp.sum(t_bonds * jnp.real(jnp.conj(left) * right))
+    if eps is not None:
+        energy = energy + jnp.sum(eps * rho)
+    k = 2 * jnp.pi * jnp.fft.fftfreq(N).astype(rho.dtype) / a
+    k = jnp.where(k <= -jnp.pi / a + 1e-12 / a, k + 2 * jnp.pi / a, k)
+    wk = jnp.abs(jnp.fft.fft(psi, norm="ortho")) ** 2
+    out = {
+        "norm": norm,
+        "x": jnp.sum(d * rho) / norm,
+        "x2": jnp.sum(d * d * rho) / norm,
+        "D_run": jnp.real(jnp.vdot(d * psi, vpsi)) / norm,
+        "v": jnp.real(jnp.vdot(psi, vpsi)) / norm,
+        "k": jnp.sum(k * wk) / norm,
+        "energy": energy / norm,
+    }
+    if phi is not None:
+        out["corr"] = jnp.real(jnp.vdot(psi, apply_velocity(phi, t_bonds, a, boundary)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators (host numpy)
+# --------------------------------------------------------------------------------------------
+def _series(name, x, n_times=None):
+    x = np.asarray(x, float)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"{name} has shape {x.shape}: allowed (n_samples >= 2, n_times)")
+    if n_times is not None and x.shape[1] != n_times:
+        raise ValueError(f"{name} has {x.shape[1]} times but times has {n_times}: allowed equal")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} has non-finite entries: allowed finite values")
+    return x
+
+
+def _times(times, min_points=3):
+    t = np.asarray(times, float)
+    if t.ndim != 1 or t.size < min_points or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise ValueError(f"times (shape {t.shape}) must be a strictly increasing 1-D array of "
+                         f">= {min_points} finite times (fs)")
+    return t
+
+
+def msd(x, x2, x0=0.0):
+    """Per-sample MSD about x0 from the per-sample moments <x> and <x²> (any origin):
+    <(x - x0)²> = <x²> - 2 x0 <x> + x0². With transport_observables' x, x2 (already relative to
+    the initial centre) it is x2 itself."""
+    x, x2 = np.asarray(x, float), np.asarray(x2, float)
+    return x2 - 2 * x0 * x + x0**2
+
+
+def spread(x, x2):
+    """Per-sample spread <x²> - <x>² (any common origin)."""
+    x, x2 = np.asarray(x, float), np.asarray(x2, float)
+    return x2 - x**2
+
+
+def ensemble_spread(x, x2, n_groups=N_GROUPS):
+    """E<x²> - (E<x>)² at each time (the width of the sample-averaged density) from per-sample
+    <x>, <x²> (n_samples, n_times), with its jackknife standard error: two (n_times,) arrays."""
+    x = _series("x", x)
+    x2 = _series("x2", x2, x.shape[1])
+    return jackknife(lambda m1, m2: m2 - m1**2, x, x2, n_groups=n_groups)
+
+
+def series_mean_sem(samples):
+    """Mean over samples and its standard error at each time: two (n_times,) arrays."""
+    s = _series("samples", samples)
+    return s.mean(0), s.std(0, ddof=1) / math.sqrt(s.shape[0])
+
+
+def jackknife(estimator, *samples, n_groups=N_GROUPS):
+    """Leave-one-group-out jackknife of a function of sample means (as wow.tally's coherent split).
+
+    samples: arrays with the sample axis first; estimator(*means) -> scalar or array, given the
+    means over samples. Samples are split into min(n_groups, n) contiguous groups. Returns
+    (estimate from all samples, jackknife standard error)."""
+    arrs = [np.asarray(s, float) for s in samples]
+    n = arrs[0].shape[0]
+    if n < 2 or any(s.shape[0] != n for s in arrs):
+        raise ValueError(f"samples with leading sizes {[s.shape[0] for s in arrs]}: allowed equal, >= 2")
+    G = min(int(n_groups), n)
+    groups = (np.arange(n) * G) // n
+    sums = [np.stack([s[groups == g].sum(0) for g in range(G)]) for s in arrs]
+    counts = np.bincount(groups, minlength=G).astype(float)
+    full = np.asarray(estimator(*[s.sum(0) / n for s in sums]), float)
+    loo = np.stack([np.asarray(estimator(*[(s.sum(0) - s[g]) / (n - counts[g]) for s in sums]), float)
+                    for g in range(G)])
+    se = np.sqrt((G - 1) / G * ((loo - loo.mean(0)) ** 2).sum(0))
+    return (float(full), float(se)) if full.ndim == 0 else (full, se)
+
+
+def _ols_weights(t):
+    """w with Σ w_i y_i = the least-squares slope of y against t."""
+    dt = t - t.mean()
+    return dt / np.sum(dt**2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A derived quantity with its standard error over samples and how it was obtained.
+
+    value, sem: the estimate and its standard error; t_start, t_stop: the window of times used
+    (fs); ok: the stated rule's validity check passed (see the estimator); note: why not, or
+    what was assumed."""
+
+    value: float
+    sem: float
+    t_start: float = float("nan")
+    t_stop: float = float("nan")
+    ok: bool = True
+    note: str = ""
+
+    def __str__(self):
+        flag = "" if self.ok else f"  [not ok: {self.note}]"
+        return f"{self.value:.6g} ± {self.sem:.2g} (window {self.t_start:g}..{self.t_stop:g} fs){flag}"
+
+
+def fit_window(times, tau_p=None, t_stop=None, start=FIT_START, min_points=4):
+    """The MSD fit window (indices i0, i1, inclusive) by the stated rule:
+
+      start  t >= start x τ_p (the velocity has decorrelated: the slope's transient
+             e^{-t/τ_p} is below e^{-start}); without τ_p, the second half of the run;
+      stop   t <= t_stop (the last time the packet is inside the chain: see ``inside_until``),
+             default the last time.
+    Raises if fewer than ``min_points`` times fall inside (the run is too short for this τ_p)."""
+    t = _times(times)
+    t_stop = t[-1] if t_stop is None else float(t_stop)
+    t_start = t[-1] / 2 if tau_p is None else start * float(tau_p)
+    if tau_p is not None and not (np.isfinite(tau_p) and tau_p > 0):
+        raise ValueError(f"tau_p={tau_p!r} is out of range: allowed finite > 0 (fs)")
+    idx = np.flatnonzero((t >= t_start - 1e-12 * abs(t_start)) & (t <= t_stop + 1e-12 * abs(t_stop)))
+    if idx.size < min_points:
+        raise ValueError(f"the fit window [{t_start:g}, {t_stop:g}] fs holds {idx.size} times: allowed "
+                         f">= {min_points}; run longer (the rule starts at {start:g} τ_p) or record more frames")
+    return int(idx[0]), int(idx[-1])
+
+
+def inside_until(times, msd_samples, distance, n_sigma=5.0):
+    """The last time (fs) at which n_sigma x sqrt(mean MSD) stays below ``distance`` (Å), the
+    distance from the initial centre to the nearest end of an open chain: after it, the packet's
+    tail reaches the boundary and the MSD saturates spuriously."""
+    t = _times(times)
+    m = _series("msd_samples", msd_samples, t.size).mean(0)
+    ok = n_sigma * np.sqrt(np.maximum(m, 0)) < float(distance)
+    if not ok[0]:
+        raise ValueError(f"distance={distance!r} Å: the packet touches the boundary at t = 0")
+    bad = np.flatnonzero(~ok)
+    return float(t[-1] if bad.size == 0 else t[bad[0] - 1])
+
+
+def diffusion_msd(times, msd_samples, tau_p=None, t_stop=None, start=FIT_START):
+    """D (Å²/fs) from the slope of the sample-mean MSD: half the least-squares slope over the
+    window of ``fit_window`` (intercept free: the MSD's offset -2Dτ_p and the initial width do not
+    bias it).
+
+    The estimator is linear in each sample's trace (D = mean over samples of each sample's own
+    fitted half-slope), so its standard error, the per-samples' standard error, is exact (the delta
+    method and the jackknife coincide for a linear estimator; the correlation of the MSD between
+    times is included). Flatness check (Estimate.ok): the half-slopes over the window's first and
+    second halves agree within FLAT_Z standard errors of their difference; if not, D depends on the
+    window (not yet diffusive, sub-diffusive, localised, or hitting the boundary)."""
+    t = _times(times)
+    m = _series("msd_samples", msd_samples, t.size)
+    i0, i1 = fit_window(t, tau_p, t_stop, start)
+    tw, mw = t[i0:i1 + 1], m[:, i0:i1 + 1]
+    D_s = mw @ _ols_weights(tw) / 2
+    D, sem = mean_sem(D_s)
+    ok, note = True, "" if tau_p is not None else "no τ_p given: fitted over the second half of the run"
+    h = tw.size // 2
+    if h >= 2 and tw.size - h >= 2:
+        d_s = mw[:, :h] @ _ols_weights(tw[:h]) / 2 - mw[:, h:] @ _ols_weights(tw[h:]) / 2
+        dm, dse = mean_sem(d_s)
+        if dse > 0 and abs(dm) > FLAT_Z * dse:
+            ok, note = False, (f"slope not flat: first half minus second half = {dm:.3g} ± {dse:.2g} Å²/fs"
+                               + (f"; {note}" if note else ""))
+    return Estimate(D, sem, float(tw[0]), float(tw[-1]), ok, note)
+
+
+def running_slope(times, msd_samples):
+    """½ dMSD/dt by finite differences, at the midpoints: (t_mid, mean, sem), for plots of the
+    slope against the fit window. (transport_observables' D_run gives the same without
+    differencing.)"""
+    t = _times(times)
+    m = _series("msd_samples", msd_samples, t.size)
+    s = np.diff(m, axis=1) / (2 * np.diff(t))
+    mean, sem = series_mean_sem(s)
+    return (t[1:] + t[:-1]) / 2, mean, sem
+
+
+def _trapezoid_cumulative(y, t):
+    """∫_0^{t_j} y dt along the last axis (trapezoid; y[..., 0] at t[0])."""
+    inc = 0.5 * (y[..., 1:] + y[..., :-1]) * np.diff(t)
+    return np.concatenate([np.zeros(y.shape[:-1] + (1,)), np.cumsum(inc, axis=-1)], axis=-1)
+
+
+def _sokal_cut(t, tau_int, c):
+    """The first index j >= 1 with t_j - t_0 >= c x τ_int(t_j), or None."""
+    hit = np.flatnonzero((t[1:] - t[0]) >= c * tau_int[1:])
+    return None if hit.size == 0 else int(hit[0]) + 1
+
+
+def relaxation_time(times, signal_samples, baseline=0.0, c=C_WINDOW):
+    """Integral relaxation time τ = ∫_0^{t_c} S(t) dt / S(0) of a decaying per-sample signal,
+    S = signal - baseline, averaged over samples (trapezoid on the times, which must start where
+    the decay starts and be spaced << τ: the quadrature error is ~(Δt/τ)²/12).
+
+    Window (Sokal): t_c is the first time with t_c >= c x τ(t_c); for an exponential decay τ is
+    exact up to the neglected tail e^{-c}. If no such time exists the run is too short for the
+    decay (Estimate.ok False, τ from the whole run, a lower bound for a monotone decay).
+    Used for τ_p (S = <k>, <v> or the velocity correlation: momentum relaxation) and τ_E
+    (S = E_e - E_eq). Standard error: jackknife over sample groups (a ratio of means)."""
+    t = _times(times)
+    s = _series("signal_samples", signal_samples, t.size) - float(baseline)
+    mean = s.mean(0)
+    if mean[0] == 0:
+        raise ValueError("the signal starts at its baseline (S(0) = 0): no decay to time")
+    tau_t = _trapezoid_cumulative(mean, t) / mean[0]
+    j = _sokal_cut(t, tau_t, c)
+    ok = j is not None
+    j = t.size - 1 if j is None else j
+    w = np.zeros(t.size)
+    seg = t[:j + 1]
+    w[:j + 1] = np.concatenate([[0], np.diff(seg)]) / 2 + np.concatenate([np.diff(seg), [0]]) / 2
+    tau, se = jackknife(lambda m: np.dot(w, m) / m[0], s)
+    note = "" if ok else f"no t <= {t[-1]:g} fs with t >= {c:g} τ(t): the decay is longer than the run"
+    return Estimate(tau, se, float(t[0]), float(t[j]), ok, note)
+
+
+def kubo_diffusion(times, corr_samples, c=C_WINDOW):
+    """Green-Kubo D = ∫_0^{t_c} C(t) dt (Å²/fs) and τ_p = D/C(0), from per-sample velocity
+    correlations C_s(t) (Å²/fs²) with times starting at 0.
+
+    What C must be: the stationary two-time correlation C(t) = Re<v(t) v(0)> of the ensemble. From
+    the propagator it is transport_observables' 'corr', Re<ψ0|v(t) v(0)|ψ0>, each sample
+    propagating φ = vψ0 beside ψ (memory: one more state per sample, not growing with steps). It
+    equals the D of the MSD slope when the initial ensemble is stationary (a thermal electron
+    ensemble, a random-phase state, a single site under spatially uniform noise); for a packet
+    launched at k0 it is the Kubo integral of that initial state, which need not be the long-time
+    D (then use diffusion_msd, or D_run's plateau). For a classical velocity process C_s = v_s(t)
+    v_s(0).
+
+    Window: Sokal's rule as in relaxation_time (t_c the first time >= c x ∫_0^t C/C(0)). A
+    correlation with a negative tail (backscattering, localisation) is cut where its running
+    integral first satisfies the rule: compare with the MSD slope. D is linear in the C_s at fixed
+    window: its standard error is the per-sample estimates' (exact); τ_p's is a jackknife.
+    Returns (D, τ_p) as two Estimates."""
+    t = _times(times)
+    C = _series("corr_samples", corr_samples, t.size)
+    tau = relaxation_time(t, C, 0.0, c)
+    j = int(np.searchsorted(t, tau.t_stop))
+    seg = t[:j + 1]
+    w = np.zeros(t.size)
+    w[:j + 1] = np.concatenate([[0], np.diff(seg)]) / 2 + np.concatenate([np.diff(seg), [0]]) / 2
+    D, se = mean_sem(C @ w)
+    return Estimate(D, se, tau.t_start, tau.t_stop, tau.ok, tau.note), tau
+
+
+def energy_exchange(times, energy_samples, E_eq=None, t_start=None, t_stop=None, c=C_WINDOW):
+    """Energy exchange of the electron with the lattice from per-sample <H_e>(t) (eV).
+
+    rate   dE_e/dt (eV/fs): the least-squares slope of the mean energy over [t_start, t_stop]
+           (default the whole run); exact standard error (linear in the traces).
+    tau_E  the energy relaxation time towards E_eq (the electron's mean energy in equilibrium with
+           the lattice, e.g. theory.band_energy_thermal for a lattice with detailed balance),
+           from the rate: τ_E = (E_eq - Ē)/rate, Ē the mean energy over the same window. For an
+           exponential relaxation this is exact up to O((window/τ_E)²) and needs no run longer
+           than τ_E (the regime τ_p << τ_E). Undefined (NaN, ok False) without E_eq, or when the
+           energy moves away from E_eq (the rate and E_eq - Ē of opposite signs, beyond 2 σ).
+    tau_E_int  the integral relaxation time of E - E_eq (relaxation_time), where the relaxation
+           completes within the run (ok False otherwise).
+
+    Classical lattices have no detailed balance: a prescribed (wow) lattice, or classical noise
+    (HSR), drives the electron towards the band's infinite-temperature state (<H_e> -> the band
+    centre, 0 for the chain), and an Ehrenfest lattice's mean-field force does not restore the
+    Boltzmann populations either. With such lattices the τ_E measured towards the thermal E_eq is
+    the time the electron takes to cross it on its way to infinite temperature, not a relaxation:
+    a rate and the sign of the energy drift are what such a run states reliably.
+    Returns a dict of Estimates: rate, tau_E, tau_E_int (the last two only with E_eq)."""
+    t = _times(times)
+    E = _series("energy_samples", energy_samples, t.size)
+    t0 = t[0] if t_start is None else float(t_start)
+    t1 = t[-1] if t_stop is None else float(t_stop)
+    idx = np.flatnonzero((t >= t0) & (t <= t1))
+    if idx.size < 3:
+        raise ValueError(f"the window [{t0:g}, {t1:g}] fs holds {idx.size} times: allowed >= 3")
+    tw, Ew = t[idx], E[:, idx]
+    w = _ols_weights(tw)
+    r, r_se = mean_sem(Ew @ w)
+    out = {"rate": Estimate(r, r_se, float(tw[0]), float(tw[-1]))}
+    if E_eq is None:
+        return out
+    E_eq = float(E_eq)
+    tau, tau_se = jackknife(lambda rate, Ebar: (E_eq - Ebar) / rate, Ew @ w, Ew.mean(1))
+    gap = E_eq - Ew.mean()
+    ok = np.sign(gap) == np.sign(r) or abs(r) < 2 * r_se
+    note = "" if ok else "the energy drifts away from E_eq (no detailed balance?)"
+    if not ok:
+        tau = float("nan")
+    out["tau_E"] = Estimate(tau, tau_se, float(tw[0]), float(tw[-1]), bool(ok), note)
+    out["tau_E_int"] = relaxation_time(t, E, E_eq, c)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Unit conversions
+# --------------------------------------------------------------------------------------------
+def mobility(D, T):
+    """Einstein mobility μ = e D/(k_B T) in cm²/(V·s), D in Å²/fs (and its standard error the
+    same way: linear), T > 0 in K. 1 Å²/fs = 0.1 cm²/s; k_B T/e in V is k_B T in eV."""
+    T = np.asarray(T, float)
+    if not np.all(np.isfinite(T)) or np.any(T <= 0):
+        raise ValueError(f"T={T!r} is out of range: allowed finite > 0 (K)")
+    return CM2_PER_S * np.asarray(D, float) / (KB * T)
+
+
+def band_mass(t0, a):
+    """Band-bottom mass of the chain m* = ħ²/(2 t0 a²) (eV·fs²/Å²; divide by wow.units.AMU for
+    amu, by the electron mass 0.0568563 eV·fs²/Å² for units of m_e). t0 (eV), a (Å) > 0."""
+    t0, a = float(t0), float(a)
+    if not (t0 > 0 and a > 0 and math.isfinite(t0) and math.isfinite(a)):
+        raise ValueError(f"t0={t0!r}, a={a!r}: allowed finite > 0 (eV, Å)")
+    return HBAR**2 / (2 * t0 * a**2)
+
+
+def planckian_alpha(D, mass):
+    """α = D m*/ħ (dimensionless), D in Å²/fs, m* in eV·fs²/Å² (the continuum model's m, or the
+    chain's band_mass). α ~ 1 is Planckian diffusion, D ~ ħ/m*."""
+    mass = float(mass)
+    if not (mass > 0 and math.isfinite(mass)):
+        raise ValueError(f"mass={mass!r} is out of range: allowed finite > 0 (eV·fs²/Å²)")
+    return np.asarray(D, float) * mass / HBAR
+
+
+def alpha_chain(D, t0, a):
+    """α = D m*/ħ with the chain's band-bottom mass: D ħ/(2 t0 a²)."""
+    return planckian_alpha(D, band_mass(t0, a))
+
+
+# --------------------------------------------------------------------------------------------
+# Stochastic HSR reference propagator (one realisation)
+# --------------------------------------------------------------------------------------------
+# PART 2 REPLACES: _chain_layers/_rotate_bonds below are a small complex-form copy of the chain's
+# Strang step (exact 2x2 bond rotations, bonds of one parity per layer), kept here only so that the
+# HSR and frozen-disorder checks run while the core (wow/propagate.py) is being refactored. The
+# core's model layers do the same with its fast paths; the noise becomes the site-phase layer of
+# a lattice-side "noise" backend (fresh, independent Gaussian phases in each outer V/2 layer, with
+# variance Γ dt/2 each; merged neighbouring half layers then carry Γ dt).
+def _rotate_bonds(psi, c, s, parity: int, boundary: str):
+    """exp(i θ σ_x) on the bonds of one parity along the last axis (c = cos θ, s = sin θ per
+    bond of that parity). psi (..., N)."""
+    N = psi.shape[-1]
+    lead = psi.shape[:-1]
+    c, s = (v.reshape((1,) * len(lead) + v.shape) for v in (c, s))  # explicit broadcast over lead
+    if boundary == "ring":
+        x = jnp.roll(psi, -parity, axis=-1) if parity else psi
+        p, q = x.reshape(*lead, N // 2, 2)[..., 0], x.reshape(*lead, N // 2, 2)[..., 1]
+        x = jnp.stack([c * p + 1j * s * q, 1j * s * p + c * q], axis=-1).reshape(*lead, N)
+        return jnp.roll(x, parity, axis=-1) if parity else x
+    n_pairs = (N - parity) // 2
+    seg = psi[..., parity:parity + 2 * n_pairs].reshape(*lead, n_pairs, 2)
+    p, q = seg[..., 0], seg[..., 1]
+    seg = jnp.stack([c * p + 1j * s * q, 1j * s * p + c * q], axis=-1).reshape(*lead, 2 * n_pairs)
+    return jnp.concatenate([psi[..., :parity], seg, psi[..., parity + 2 * n_pairs:]], axis=-1)
+
+
+def _chain_layers(t_bonds, dt):
+    """(c, s) of the half even layer and of the full odd layer for hoppings t_bonds, step dt."""
+    te, to = t_bonds[..., 0::2], t_bonds[..., 1::2]
+    th_e, th_o = te * dt / (2 * HBAR), to * dt / HBAR
+    return (jnp.cos(th_e), jnp.sin(th_e)), (jnp.cos(th_o), jnp.sin(th_o))
+
+
+def hsr_run(key, psi0, t_bonds, eps, *, gamma, dt, a, x0, n_frames, steps_per_frame,
+            boundary="open", kubo=False, z=None, noise="binary"):
+    """One realisation of the chain with static hoppings t_bonds and site energies eps plus HSR
+    dephasing noise of rate gamma: frames of transport_observables at n_frames + 1 times
+    (t = 0 included), every steps_per_frame steps of dt. Pure: jit and vmap it over keys (and
+    hoppings) for an ensemble.
+
+    One step (second order in dt for the noise-averaged dynamics):
+        N(φ1) · V/2 · B_even/2 · B_odd · B_even/2 · V/2 · N(φ2)
+    V/2: the static site phases e^{-i ε_n dt/(2ħ)}; B: exact bond rotations; N(φ): site phases
+    e^{-iφ_n}, fresh and independent on every site and in each half step. noise='gaussian':
+    φ_n ~ N(0, Γ dt/2), i.e. white noise ε_n(t) with <ε_n(t) ε_m(t')> = ħ²Γ δ_nm δ(t - t') held
+    as ε_n = ħφ_n/(dt/2) (variance 2ħ²Γ/dt) over each half step. noise='binary' (default):
+    φ_n = ±θ with equal probability, cos θ = e^{-Γ dt/4}: one random bit per site instead of a
+    normal deviate (~30x less random-number work). Both average to the same exact dephasing
+    channel, E[e^{-i(φ_n - φ_m)}] = e^{-Γ dt/2} (n != m), and every ensemble mean (the MSD, the
+    velocity correlation, E_e) is linear in that average, so both give the same means; only
+    the sample-to-sample fluctuations differ. The averaged step is the Strang splitting of the
+    Lindblad generator (wow.theory, HSR block): second order in dt. gamma = 0: a frozen chain
+    (no draws).
+
+    psi0: (N,) complex; t_bonds: (N-1,) open / (N,) ring (eV); eps: (N,) (eV) or None;
+    gamma (1/fs) >= 0, dt (fs) > 0, a (Å), x0 (Å): the MSD origin; boundary 'open' | 'ring' (even
+    N). kubo: also propagate φ = v ψ0 with the same noise and record 'corr' (the two-time velocity
+    correlation). z: a complex energy E + iη (eV, η > 0): also accumulate the resolvent column
+    (z - H)^{-1} ψ0 = -(i/ħ) ∫_0^T e^{izt/ħ} ψ(t) dt (trapezoid over every step; exact as T -> ∞
+    up to the splitting error O(dt²); needs e^{-ηT/ħ} negligible).
+    Returns (psi_f, frames, resolvent or None): frames a dict of (n_frames + 1,) arrays."""
+    if boundary not in ("open", "ring"):
+        raise ValueError(f"boundary={boundary!r}: allowed 'open' or 'ring'")
+    for name, v, lo in (("gamma", gamma, 0.0), ("dt", dt, None)):
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or (v < 0 if lo == 0.0 else v <= 0):
+            raise ValueError(f"{name}={v!r} is out of range: allowed a finite float {'>= 0' if lo == 0.0 else '> 0'}")
+    for name, v in (("n_frames", n_frames), ("steps_per_frame", steps_per_frame)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r} is out of range: allowed integers >= 1")
+    N = psi0.shape[-1]
+    if boundary == "ring" and N % 2:
+        raise ValueError(f"N={N} with boundary='ring': allowed even N (bonds are paired by parity)")
+    if t_bonds.shape[-1] != (N if boundary == "ring" else N - 1):
+        raise ValueError(f"t_bonds has {t_bonds.shape[-1]} bonds: allowed {N if boundary == 'ring' else N - 1} "
+                         f"for N={N} ({boundary})")
+    if z is not None and not complex(z).imag > 0:
+        raise ValueError(f"z={z!r} is out of range: allowed Im z > 0 (eV)")
+    if noise not in ("binary", "gaussian"):
+        raise ValueError(f"noise={noise!r}: allowed 'binary' or 'gaussian'")
+    noisy = gamma > 0
+    real = jnp.real(psi0).dtype
+    (ce, se), (co, so) = _chain_layers(t_bonds, dt)
+    half_v = None if eps is None else jnp.exp(-1j * eps * dt / (2 * HBAR))[None]
+    sd = math.sqrt(gamma * dt / 2)
+    cos_th = math.exp(-gamma * dt / 4)
+    sin_th = math.sqrt(max(0.0, 1 - cos_th**2))
+    n_words = -(-N // 32)
+
+    def draw(k):
+        """The phase factors e^{-iφ} of one frame's half steps: (steps_per_frame, 2, N)."""
+        if noise == "gaussian":
+            xi = jax.random.normal(k, (steps_per_frame, 2, N), jnp.float32).astype(real)  # as wow.lattice
+            return jnp.exp(-1j * sd * xi)
+        words = jax.random.bits(k, (steps_per_frame, 2, n_words), jnp.uint32)
+        bits = (words[..., None] >> jnp.arange(32, dtype=jnp.uint32).reshape(1, 1, 1, 32)) & 1
+        sign = 1.0 - 2.0 * bits.reshape(steps_per_frame, 2, 32 * n_words)[..., :N].astype(real)
+        return jax.lax.complex(jnp.full_like(sign, cos_th), -sin_th * sign)
+
+    def kick(state, phase):
+        return state if phase is None else state * phase[None]
+
+    def coherent(state):
+        if half_v is not None:
+            state = state * half_v
+        state = _rotate_bonds(state, ce, se, 0, boundary)
+        state = _rotate_bonds(state, co, so, 1, boundary)
+        state = _rotate_bonds(state, ce, se, 0, boundary)
+        return state * half_v if half_v is not None else state
+
+    def step(carry, xs):
+        state, R, j = carry
+        xi = xs if noisy else None
+        state = kick(coherent(kick(state, None if xi is None else xi[0])), None if xi is None else xi[1])
+        if z is not None:
+            R = R + jnp.exp(1j * z * (j + 1) * dt / HBAR) * state[0]
+        return (state, R, j + 1), None
+
+    def observe(state):
+        return transport_observables(state[0], t_bonds, eps, a, x0, boundary,
+                                     phi=state[1] if kubo else None)
+
+    def frame(carry, k):
+        xs = draw(k) if noisy else None
+        carry, _ = jax.lax.scan(step, carry, xs, length=steps_per_frame)
+        return carry, observe(carry[0])
+
+    state0 = jnp.stack([psi0, apply_velocity(psi0, t_bonds, a, boundary)]) if kubo else psi0[None]
+    R0 = 0.5 * psi0 if z is not None else jnp.zeros((), psi0.dtype)
+    keys = jax.random.split(key, n_frames)
+    (state, R, _), frames = jax.lax.scan(frame, (state0, R0, 0), keys)
+    frames = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[None], r]), observe(state0), frames)
+    resolvent = None if z is None else (-1j * dt / HBAR) * R
+    return state[0], frames, resolvent
