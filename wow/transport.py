@@ -16,7 +16,7 @@ observable of ψ(t) alone (no time derivative of noisy data, no second state).
 
 Estimators (host numpy; inputs (n_samples, n_times) arrays, numpy or jax, and the times)
     msd, spread, ensemble_spread, series_mean_sem, jackknife
-    fit_window, diffusion_msd            D from the slope of the MSD
+    fit_window, inside_until, diffusion_msd, running_slope    D from the slope of the MSD
     relaxation_time, kubo_diffusion      τ_p (integral time of a decaying signal), D = ∫ C_vv dt
     energy_exchange                      dE_e/dt and τ_E
     mobility, band_mass, planckian_alpha, alpha_chain
@@ -485,8 +485,9 @@ def alpha_chain(D, t0, a):
 # Strang step (exact 2x2 bond rotations, bonds of one parity per layer), kept here only so that the
 # HSR and frozen-disorder checks run while the core (wow/propagate.py) is being refactored. The
 # core's model layers do the same with its fast paths; the noise becomes the site-phase layer of
-# a lattice-side "noise" backend (fresh, independent Gaussian phases in each outer V/2 layer, with
-# variance Γ dt/2 each; merged neighbouring half layers then carry Γ dt).
+# a lattice-side "noise" backend: fresh, independent site phases in each outer V/2 layer (Gaussian
+# with variance Γ dt/2, or binary ±θ with cos θ = e^{-Γ dt/4}); the core's merged neighbouring half
+# layers then carry the sum of two independent draws, the same dephasing channel e^{-Γ dt}.
 def _rotate_bonds(psi, c, s, parity: int, boundary: str):
     """exp(i θ σ_x) on the bonds of one parity along the last axis (c = cos θ, s = sin θ per
     bond of that parity). psi (..., N)."""
