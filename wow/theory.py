@@ -34,7 +34,7 @@ from scipy import integrate, special
 
 from .electron import k_grid
 from .lattice import BOUNDARIES, STATISTICS, Chain, mode_frequencies, mode_matrix
-from .units import HBAR, KB, mass_ev
+from .units import HBAR, KB, M_E, mass_ev
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,3 +708,287 @@ def holstein_forced_oscillator(t, q0, p0, g, M_amu, omega, occupation=1.0):
         raise ValueError(f"occupation={occupation!r} is out of range: allowed [0, 1]")
     qs = -g * n / (M * w**2)
     return qs + (q0 - qs) * np.cos(w * t) + p0 / (M * w) * np.sin(w * t)
+
+
+# --------------------------------------------------------------------------------------------
+# Density-density continuum model (MODEL.md v2; paper §IV-V, Eqs. 10-18, 28-31)
+# --------------------------------------------------------------------------------------------
+# One electron (mass m = m*·m_e) on a ring of N atoms at ξ_j + u_j, ξ_j = j a, L = N a, each a
+# Gaussian pseudopotential v(x) = V0 exp(-x²/(2w²)), ṽ(q) = V0 w √(2π) exp(-q²w²/2). Plane waves
+# |κ> = e^{iκs}/√L on κ = 2πl/L; <κ'|V|κ> = ṽ(κ'-κ) ρ_{κ'-κ}/L, ρ_q = Σ_j e^{-iq(ξ_j+u_j)} (paper Eq. 10).
+# The references below are plain numpy; wow.models.continuum holds the simulation.
+def pseudopotential_ft(q, V0, w):
+    """ṽ(q) = ∫ V0 exp(-x²/(2w²)) e^{-iqx} dx = V0 w √(2π) exp(-q²w²/2) (eV·Å); q in 1/Å, w in Å."""
+    q = _finite("q", q)
+    V0 = float(_finite("V0", V0))
+    w = float(_positive("w", w))
+    return V0 * w * math.sqrt(2 * math.pi) * np.exp(-(q**2) * w**2 / 2)
+
+
+def central_equation(k, V0, w, a, m_star=1.0, n_G=24):
+    """Bloch bands of the static lattice from the central equation on the components κ = k + G_l,
+    G_l = 2πl/a, l = -n_G..n_G (truncated plane-wave basis, no grid):
+
+        H_{ll'} = δ_{ll'} ħ²(k + G_l)²/(2m) + V_{G_l - G_l'},   V_G = ṽ(G)/a,
+
+    m = m_star·m_e. k (1/Å, any shape). Returns (E, C, kappa): E (..., 2n_G+1) ascending (eV),
+    C (..., 2n_G+1, 2n_G+1) the eigenvectors in columns (component l first), kappa (..., 2n_G+1) the
+    components' momenta k + G_l (1/Å). Converged for the low bands once ṽ(n_G·2π/a) is negligible.
+    Group velocity (Hellmann-Feynman): v_n = Σ_l |C_ln|² ħ(k + G_l)/m (``central_velocity``)."""
+    k = _finite("k", k)
+    V0 = float(_finite("V0", V0))
+    w, a = float(_positive("w", w)), float(_positive("a", a))
+    m = M_E * float(_positive("m_star", m_star))
+    n_G = _count("n_G", n_G, low=1)
+    G = 2 * np.pi * np.arange(-n_G, n_G + 1) / a
+    kap = k[..., None] + G
+    VG = pseudopotential_ft(G[:, None] - G[None, :], V0, w) / a
+    H = VG + np.eye(G.size) * ((HBAR * kap) ** 2 / (2 * m))[..., None, :]
+    E, C = np.linalg.eigh(H)
+    return E, C, kap
+
+
+def central_velocity(k, V0, w, a, m_star=1.0, n_G=24):
+    """v_n(k) = ∂ε_n/∂(ħk) = Σ_l |C_ln|² ħ(k + G_l)/m (Å/fs) from the central equation's
+    eigenvectors (Hellmann-Feynman); (..., 2n_G+1), bands ascending."""
+    _, C, kap = central_equation(k, V0, w, a, m_star, n_G)
+    return np.einsum("...ln,...l->...n", np.abs(C) ** 2, HBAR * kap / (M_E * float(m_star)))
+
+
+def weak_potential_gap(V0, w, a, order=1):
+    """2|V_G| (eV), V_G = ṽ(G)/a, G = 2π·order/a: the gap at the zone edge (order 1) or at k = 0
+    between bands 2·order-1 and 2·order (even orders), to first order in V0 (nearly free
+    electrons). The exact gap differs by O(V0²/E_G), E_G = ħ²(G/2)²/(2m)."""
+    order = _count("order", order)
+    return 2 * abs(float(pseudopotential_ft(2 * np.pi * order / float(_positive("a", a)), V0, w))) / float(a)
+
+
+def displacement_covariance(chain, T, statistics="quantum"):
+    """<u_j u_l> (Å², N x N) of the internal displacements: Σ_m e_jm e_lm <Q_m²> (classical or
+    Wigner, zero point included). Dense: for N up to a few thousand."""
+    E = mode_matrix(_check_chain(chain))
+    return (E * mode_variance(chain, T, statistics)) @ E.T
+
+
+def debye_waller_factor(chain, q, T, statistics="quantum", site=None):
+    """e^{-2W(q)} with 2W = q²<u_j²> (1D, MODEL.md; paper Eq. 28 in the Born limit): the coherent
+    (Bragg) intensity of a thermal lattice relative to the static one, Gaussian displacements
+    (harmonic, classical or Wigner). On the ring <u_j²> is the same at every site (and grows like N:
+    (N² - 1) k_BT/(12NK) classically); site: for the open chain (default the middle)."""
+    q = _finite("q", q)
+    msd = msd_sites(chain, T, statistics)
+    site = chain.N // 2 if site is None else _count("site", site, low=0)
+    if site >= chain.N:
+        raise ValueError(f"site={site} is out of range: allowed 0..{chain.N - 1}")
+    out = np.exp(-(q**2) * msd[site])
+    return float(out) if out.ndim == 0 else out
+
+
+def structure_factor(chain, q, T, statistics="quantum"):
+    """Harmonic static structure factor of the internal lattice (paper Eq. 29),
+
+        S(q) = <ρ_q ρ_{-q}> = Σ_{jl} e^{-iq(ξ_j - ξ_l)} exp(-q²<(u_j - u_l)²>/2),   ξ_j = j a,
+
+    exact for Gaussian displacements (classical, or Wigner/quantum: the u_j commute at equal
+    times, so <e^{-iq(u_j - u_l)}> = e^{-q²<(u_j-u_l)²>/2}). S(q) = N + (coherent and correlated
+    parts); at q = G on the ring S = e^{-2W} Σ_{jl} e^{G²<u_j u_l>} >= N² e^{-2W}. q (1/Å, any
+    shape), T (K). O(N) per q for q on the ring's momentum grid 2π/(Na) (translation invariance),
+    else O(N²)."""
+    q = _finite("q", q)
+    C = displacement_covariance(chain, T, statistics)
+    msd = np.diag(C)
+    N, a = chain.N, chain.a
+    on_grid = np.allclose(q * N * a / (2 * np.pi), np.round(q * N * a / (2 * np.pi)), rtol=0, atol=1e-9)
+    if chain.boundary == "ring" and on_grid:  # e^{-iqNa} = 1: the sum depends on j - l mod N only
+        d = np.arange(N)
+        D = 2 * (msd[0] - C[0])  # <(u_0 - u_d)²>
+        ph = np.exp(-1j * q[..., None] * d * a) * np.exp(-(q[..., None] ** 2) * D / 2)
+        out = N * np.real(np.sum(ph, axis=-1))
+    else:
+        D = msd[:, None] + msd[None, :] - 2 * C
+        xi = np.arange(N) * a
+        out = np.array([np.real(np.sum(np.exp(-1j * qq * (xi[:, None] - xi[None, :]) - qq**2 * D / 2)))
+                        for qq in q.ravel()]).reshape(q.shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def _born_inputs(kappa, psik0, m_star, t, tol):
+    kappa = np.asarray(_finite("kappa", kappa)).ravel()
+    psik0 = np.asarray(psik0, dtype=complex).ravel()
+    if psik0.shape != kappa.shape:
+        raise ValueError(f"psik0 has shape {psik0.shape}: allowed the shape of kappa {kappa.shape}")
+    t = float(_nonnegative("t", t))
+    m = M_E * float(_positive("m_star", m_star))
+    src = np.abs(psik0) ** 2 > tol * np.sum(np.abs(psik0) ** 2)
+    return kappa, psik0, t, m, src
+
+
+def _born_kernel(kappa, src, t, m, Q, inv_2NM):
+    """-(i/ħ) e^{-iE(κ')t/ħ} ∫_0^t e^{i(E(κ') - E(κ))t'/ħ} dt', (κ', source κ)."""
+    p = HBAR * kappa
+    E = p**2 / (2 * m) + (Q - p) ** 2 * inv_2NM
+    dE = E[:, None] - E[None, src]
+    x = dE * t / (2 * HBAR)
+    return -1j / HBAR * np.exp(-1j * E[:, None] * t / HBAR) * t * np.exp(1j * x) * np.sinc(x / np.pi)
+
+
+def born_amplitude(kappa, psik0, X, V0, w, L, t, m_star=1.0, Q=0.0, inv_2NM=0.0, tol=1e-14):
+    """First-order (Born) amplitude a(κ', t) of ψ~(κ', t) for an electron scattered by one frozen
+    lattice, the atoms at positions X (Å, the sample's ξ_j + u_j), from ṽ(q)ρ_q:
+
+        a(κ') = -(i/ħ) e^{-iE(κ')t/ħ} Σ_κ [ṽ(κ'-κ) ρ_{κ'-κ}/L] ψ~0(κ) ∫_0^t e^{i(E(κ')-E(κ))t'/ħ} dt',
+
+    ρ_q = Σ_j e^{-iqX_j}, E(κ) = (ħκ)²/(2m) + (Q - ħκ)²·inv_2NM (recoil, 0 = off). ψ~(κ', t) =
+    e^{-iE(κ')t/ħ}ψ~0(κ') + a(κ') + O(V0²): the exact first order of time-dependent perturbation
+    theory in the whole potential (static periodic part included). kappa: the plane-wave momenta
+    (1/Å, e.g. the grid's), psik0 their initial amplitudes (unitary DFT of the grid ψ: the same
+    normalisation), L = N a (Å), t (fs), V0 (eV), w (Å); the sum runs over the source κ with
+    |ψ~0|² > tol (relative). Returns a (complex, shape of kappa)."""
+    kappa, psik0, t, m, src = _born_inputs(kappa, psik0, m_star, t, tol)
+    X = np.atleast_1d(_finite("X", X))
+    L = float(_positive("L", L))
+    q = kappa[:, None] - kappa[None, src]
+    ell = q * L / (2 * np.pi)
+    if np.allclose(ell, np.round(ell), rtol=0, atol=1e-9):  # the ring's momenta: ρ once per distinct q
+        ell = np.round(ell).astype(int)
+        lo = ell.min()
+        qs = 2 * np.pi * np.arange(lo, ell.max() + 1) / L
+        rho = np.exp(-1j * qs[:, None] * X[None, :]).sum(-1)[ell - lo]
+    else:
+        rho = np.exp(-1j * q[..., None] * X).sum(-1)
+    Vq = pseudopotential_ft(q, V0, w) * rho / L
+    return np.sum(_born_kernel(kappa, src, t, m, Q, inv_2NM) * Vq * psik0[src], axis=1)
+
+
+def born_backscatter(kappa, psik0, X, V0, w, L, t, m_star=1.0, Q=0.0, inv_2NM=0.0, tol=1e-14):
+    """Σ_{κ'<0} |e^{-iE t/ħ}ψ~0(κ') + a(κ')|²: the packet's mechanical backscattered probability to
+    first order in V0 for one frozen sample (``born_amplitude``; the zeroth order is the packet's own
+    weight at κ' < 0, ~0 for a forward packet)."""
+    a = born_amplitude(kappa, psik0, X, V0, w, L, t, m_star, Q, inv_2NM, tol)
+    kap = np.asarray(kappa, float).ravel()
+    p = HBAR * kap
+    E = p**2 / (2 * M_E * float(m_star)) + (Q - p) ** 2 * inv_2NM
+    tot = np.asarray(psik0, complex).ravel() * np.exp(-1j * E * float(t) / HBAR) + a
+    return float(np.sum(np.abs(tot[kap < 0]) ** 2))
+
+
+def born_backscatter_thermal(kappa, psik0, chain, T, V0, w, t, statistics="quantum", m_star=1.0,
+                             Q=0.0, inv_2NM=0.0, tol=1e-14):
+    """Thermal average of the first-order backscattered probability over harmonic lattice samples,
+    from the structure factor:
+
+        <P_b> = Σ_{κ'<0} Σ_κ |ṽ(q)|² S(q)/L² |ψ~0(κ)|² |K(κ', κ)|²,   q = κ' - κ,
+
+    K the time kernel of ``born_amplitude`` and S = ``structure_factor`` (classical or Wigner). Exact
+    at first order when the packet's momenta span less than 2π/a: on the ring <ρ_q1 ρ*_q2> = 0 unless
+    q1 - q2 is a multiple of 2π/a (the thermal ensemble is invariant under j -> j + 1), so only
+    κ1 = κ2 survives (refused otherwise). The zeroth order (the packet's own κ < 0 weight) is
+    assumed 0 and refused above tol."""
+    kappa, psik0, t, m, src = _born_inputs(kappa, psik0, m_star, t, tol)
+    if chain.boundary != "ring":
+        raise ValueError(f"chain.boundary={chain.boundary!r}: the thermal Born formula needs boundary='ring'")
+    span = kappa[src].max() - kappa[src].min()
+    if span >= 2 * np.pi / chain.a:
+        raise ValueError(f"psik0 spans {span:.4g} 1/Å of momenta: allowed < 2π/a = {2 * np.pi / chain.a:.4g} 1/Å")
+    if np.sum(np.abs(psik0[kappa < 0]) ** 2) > tol:
+        raise ValueError("psik0 has weight at κ < 0: allowed a forward packet (weight <= tol)")
+    back = kappa < 0
+    q = kappa[back][:, None] - kappa[None, src]
+    S = structure_factor(chain, q, T, statistics)
+    K = _born_kernel(kappa, src, t, m, Q, inv_2NM)[back]
+    L = chain.N * chain.a
+    return float(np.sum(np.abs(pseudopotential_ft(q, V0, w)) ** 2 * S / L**2 * np.abs(psik0[src]) ** 2 * np.abs(K) ** 2))
+
+
+def laguerre_element(n_final, n_initial, kappa):
+    """|<n'|e^{iκX}|n>|² for one oscillator, X = a + a† (oscillator units: Q = ℓX, ℓ = √(ħ/(2Mω)),
+    so κ = qℓ for e^{iqQ}), closed form (displacement operator D(iκ)):
+
+        |<n'|e^{iκX}|n>|² = (n_<!/n_>!) κ^{2|Δ|} e^{-κ²} [L_{n_<}^{(|Δ|)}(κ²)]²,   Δ = n' - n,
+
+    n_< = min(n, n'), L^{(α)} the generalised Laguerre polynomial. Δ = 0 gives the Huang-Rhys
+    e^{-λ}L_n(λ)², λ = κ². In the Born limit of one quantum mode the Δn-resolved rates are
+    proportional to it. n_final, n_initial: integers >= 0 (arrays broadcast); kappa real."""
+    nf = np.asarray(n_final)
+    ni = np.asarray(n_initial)
+    if not (np.issubdtype(nf.dtype, np.integer) and np.issubdtype(ni.dtype, np.integer)) or np.any(nf < 0) or np.any(ni < 0):
+        raise ValueError(f"n_final={n_final!r}, n_initial={n_initial!r}: allowed integers >= 0")
+    lam = _finite("kappa", kappa) ** 2
+    lo, hi = np.minimum(nf, ni), np.maximum(nf, ni)
+    d = hi - lo
+    logpre = special.gammaln(lo + 1) - special.gammaln(hi + 1) + d * np.log(np.where(lam > 0, lam, 1.0)) - lam
+    Lg = special.eval_genlaguerre(lo, d, lam)
+    out = np.where((lam == 0) & (d > 0), 0.0, np.exp(logpre) * Lg**2)
+    return float(out) if out.ndim == 0 else out
+
+
+def _laguerre_pair_log(x, y, nbar):
+    """log Σ_n p_n e^{-(x+y)/2} L_n(x) L_n(y) for a thermal mode (Hille-Hardy):
+    -(x + y)(n̄ + 1/2) + log I_0(2√(xy n̄(n̄+1)))."""
+    z = 2 * np.sqrt(x * y * nbar * (nbar + 1))
+    return -(x + y) * (nbar + 0.5) + np.log(special.i0e(z)) + z
+
+
+def occupation_diagonal_fraction(chain, q, T, basis="running"):
+    """Lattice-summed occupation-diagonal fraction (paper Eq. 30 with Σ_j kept, quantum lattice):
+
+        f(q) = Σ_{n} p_n |<n|ρ_q|n>|² / <ρ_q ρ_{-q}>_T,   ρ_q = Σ_j e^{-iq(ξ_j + u_j)},
+
+    {n} the Fock states of the internal modes in the chosen basis, p_n thermal (Bose-Einstein).
+    Each mode contributes <n|e^{-iq e_jm ℓ_m X_m}|n> = e^{-λ/2} L_n(λ), λ_jm = q² e_jm² ħ/(2Mω_m),
+    and the thermal sum of L_n(x)L_n(y) is Hille-Hardy's, so
+
+        numerator = Σ_{jl} e^{-iq(ξ_j - ξ_l)} Π_m exp(-(λ_jm + λ_lm)(n̄_m + 1/2)) I_0(2√(λ_jm λ_lm n̄_m(n̄_m+1))).
+
+    basis 'standing': the real modes of wow.lattice (open chain or ring; O(N³)). 'running' (ring):
+    the ±q running waves, for which |α_jm|² = q²ħ/(2NMω_m) is the same for every atom j, so
+    <n|ρ_q|n> = (Σ_j e^{-iqξ_j}) Π_m e^{-λ_m/2} L_{n_m}(λ_m): zero unless q is a reciprocal lattice
+    vector G (the atoms' phases cancel), and at q = G the numerator is N² Π_m e^{-λ_m(2n̄+1)}
+    I_0(2λ_m √(n̄(n̄+1))). The denominator is ``structure_factor`` (quantum). q (1/Å, scalar or
+    array), T >= 0 (K)."""
+    _check_chain(chain)
+    q = _finite("q", q)
+    T = float(_nonnegative("T", T))
+    if basis not in ("standing", "running"):
+        raise ValueError(f"basis={basis!r}: allowed 'standing' or 'running'")
+    if basis == "running" and chain.boundary != "ring":
+        raise ValueError("basis='running' needs boundary='ring' (the open chain's modes are standing waves)")
+    N, a = chain.N, chain.a
+    w = mode_frequencies(chain)
+    nbar = occupations(chain, T)
+    ell2 = HBAR / (2 * chain.mass_ev * w)
+    xi = np.arange(N) * a
+    qs = np.atleast_1d(q).ravel()
+    num = np.empty(qs.size)
+    if basis == "running":
+        for i, qq in enumerate(qs):
+            lam = qq**2 * ell2 / N
+            phase_sum = np.sum(np.exp(-1j * qq * xi))
+            num[i] = np.abs(phase_sum) ** 2 * np.exp(np.sum(_laguerre_pair_log(lam, lam, nbar)))
+    else:
+        E2 = mode_matrix(chain) ** 2  # (N, modes)
+        for i, qq in enumerate(qs):
+            lam = qq**2 * E2 * ell2  # (N, modes)
+            acc = 0.0
+            for j in range(N):  # one row of (j, l) pairs at a time: O(N x modes) memory
+                logf = np.sum(_laguerre_pair_log(lam[j][None, :], lam, nbar[None, :]), axis=-1)
+                acc += np.real(np.sum(np.exp(-1j * qq * (xi[j] - xi) + logf)))
+            num[i] = acc
+    out = (num / np.atleast_1d(structure_factor(chain, qs, T, "quantum"))).reshape(q.shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def elastic_fractions(chain, q, T):
+    """Side by side at momentum transfer q (1/Å), quantum lattice at T (K): 'debye_waller'
+    e^{-2W} = e^{-q²<u_j²>} (paper Eq. 31, 1D); 'huang_rhys_site' the occupation-diagonal fraction of
+    one site's e^{iqu_j} (``huang_rhys_fraction``, standing modes; a single site's |e^{iqu}|² = 1
+    needs no denominator); 'lattice_standing' and, on the ring, 'lattice_running' Eq. 30 with Σ_j
+    kept (``occupation_diagonal_fraction``): in the running basis 0 unless q is a multiple of 2π/a."""
+    out = {
+        "debye_waller": debye_waller_factor(chain, q, T, "quantum"),
+        "huang_rhys_site": huang_rhys_fraction(chain, q, T),
+        "lattice_standing": occupation_diagonal_fraction(chain, q, T, "standing"),
+    }
+    if chain.boundary == "ring":
+        out["lattice_running"] = occupation_diagonal_fraction(chain, q, T, "running")
+    return out

@@ -13,3 +13,4 @@ AMU = 103.642697  # eV·fs²/Å² per amu: 1 amu·Å²/fs² = 103.642697 eV
 def mass_ev(mass_amu):
     """A mass in amu expressed in eV·fs²/Å² (so that p²/2M is in eV with p in eV·fs/Å)."""
     return mass_amu * AMU
+M_E = 0.0568563  # eV·fs²/Å², the electron mass (ħ²/2m_e = 3.80998 eV·Å²)
