@@ -174,6 +174,14 @@ def test_bloch_amplitudes_are_complete_and_project_bloch_states():
     amps = C.bloch_amplitudes(jnp.stack([psi, 2 * psi]), b)
     assert amps.shape == (2, grid.g, chain.N)
     np.testing.assert_allclose(np.sum(np.abs(amps) ** 2, axis=(-2, -1)), [1.0, 4.0], rtol=1e-13)
+    b32 = C.bloch_bands(np.float32(V0), np.float32(W), np.float32(M_E), grid, jnp.float32)
+    a32 = C.bloch_amplitudes(psi.astype(jnp.complex64), b32)
+    assert a32.dtype == jnp.complex64 and b32.energy.dtype == jnp.float32
+    # (at k = 0 and π/a the high bands' gaps 2|ṽ(G)|/a fall below float32 resolution: their states mix
+    # within the pair there; those k carry no velocity and are outside P_b)
+    inner = (np.asarray(b.k) != 0) & (np.abs(np.asarray(b.k)) < math.pi / A - 1e-9)
+    np.testing.assert_allclose(np.abs(np.asarray(a32))[:, inner], np.abs(np.asarray(amps[0]))[:, inner], atol=2e-6)
+    assert abs(float(C.bloch_tally(a32, b32)["P_b"]) - float(C.bloch_tally(amps[0], b)["P_b"])) < 1e-6
     a1 = np.asarray(C.bloch_amplitudes(C.bloch_state(b, 2, 5), b))
     expect = np.zeros_like(a1)
     expect[2, 5] = 1.0
@@ -220,12 +228,26 @@ def test_strang_step_against_expm_is_second_order():
     err = [np.linalg.norm(np.asarray(C.evolve(psi0, V, ET, float(tf / n), int(n))) - exact) for n in ns]
     order = np.polyfit(np.log(tf / ns), np.log(err), 1)[0]
     assert abs(order - 2.0) < 0.1, (order, err)
+    # float32/complex64 throughout, to single precision
+    psi32 = C.evolve(psi0.astype(jnp.complex64), V.astype(jnp.float32), ET.astype(jnp.float32), np.float32(tf / 400), 400)
+    assert psi32.dtype == jnp.complex64
+    assert np.max(np.abs(np.asarray(psi32) - exact)) < 1e-3 + 2 * err[1]
     # the merged loop is the plain step repeated; each step is unitary
     psi = psi0
     for _ in range(20):
         psi = C.strang_step(psi, V, ET, 0.05)
     np.testing.assert_allclose(np.asarray(psi), np.asarray(C.evolve(psi0, V, ET, 0.05, 20)), atol=1e-13)
     assert abs(float(jnp.sum(jnp.abs(psi) ** 2)) - 1) < 1e-13
+
+
+def test_rational_phase_is_unitary_and_accurate_for_small_angles():
+    theta = np.linspace(-1.0, 1.0, 2001)
+    E, tau = theta * HBAR, -1.0  # θ = -Eτ/ħ
+    z = np.asarray(C.phase_rational(jnp.asarray(E), tau))
+    assert np.max(np.abs(np.abs(z) - 1)) < 1e-15
+    err = np.abs(np.angle(z) - theta)
+    assert np.all(err <= np.abs(theta) ** 7 / 100800 * 1.1 + 1e-16)
+    np.testing.assert_allclose(np.asarray(C.phase_rational(jnp.asarray(E), 1.0)), np.conj(z), atol=1e-16)
 
 
 def test_q_sector_is_the_exact_two_body_reduction():

@@ -124,15 +124,16 @@ class Grid:
         return self.N * self.a
 
     @property
-    def tail(self) -> int:
-        """R: grid offsets |r| <= R from an atom's nearest grid point are kept; every dropped term
-        has |x| >= TAIL_RADIUS w, i.e. v < 1e-16 |V0|."""
-        return max(0, math.ceil(TAIL_RADIUS * self.w / self.h - 0.5))
+    def cut(self) -> float:
+        """The Gaussian's cut-off radius in grid units: terms with |x| > TAIL_RADIUS w (v < 1e-16 |V0|)
+        are dropped."""
+        return TAIL_RADIUS * self.w / self.h
 
     @property
     def u_max(self) -> float:
-        """Largest |u_j| (Å) for which every kept term of atom j lies inside its window."""
-        return (self.g * self.reach - self.tail - 0.5) * self.h
+        """Largest |u_j| (Å) for which every kept term of atom j lies inside its window:
+        reach·a - TAIL_RADIUS·w."""
+        return (self.g * self.reach - self.cut) * self.h
 
 
 def make_grid(model: Continuum, chain: Chain, u_max: float | None = None) -> Grid:
@@ -142,11 +143,9 @@ def make_grid(model: Continuum, chain: Chain, u_max: float | None = None) -> Gri
     u_max = chain.a if u_max is None else u_max
     if not (isinstance(u_max, (int, float)) and math.isfinite(u_max) and u_max >= 0):
         raise ValueError(f"u_max={u_max!r} is out of range: allowed finite values >= 0 (Å)")
-    g, a = int(model.g), float(chain.a)
-    h = a / g
-    tail = max(0, math.ceil(TAIL_RADIUS * model.w / h - 0.5))
-    reach = math.ceil((tail + 0.5 + u_max / h) / g)
-    return Grid(N=int(chain.N), a=a, g=g, w=float(model.w), reach=max(1, reach))
+    a = float(chain.a)
+    reach = math.ceil((TAIL_RADIUS * model.w + u_max) / a)
+    return Grid(N=int(chain.N), a=a, g=int(model.g), w=float(model.w), reach=max(1, reach))
 
 
 def _real(name, value, *, low=None, low_open=False, high=None, high_open=False, what=""):
@@ -208,7 +207,7 @@ def validate(model: Continuum, chain: Chain) -> None:
         _real("k0", model.k0, what=" (1/Å)")
     k0 = model.packet_k0(chain)
     if model.packet == "bloch":
-        _int("n0", model.n0, 0, g // 2 - 2, what=f" (bands well inside the grid, g = {g})")
+        _int("n0", model.n0, 0, max(0, g // 2 - 2), what=f" (bands well inside the grid, g = {g})")
         if not (-math.pi / a < k0 <= math.pi / a):
             raise ValueError(f"k0={k0!r} is out of range: a 'bloch' packet takes crystal momenta, allowed "
                              f"-π/a < k0 <= π/a = {math.pi / a:.6g} 1/Å")
@@ -327,6 +326,23 @@ def phase(E, tau):
     (kinetic phases in momentum space, potential phases in real space)."""
     th = -(E * tau) / HBAR
     return jax.lax.complex(jnp.cos(th), jnp.sin(th))
+
+
+@jax.jit
+def phase_rational(E, tau):
+    """exp(-i E τ/ħ) as an exactly unitary rational rotation (no transcendental function): with
+    y = -Eτ/(2ħ) and tan y ≈ n/d = y(15 - y²)/(15 - 6y²) (the [3/2] Padé approximant),
+    cos θ -> (d² - n²)/(d² + n²), sin θ -> 2nd/(d² + n²), |phase| = 1 to rounding, odd in τ. It
+    rotates by θ(1 - θ⁶/100800 + ...) instead of θ = -Eτ/ħ: 1e-11 relative at |θ| = 0.1, 1e-5 at 1.
+    For the per-step potential phase (|V|dt/ħ small), where cos/sin cost more than the potential
+    itself on a CPU (measured 7-15x slower, benchmarks/continuum_bench.py); never for the kinetic
+    phases (|θ| up to ħπ²dt/(2mh²), many radians; precomputed once anyway)."""
+    y = -(E * tau) / (2 * HBAR)
+    y2 = y * y
+    n = y * (15 - y2)
+    d = 15 - 6 * y2
+    r = 1 / (d * d + n * n)
+    return jax.lax.complex((d * d - n * n) * r, 2 * n * d * r)
 
 
 def fft(psi):
