@@ -23,6 +23,17 @@ The Debye-Waller fraction (paper Eqs. 30-33, Table I)
     debye_waller_2w          2W = q²<u²>/3 (3D isotropic, Eq. 33) or q²<u²> (1D)
     huang_rhys_fraction      occupation-diagonal fraction of a single-site e^{iqu_n} (MODEL.md, Eq. 30)
     huang_rhys_fraction_debye  the same for one atom of a finite 3D Debye crystal
+The density-density continuum model (MODEL.md v2; paper §IV-V, Eqs. 10-18, 28-31)
+    pseudopotential_ft       ṽ(q) of the Gaussian pseudopotential
+    central_equation, central_velocity, weak_potential_gap   Bloch bands, v_n(k), 2|V_G|
+    displacement_covariance  <u_j u_l> of a chain (classical or Wigner)
+    debye_waller_factor      e^{-2W}, 2W = q²<u_j²> (1D)
+    structure_factor         harmonic <ρ_q ρ_{-q}> (Eq. 29)
+    born_amplitude, born_backscatter   first Born order of one frozen sample from ṽ(q)ρ_q
+    born_backscatter_thermal its thermal average from the structure factor
+    laguerre_element         |<n'|e^{iκX}|n>|², one oscillator (Laguerre closed form)
+    occupation_diagonal_fraction  Eq. 30 with the lattice sum kept (standing or running basis)
+    elastic_fractions        e^{-2W}, single-site Huang-Rhys and Eq. 30 side by side
 """
 
 from __future__ import annotations
