@@ -97,6 +97,35 @@ def test_fock_sampler_mean_is_bose_einstein():
     assert np.all(np.asarray(L.sample_fock(keys[0], chain, 0.0)) == 0)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_wigner_sample_derivative_at_zero_temperature(dtype):
+    """d/dT of a Wigner sample at a fixed key, at T = 0: the internal modes' widths approach the zero
+    point exponentially flat, so the pathwise derivative is exactly 0, in forward and in reverse mode
+    (reverse gave NaN when the unused coth branch saw a clamped T = 1e-300). The classical sample and
+    the drawn P_R scale as sqrt(T): infinite derivative at T = 0, which gradient callers refuse."""
+    chain = L.Chain(N=8)
+    key = jax.random.PRNGKey(3)
+    sample = lambda T, stat: L.sample_modes(key, chain, T, stat, dtype)
+
+    @jax.jit
+    def derivatives(T):
+        fwd = jax.jacfwd(lambda T: sample(T, "quantum"))(T)
+        # reverse mode per output (a jacrev over the whole sample would also pull a zero cotangent
+        # through P_R's sqrt(T) at 0: 0 x inf = NaN)
+        revQ = jax.jacrev(lambda T: sample(T, "quantum").Q)(T)
+        revP = jax.jacrev(lambda T: sample(T, "quantum").P)(T)
+        return fwd, revQ, revP, jax.jacfwd(lambda T: sample(T, "classical").Q)(T)
+
+    fwd, revQ, revP, classical = derivatives(jnp.asarray(0.0, dtype))
+    for d in (fwd.Q, fwd.P, revQ, revP):
+        assert np.all(np.asarray(d) == 0)
+    assert np.isinf(float(fwd.P_R))
+    assert np.all(np.isinf(np.asarray(classical)))
+    # just above T = 0 the derivative is finite and (to rounding) zero for the Wigner modes
+    _, small, _, _ = derivatives(jnp.asarray(1.0, dtype))
+    assert np.all(np.isfinite(np.asarray(small))) and float(jnp.abs(small).max()) < 1e-30
+
+
 @pytest.mark.parametrize("boundary", ["open", "ring"])
 def test_sites_have_no_cm_component(boundary):
     chain = L.Chain(N=64, boundary=boundary)

@@ -155,8 +155,13 @@ def sites_to_modes(chain: Chain, u: jax.Array) -> jax.Array:
 # Thermal samplers
 # --------------------------------------------------------------------------------------------
 def thermal_factor(omega, T):
-    """coth(ħω/2k_BT), the quantum enhancement of the zero-point variance; 1 at T = 0."""
-    x = HBAR * omega / (2.0 * KB * jnp.maximum(T, 1e-300))
+    """coth(ħω/2k_BT), the quantum enhancement of the zero-point variance; 1 at T = 0.
+
+    Differentiable in T, T = 0 included (d/dT = 0 there, as coth's approach to 1 is exponentially
+    flat): the branch not taken is evaluated at a harmless T = 1 K, since a where() still sends a zero
+    cotangent through it and 0 x inf (from a clamped tiny T) would poison reverse mode with NaN."""
+    safe_T = jnp.where(T > 0, T, 1.0)
+    x = HBAR * omega / (2.0 * KB * safe_T)
     return jnp.where(T > 0, 1.0 / jnp.tanh(x), 1.0)
 
 
@@ -180,7 +185,12 @@ def cm_momentum_std(chain: Chain, T):
 
 def sample_modes(key, chain: Chain, T, statistics: str, dtype=jnp.float64) -> ModeSample:
     """One thermal sample of the internal modes (``classical`` or ``quantum`` Wigner, zero point
-    included) and of the CM momentum P_R ~ N(0, N M k_B T). vmap over ``key`` for an ensemble."""
+    included) and of the CM momentum P_R ~ N(0, N M k_B T). vmap over ``key`` for an ensemble.
+
+    Reparameterised: fixed standard normals (from ``key``) scaled by the thermal widths, so jax.grad
+    in T at a fixed key is the pathwise derivative. The classical sample and P_R scale as sqrt(T):
+    their d/dT is infinite at T = 0 (callers that differentiate refuse T = 0); the Wigner internal
+    modes have d/dT = 0 there."""
     kq, kp, kr = jax.random.split(key, 3)
     varQ, varP = mode_variances(chain, T, statistics, dtype)
     # Standard normals are drawn in float32 whatever the working dtype, so that a float32 and a
