@@ -147,9 +147,12 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     saved = F.read_checkpoint(path)
     assert saved["iteration"] == 6 and not saved["finished"] and saved["history"].size == 6
     assert not list(tmp_path.glob(".*.tmp"))
+    stale = tmp_path / ".cut.h5.999999999.tmp"  # what a kill during a write leaves (no such process)
+    stale.write_bytes(b"partial")
     seen = []
     resumed = F.fit(DECAY, t, START, checkpoint=path, every=3, callback=lambda it, c, v: seen.append(it))
     assert seen[0] == 7  # continued from the checkpoint, not from the start
+    assert not stale.exists()
     assert resumed.values == full.values  # bit for bit
     assert np.array_equal(resumed.history, full.history) and resumed.iterations == full.iterations
     assert np.array_equal(resumed.covariance, full.covariance)

@@ -628,6 +628,7 @@ def fit(model: Model, target, start: Mapping[str, float], *, seed: int | None = 
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         saved = _read_checkpoint(checkpoint, identity, state, overwrite)
+        _remove_stale_temporaries(checkpoint)
         if saved is not None:
             theta, state, it, hist, phist, done = saved
             theta = jnp.asarray(theta, dtype)
@@ -676,7 +677,7 @@ def fit(model: Model, target, start: Mapping[str, float], *, seed: int | None = 
         curv = 0.5 * np.asarray(problem.hess(xbest, data), np.float64)
     cov, notes = _invert(curv, free)
     xb = np.asarray(xbest, np.float64)
-    err = np.sqrt(np.abs(np.diag(cov)))
+    err = np.sqrt(np.diag(cov))  # cov is positive definite (or all NaN, with a note)
     for i, p in enumerate(params):
         if np.isfinite(err[i]) and (xb[i] - err[i] <= p.lower or xb[i] + err[i] >= p.upper):
             notes.append(f"{p.name}: the 1-sigma interval reaches the bound of {p.range_text()}; "
@@ -763,6 +764,20 @@ def _write_checkpoint(path: Path, identity, theta, current, state, it, hist, phi
             os.close(fd)
     except OSError:
         pass
+
+
+def _remove_stale_temporaries(path: Path):
+    """Remove the temporaries a killed fit left beside ``path`` (their process no longer exists)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(path.name) + 2:-4])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass
 
 
 def _read_checkpoint(path: Path, identity, fresh_state, overwrite: bool):
