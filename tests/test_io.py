@@ -126,7 +126,7 @@ def test_saved_trajectory_equals_memory(tmp_path):
 
 def test_resume_after_exception(tmp_path, reference, monkeypatch):
     path = tmp_path / "s.h5"
-    real, calls = io.run_ensemble, []
+    real, calls = io.sweep.run_ensemble, []
 
     def failing(*a, **k):
         calls.append(1)
@@ -134,12 +134,12 @@ def test_resume_after_exception(tmp_path, reference, monkeypatch):
             raise KeyboardInterrupt("stop")
         return real(*a, **k)
 
-    monkeypatch.setattr(io, "run_ensemble", failing)
+    monkeypatch.setattr(io.sweep, "run_ensemble", failing)
     with pytest.raises(KeyboardInterrupt):
         io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS)
     assert len(io.read_results(path).points) == 2
     assert not list(tmp_path.glob(".*.tmp")), "no temporary left after an exception"
-    monkeypatch.setattr(io, "run_ensemble", real)
+    monkeypatch.setattr(io.sweep, "run_ensemble", real)
     seen = []
     io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS, log=seen.append)
     assert any("resuming, 2 of 4" in s for s in seen)
@@ -154,10 +154,10 @@ def test_resume_after_kill(tmp_path):
         import jax; jax.config.update("jax_enable_x64", True)
         import test_io
         from wow import io
-        real = io.run_ensemble
+        real = io.sweep.run_ensemble
         def slow(*a, **k):
             r = real(*a, **k); time.sleep(1.0); return r
-        io.run_ensemble = slow
+        io.sweep.run_ensemble = slow
         io.run_sweep({str(path)!r}, "test", test_io.kill_points(), 4, seed=3)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),

@@ -1,0 +1,174 @@
+"""Sweeps: points, the sweep's identity, and running a sweep into a results file with resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import devices as _devices
+from ..config import Config, ConfigError, validate
+from ..ensemble import run as run_ensemble
+from .format import (FORMAT_VERSION, ResultsError, canonical, check_file, config_to_flat, plain, provenance,
+                     write_point, write_root)
+from .frames import trajectory_frames
+from .store import atomic_update, remove_stale_tmp
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One point of a sweep: a label, its coordinates on the sweep axes (e.g. {'temperature': 300,
+    'N': 256}), the Config, and how many of its samples to save frame by frame (0: none)."""
+
+    label: str
+    values: dict
+    config: Config
+    trajectories: int = 0
+
+    def identity(self) -> dict:
+        return {"label": self.label, "values": {k: plain(v) for k, v in self.values.items()},
+                "config": config_to_flat(self.config), "trajectories": int(self.trajectories)}
+
+
+def sweep_identity(experiment: str, points, n_samples: int, seed: int, inputs: dict) -> dict:
+    """What makes two sweeps the same: every input that changes a number in the file."""
+    return json.loads(canonical({
+        "format_version": FORMAT_VERSION, "experiment": experiment, "n_samples": int(n_samples),
+        "seed": int(seed), "inputs": {k: plain(v[0]) for k, v in inputs.items()},
+        "points": [p.identity() for p in points]}))
+
+
+def _differences(a, b, path="", out=None, limit=5):
+    """First few differences between two JSON-like values, as 'path: file X vs now Y'."""
+    out = [] if out is None else out
+    if len(out) >= limit:
+        return out
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            p = f"{path}.{k}" if path else k
+            if k not in a:
+                out.append(f"{p}: absent in the file, {b[k]!r} now")
+            elif k not in b:
+                out.append(f"{p}: {a[k]!r} in the file, absent now")
+            else:
+                _differences(a[k], b[k], p, out, limit)
+            if len(out) >= limit:
+                break
+    elif isinstance(a, list) and isinstance(b, list) and path != "inputs" and not path.startswith("inputs."):
+        if len(a) != len(b):
+            out.append(f"{path}: {len(a)} entries in the file, {len(b)} now")
+        else:
+            for i, (x, y) in enumerate(zip(a, b)):
+                _differences(x, y, f"{path}[{i}]", out, limit)
+    elif a != b:
+        out.append(f"{path}: {a!r} in the file, {b!r} now")
+    return out
+
+
+def _check_int(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+            high is not None and value > high):
+        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{name}={value!r} must be an integer {rng}")
+
+
+def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, inputs=None,
+              description: str = "", overwrite: bool = False, devices=None, chunk_size=None,
+              progress: bool | None = None, command: str | None = None, log=None) -> Path:
+    """Run every point of a sweep into the results file ``path``, resuming a file made with the
+    same inputs (points already there are skipped).
+
+    points: a list of Point; inputs: the experiment's own inputs {name: (value, unit, doc)} for
+    /inputs (part of the identity); overwrite: start over when ``path`` holds another sweep or is not
+    a results file; progress: a tqdm bar (None: only when stderr is a terminal); log: a callable
+    receiving one line per event (None: silent). Every input is checked before anything is run or
+    written; each point is written atomically as soon as it finishes. Returns the path."""
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    inputs = dict(inputs or {})
+    points = list(points)
+    if not points:
+        raise ConfigError("points=[]: a sweep needs at least one point")
+    _check_int("n_samples", n_samples, 2)
+    _check_int("seed", seed, 0, 2**63 - 1)
+    if chunk_size is not None:
+        _check_int("chunk_size", chunk_size, 1)
+    labels = [p.label for p in points]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("points: labels must be distinct")
+    for p in points:
+        try:
+            validate(p.config)
+        except ConfigError as e:
+            raise ConfigError(f"point {p.label!r}: {e}") from None
+        _check_int(f"point {p.label!r} trajectories", p.trajectories, 0, n_samples)
+    _devices.resolve(devices)
+    if path.is_dir():
+        raise ResultsError(f"--out {path} is a directory: give a file name such as {path / (experiment + '.h5')}")
+    if not path.parent.exists():
+        raise ResultsError(f"--out {path}: directory {path.parent} does not exist")
+    identity = sweep_identity(experiment, points, n_samples, seed, inputs)
+
+    fresh = True
+    done = set()
+    if path.exists():
+        try:
+            with check_file(path) as f:
+                old = json.loads(f.attrs["inputs_json"])
+                if old != identity:
+                    if not overwrite:
+                        diff = "; ".join(_differences(old, identity))
+                        raise ResultsError(
+                            f"{path} holds a sweep made with different inputs ({diff}). Rerun with "
+                            "--overwrite (overwrite=True) to start over, or choose another --out")
+                else:
+                    fresh = False
+                    done = {int(g.attrs["index"]) for g in f["points"].values()}
+        except ResultsError:
+            if not overwrite:
+                raise
+    # every process has read the file's state before process 0 changes it
+    _devices.barrier("wow.io.run_sweep: results file read")
+    if _devices.is_writer():
+        remove_stale_tmp(path)
+    prov = provenance(devices)
+    say = log or (lambda s: None)
+    if fresh:
+        cmd = command if command is not None else " ".join(sys.argv)
+        atomic_update(path, lambda f: write_root(f, experiment, description, identity, inputs, prov, cmd),
+                       fresh=True)
+        say(f"{path}: new sweep of {len(points)} points")
+    elif done:
+        say(f"{path}: resuming, {len(done)} of {len(points)} points already done")
+
+    bar = tqdm(total=len(points), initial=len(done), desc=experiment, unit="point",
+               disable=(not sys.stderr.isatty()) if progress is None else not progress)
+    try:
+        for i, p in enumerate(points):
+            if i in done:
+                continue
+            bar.set_postfix_str(p.label)
+            t0 = time.perf_counter()
+            res = run_ensemble(p.config, n_samples, seed, chunk_size=chunk_size, devices=devices)
+            traj = None
+            if p.trajectories:
+                if p.trajectories == n_samples and p.config.save_density:
+                    tres = res
+                else:  # samples 0..n-1 of the same seed: keys are a prefix of the full run's
+                    tres = run_ensemble(dataclasses.replace(p.config, save_density=True),
+                                        max(2, p.trajectories), seed, devices=devices)
+                traj = trajectory_frames(tres, p.trajectories)
+            wall = time.perf_counter() - t0
+            atomic_update(path, lambda f: write_point(f, i, p, res, traj, prov, wall))
+            bar.update(1)
+            say(f"  [{i + 1}/{len(points)}] {p.label}: P_b = {res.stats['P_b'][0]:.4g} "
+                f"± {res.stats['P_b'][1]:.2g}  ({wall:.1f} s)")
+    finally:
+        bar.close()
+    _devices.barrier("wow.io.run_sweep: results file written")  # others may now read it
+    return path
