@@ -19,6 +19,7 @@ from . import devices as _devices, lattice
 from .config import Config, ConfigError, validate
 from .electron import k_grid, packet
 from .lattice import SiteState
+from .progress import chunk_progress
 from .propagate import COMPOSITIONS, Layout, Params, propagate
 from .tally import coherent_split, final_tallies, mean_sem, weighted_mean_sem
 from .units import HBAR
@@ -164,12 +165,14 @@ def bytes_per_sample(cfg: Config) -> int:
 
 
 def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = None,
-        memory_bytes: int = DEFAULT_MEMORY, devices=None) -> EnsembleResult:
+        memory_bytes: int = DEFAULT_MEMORY, devices=None, progress=None) -> EnsembleResult:
     """Run ``n_samples`` thermal samples of ``cfg`` and gather tallies and statistics.
 
     Samples are sharded over ``devices`` (default: every device of every process; see
     ``wow.devices``): each chunk's sample axis is split evenly across them, every process gathers all
-    tallies, and the result is the same as on one device. ``memory_bytes`` bounds the device memory of one chunk per device."""
+    tallies, and the result is the same as on one device. ``memory_bytes`` bounds the device memory of one chunk per device.
+    ``progress``: None (a bar over the samples on a terminal, for runs longer than a second), False
+    (none), or a callable ``progress(samples_done, n_samples)`` called after each chunk."""
     validate(cfg)
     devices = _devices.resolve(devices)
     n_dev = len(devices)
@@ -214,6 +217,7 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
     tallies, frames = [], []
     S = np.zeros((n_groups, cfg.chain.N), complex)
     A = np.zeros((n_groups, cfg.chain.N))
+    report = chunk_progress(progress, n_samples)
     for lo in range(0, n_samples, chunk_size):
         k, g = chunk_args(lo)
         t, f, s_, a_ = _devices.gather(compiled(k, g, *dyn))
@@ -222,6 +226,8 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
         frames.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], f))
         S += np.asarray(s_, complex)
         A += np.asarray(a_, float)
+        report(lo + take)
+    report.close()
     run_s = time.perf_counter() - t0
 
     cat = lambda parts: {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
