@@ -93,11 +93,11 @@ def test_round_trip_matches_memory(reference):
         for key in ("wow_version", "git_commit", "jax_version", "device", "dtype", "wall_s", "created_utc"):
             assert key in f.attrs
         g = f["points/p0003"]
-        assert g["config/temperature"].attrs["unit"] == "K"
-        assert g["config/chain.spring"].attrs["unit"] == "eV/angstrom^2"
-        assert g["per_sample/dE_b"].attrs["unit"] == "eV"
+        assert g["config/temperature"].attrs["units"] == "K"
+        assert g["config/chain.spring"].attrs["units"] == "eV/angstrom^2"
+        assert g["per_sample/dE_b"].attrs["units"] == "eV"
         assert g["config/temperature"][()] == 300.0 and g.attrs["wall_s"] > 0
-        assert f["inputs/temperatures"].attrs["unit"] == "K"
+        assert f["inputs/temperatures"].attrs["units"] == "K"
 
 
 def test_saved_trajectory_equals_memory(tmp_path):
@@ -144,46 +144,6 @@ def test_resume_after_exception(tmp_path, reference, monkeypatch):
     io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS, log=seen.append)
     assert any("resuming, 2 of 4" in s for s in seen)
     assert_same(content(path), content(reference))
-
-
-def test_resume_after_kill(tmp_path):
-    path = tmp_path / "k.h5"
-    script = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
-        import jax; jax.config.update("jax_enable_x64", True)
-        import test_io
-        from wow import io
-        real = io.sweep.run_ensemble
-        def slow(*a, **k):
-            r = real(*a, **k); time.sleep(1.0); return r
-        io.sweep.run_ensemble = slow
-        io.run_sweep({str(path)!r}, "test", test_io.kill_points(), 4, seed=3)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    n_done, t0 = 0, time.time()
-    try:
-        while time.time() - t0 < 60:
-            if path.exists():
-                n_done = len(io.read_results(path).points)  # always readable, even mid-run
-                if n_done >= 1:
-                    break
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.05)
-        time.sleep(0.5)  # kill while the next point is being computed
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    n_after = len(io.read_results(path).points)
-    assert 1 <= n_after < 4, "the kill should land mid-sweep"
-    io.run_sweep(path, "test", kill_points(), 4, seed=3)
-    assert not list(tmp_path.glob(".*.tmp")), "the killed run's temporary is cleaned up"
-    whole = tmp_path / "whole.h5"
-    io.run_sweep(whole, "test", kill_points(), 4, seed=3)
-    assert_same(content(path), content(whole))
 
 
 def test_other_inputs_refused_and_file_untouched(tmp_path, reference):
@@ -248,3 +208,193 @@ def test_unknown_config_field_is_a_clear_error():
     flat["future_option"] = 1
     with pytest.raises(io.ResultsError, match=r"\['future_option'\] are not wow.Config fields"):
         io.config_from_flat(flat)
+
+
+# ------------------------------------------------------------------------------------------------
+# The write scheme: one small file per finished point, merged once at the end
+# ------------------------------------------------------------------------------------------------
+def cheap_points(n=10):
+    """Points that take a few ms to run and ~0.1 s to write (frames of both samples saved)."""
+    return [io.Point(f"T={T:g}", {"temperature": T}, tiny(temperature=T, dynamics="frozen", n_frames=4,
+                                                           save_density=True), trajectories=2)
+            for T in np.linspace(10.0, 300.0, n)]
+
+
+def full_content(path):
+    r = io.read_results(path)
+    out = content(path)
+    for p in r.points:
+        out[p.label + " traces"] = ({k: np.asarray(v) for k, v in p.trace_mean.items()},
+                                    {k: np.asarray(v) for k, v in (p.trajectories or {}).items()})
+    return out
+
+
+def assert_same_full(a, b):
+    assert_same({k: v for k, v in a.items() if not k.endswith(" traces")},
+                {k: v for k, v in b.items() if not k.endswith(" traces")})
+    for k in a:
+        if k.endswith(" traces"):
+            for da, db in zip(a[k], b[k]):
+                assert da.keys() == db.keys()
+                for name in da:
+                    np.testing.assert_allclose(da[name], db[name], rtol=1e-12, atol=1e-14)
+
+
+def test_points_do_not_rewrite_the_file(tmp_path):
+    """O(point): while the sweep runs, the file is not touched; each point is one new part."""
+    path = tmp_path / "o.h5"
+    snapshots = []
+
+    def log(line):
+        if "[" in line:  # a point was just written
+            snapshots.append((path.read_bytes(), sorted(p.name for p in io.store.parts_dir(path).glob("*.h5"))))
+
+    io.run_sweep(path, "test", kill_points(), 2, seed=1, log=log)
+    first = snapshots[0][0]
+    assert all(s[0] == first for s in snapshots), "a point rewrote the results file"
+    assert [s[1] for s in snapshots] == [[f"p{j:04d}.h5" for j in range(i + 1)] for i in range(4)]
+    assert not io.store.parts_dir(path).exists(), "the parts are merged and removed at the end"
+    with h5py.File(path) as f:
+        assert sorted(f["points"]) == ["p0000", "p0001", "p0002", "p0003"]
+        assert f.attrs["wall_s"] == pytest.approx(sum(g.attrs["wall_s"] for g in f["points"].values()))
+
+
+def test_random_kills_resume_to_identical_numbers(tmp_path):
+    """SIGKILL at random moments (in runs, writes and the final merge): after every kill the file is
+    readable and holds a prefix of the points; resuming ends with the numbers of an uninterrupted run."""
+    import random
+
+    path = tmp_path / "rk.h5"
+    whole = tmp_path / "whole.h5"
+    io.run_sweep(whole, "test", cheap_points(), 2, seed=7)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import jax; jax.config.update("jax_enable_x64", True)
+        import test_io
+        from wow import io
+        pts = test_io.cheap_points()
+        io.sweep.ensemble_runner(pts[0], 2, 7)  # compile first: the kills land in runs, writes, the merge
+        print("ready", flush=True)
+        io.run_sweep({str(path)!r}, "test", pts, 2, seed=7)
+    """)
+    rng = random.Random(2024)
+    seen, kills = [], 0
+    env = os.environ.copy()  # the processes after the first load their programs from a compilation cache
+    env.update(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    for attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()
+            if proc.wait(timeout=rng.uniform(0.0, 2.0)) == 0:
+                break  # finished before the kill
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            kills += 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if path.exists():
+            r = io.read_results(path)  # always readable
+            assert [p.index for p in r.points] == list(range(len(r.points))), "points form a prefix"
+            seen.append(len(r.points))
+    assert kills >= 1
+    assert seen == sorted(seen), "a kill never loses a finished point"
+    io.run_sweep(path, "test", cheap_points(), 2, seed=7)
+    assert not io.store.parts_dir(path).exists() and not list(tmp_path.glob(".*.tmp"))
+    assert_same_full(full_content(path), full_content(whole))
+
+
+def test_crash_inside_a_write_or_the_merge_loses_nothing_finished(tmp_path, monkeypatch):
+    path = tmp_path / "c.h5"
+    real_write, calls = io.format.write_point, []
+
+    def failing_write(f, index, *a):
+        calls.append(index)
+        real_write(f, index, *a)
+        if index == 2:
+            raise KeyboardInterrupt("killed while writing point 2")
+
+    monkeypatch.setattr(io.sweep, "write_point", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+    assert [p.index for p in io.read_results(path).points] == [0, 1]
+    assert not list(io.store.parts_dir(path).glob(".*.tmp")), "the half-written part is removed"
+    monkeypatch.setattr(io.sweep, "write_point", real_write)
+
+    def failing_view(f):
+        raise KeyboardInterrupt("killed while merging")
+
+    monkeypatch.setattr(io.sweep, "write_view", failing_view)
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+    r = io.read_results(path)
+    assert [p.index for p in r.points] == [0, 1, 2, 3], "the finished parts survive a failed merge"
+    with h5py.File(path) as f:
+        assert len(f["points"]) == 0, "the file was not replaced"
+    monkeypatch.setattr(io.sweep, "write_view", io.format.write_view)
+    seen = []
+    io.run_sweep(path, "test", kill_points(), 2, seed=1, log=seen.append)
+    assert any("resuming, 4 of 4" in s for s in seen)
+    whole = tmp_path / "w.h5"
+    io.run_sweep(whole, "test", kill_points(), 2, seed=1)
+    assert_same(content(path), content(whole))
+
+
+def test_parts_of_another_sweep_and_damaged_parts_are_not_used(tmp_path, monkeypatch):
+    path = tmp_path / "d.h5"
+    real, calls = io.sweep.run_ensemble, []
+
+    def stop_at_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(io.sweep, "run_ensemble", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+    monkeypatch.setattr(io.sweep, "run_ensemble", real)
+    # a damaged part (e.g. a disk error) is ignored with a warning and its point runs again
+    (io.store.parts_dir(path) / "p0001.h5").write_bytes(b"not hdf5")
+    with pytest.warns(UserWarning, match="damaged part"):
+        assert [p.index for p in io.read_results(path).points] == [0]
+    with pytest.warns(UserWarning, match="damaged part"):
+        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+    assert len(io.read_results(path).points) == 4
+    # parts of an overwritten sweep (say, left by a kill just after the new file was created) are ignored
+    monkeypatch.setattr(io.sweep, "run_ensemble", stop_at_third)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", kill_points(), 2, seed=9, overwrite=True)
+    old_parts = {p.name: p.read_bytes() for p in io.store.parts_dir(path).glob("p*.h5")}
+    assert sorted(old_parts) == ["p0000.h5", "p0001.h5"]
+    calls[:] = [1]  # the new sweep stops at its second point
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", kill_points(), 2, seed=5, overwrite=True)
+    (io.store.parts_dir(path) / "p0001.h5").write_bytes(old_parts["p0001.h5"])
+    r = io.read_results(path)
+    assert r.attrs["seed"] == 5 and [p.index for p in r.points] == [0]
+    assert r.points[0].attrs["seed"] == 5
+
+
+def test_kill_between_the_merge_and_removing_the_parts(tmp_path, monkeypatch):
+    path = tmp_path / "m.h5"
+
+    def killed(path):
+        raise KeyboardInterrupt("killed after the merged file replaced the old one")
+
+    monkeypatch.setattr(io.store, "remove_parts", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+    assert len(list(io.store.parts_dir(path).glob("p*.h5"))) == 4
+    assert [p.index for p in io.read_results(path).points] == [0, 1, 2, 3], "no point twice"
+    monkeypatch.undo()
+    io.run_sweep(path, "test", kill_points(), 2, seed=1)  # merges again (view rebuilt), removes the parts
+    assert not io.store.parts_dir(path).exists()
+    whole = tmp_path / "w.h5"
+    io.run_sweep(whole, "test", kill_points(), 2, seed=1)
+    assert_same(content(path), content(whole))

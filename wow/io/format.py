@@ -24,7 +24,9 @@ from ..electron import Electron
 from ..lattice import Chain
 
 FORMAT = "wow-results"
-FORMAT_VERSION = 1
+#: 2: CF ``units`` attributes (1: ``unit``), points kept in NAME.parts/ until the sweep ends, and a
+#: root view of the tallies with HDF5 dimension scales (xarray / h5netcdf open it with named dims).
+FORMAT_VERSION = 2
 
 ANG = "angstrom"
 P_UNIT = "eV*fs/angstrom"
@@ -41,7 +43,7 @@ CONFIG_UNITS = {
     "electron.k0": ("1/angstrom", "packet momentum (None: pi/(3a))"),
     "electron.sigma": (ANG, "packet width"),
     "electron.x0": (ANG, "packet centre (None: middle of the chain)"),
-    "electron.bond_defects": ("[bond index, eV]", "static hopping offsets (bond, delta t)"),
+    "electron.bond_defects": (None, "static hopping offsets, (n, 2): bond index, delta t (eV)"),
     "temperature": ("K", "lattice temperature"),
     "statistics": ("", "'classical' or 'quantum' (Wigner) thermal samples"),
     "dynamics": ("", "lattice dynamics: 'frozen' or 'wow' (prescribed harmonic motion)"),
@@ -180,16 +182,25 @@ def now_utc() -> str:
 # Writing
 # ------------------------------------------------------------------------------------------------
 def write_dataset(group, name, value, unit="", doc="", **kw):
+    """A dataset with its CF ``units`` attribute ('1' when dimensionless) and a one-line ``doc``."""
     if value is None:
         value = "None"
     if isinstance(value, str):
         d = group.create_dataset(name, data=value, dtype=h5py.string_dtype())
     else:
         d = group.create_dataset(name, data=np.asarray(value), **kw)
-    d.attrs["unit"] = unit
+    if unit is not None:
+        d.attrs["units"] = unit or "1"
     if doc:
         d.attrs["doc"] = doc
     return d
+
+
+def units_of(obj) -> str:
+    """The unit of a dataset ('' when dimensionless), from a v2 ``units`` or a v1 ``unit`` attribute."""
+    u = obj.attrs.get("units", obj.attrs.get("unit", ""))
+    u = u.decode() if isinstance(u, bytes) else str(u)
+    return "" if u == "1" else u
 
 
 def write_config(group, cfg: Config):
@@ -200,7 +211,12 @@ def write_config(group, cfg: Config):
         write_dataset(group, k, v, unit, doc)
 
 
-def write_root(f, experiment, description, identity, inputs, prov, command):
+def identity_sha(identity: dict) -> str:
+    """sha256 of a sweep's identity (wow.io.sweep_identity) in canonical JSON."""
+    return hashlib.sha256(canonical(identity).encode()).hexdigest()
+
+
+def write_root(f, experiment, description, identity, inputs, prov, command, extras=None):
     f.attrs["format"] = FORMAT
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["experiment"] = experiment
@@ -211,19 +227,23 @@ def write_root(f, experiment, description, identity, inputs, prov, command):
     f.attrs["n_samples"] = identity["n_samples"]
     f.attrs["n_points"] = len(identity["points"])
     f.attrs["inputs_json"] = canonical(identity)
-    f.attrs["inputs_sha256"] = hashlib.sha256(canonical(identity).encode()).hexdigest()
+    f.attrs["inputs_sha256"] = identity_sha(identity)
     f.attrs["wall_s"] = 0.0
-    dtypes = sorted({p["config"]["dtype"] for p in identity["points"]})
+    dtypes = sorted({p["config"]["dtype"] for p in identity["points"] if p["config"]})
     f.attrs["dtype"] = ",".join(dtypes)
     for k, v in prov.items():
         f.attrs[k] = v
     g = f.create_group("inputs")
     for name, (value, unit, doc) in inputs.items():
         write_dataset(g, name, value, unit, doc)
+    if extras:
+        g = f.create_group("extras")
+        for name, (value, unit, doc) in extras.items():
+            write_dataset(g, name, value, unit, doc)
     f.create_group("points")
 
 
-def write_point(f, index, point, res, traj, prov, wall_s):
+def write_point(f, index, point, res, traj, prov, wall_s, warnings=()):
     """Add point ``index`` (a wow.io.Point and its run: an EnsembleResult and the trajectory frames or
     None) as /points/pNNNN of the open file ``f``."""
     g = f["points"].create_group(f"p{index:04d}")
@@ -231,26 +251,35 @@ def write_point(f, index, point, res, traj, prov, wall_s):
     g.attrs["label"] = point.label
     g.attrs["n_samples"] = res.n_samples
     g.attrs["seed"] = res.seed
-    g.attrs["config_json"] = canonical(config_to_flat(point.config))
-    g.attrs["values_json"] = canonical(point.identity()["values"])
+    ident = point.identity()
+    g.attrs["config_json"] = canonical(ident["config"])
+    g.attrs["values_json"] = canonical(ident["values"])
+    if ident.get("options"):
+        g.attrs["options_json"] = canonical(ident["options"])
     for k, v in point.values.items():
         g.attrs[f"sweep.{k}"] = "None" if v is None else plain(v)
     g.attrs["wall_s"] = wall_s
     g.attrs["compile_s"] = res.compile_s
     g.attrs["run_s"] = res.run_s
     g.attrs["finished_utc"] = now_utc()
+    if warnings:
+        g.attrs["warnings"] = canonical(list(warnings))
     for k, v in prov.items():
         g.attrs[k] = v
-    write_config(g.create_group("config"), point.config)
+    for k, v in (getattr(res, "attrs", None) or {}).items():  # what a custom runner adds (JSON-able)
+        g.attrs[k] = v if isinstance(v, (str, int, float)) else canonical(v)
+    if point.config is not None:
+        write_config(g.create_group("config"), point.config)
+    units = {**TALLY_UNITS, **(getattr(res, "units", None) or {})}  # a custom runner names its own
     ps = g.create_group("per_sample")
     for k, v in res.per_sample.items():
-        write_dataset(ps, k, np.asarray(v), *TALLY_UNITS.get(k, ("", "")))
+        write_dataset(ps, k, np.asarray(v), *units.get(k, ("", "")))
     st = g.create_group("stats")
     for k, (m, s) in res.stats.items():
-        d = write_dataset(st, k, np.array([m, s]), *TALLY_UNITS.get(k, ("", "")))
+        d = write_dataset(st, k, np.array([m, s]), *units.get(k, ("", "")))
         d.attrs["columns"] = "mean, standard error"
     co = g.create_group("coherent")
-    for k, v in res.coherent.items():
+    for k, v in (getattr(res, "coherent", None) or {}).items():
         write_dataset(co, k, float(v), "", "coherent/incoherent split over samples (wow.tally.coherent_split)")
     write_dataset(g, "times", np.asarray(res.times), "fs", "frame times")
     tm, ts = g.create_group("trace_mean"), g.create_group("trace_sem")
@@ -258,10 +287,9 @@ def write_point(f, index, point, res, traj, prov, wall_s):
         if k in ("density", "momentum"):
             continue
         v = np.asarray(v, float)
-        unit, doc = TALLY_UNITS.get(k, ("", ""))
+        unit, doc = units.get(k, ("", ""))
         write_dataset(tm, k, v.mean(0), unit, "mean over samples of " + doc)
         write_dataset(ts, k, v.std(0, ddof=1) / np.sqrt(v.shape[0]), unit, "standard error of the mean")
-    f.attrs["wall_s"] = float(f.attrs["wall_s"]) + wall_s
     if traj is not None:
         tg = g.create_group("trajectories")
         n, F = traj["density"].shape[:2]
@@ -281,6 +309,205 @@ def write_point(f, index, point, res, traj, prov, wall_s):
             elif v.ndim == 2 and v.size > 1024:
                 kw = dict(chunks=(1, F), compression="gzip", shuffle=True)
             write_dataset(tg, k, v, unit, doc, **kw)
+
+
+# ------------------------------------------------------------------------------------------------
+# Named dimensions: the sweep as a grid (shared by the file's root view and wow.io.load)
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Grid:
+    """How the points of a sweep lie on named dimensions. ``dims``: [(name, coordinate values)];
+    ``where``: each point's index tuple into them; ``coords``: coordinates that are not dimensions
+    {name: (dims, values)} (the labels, the single-valued axes, and for an irregular sweep every
+    axis over the 'point' dimension)."""
+
+    dims: list
+    where: list
+    coords: dict
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(len(v) for _, v in self.dims)
+
+    @property
+    def names(self) -> tuple:
+        return tuple(n for n, _ in self.dims)
+
+
+def _kind(v):
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    return "str" if isinstance(v, str) else "other"
+
+
+def sweep_grid(values: list[dict], labels: list[str]) -> Grid:
+    """The named dimensions of a sweep from its points' coordinates (Point.values). When every
+    combination of the axes' values occurs exactly once, each axis with more than one value is a
+    dimension (numbers ascending, other values in sweep order) and the single-valued axes are scalar
+    coordinates; otherwise (a sweep that is not a full grid, None values, mixed types) the points lie
+    along one dimension 'point' and every axis is a coordinate over it."""
+    keys = list(dict.fromkeys(k for v in values for k in v))
+    regular = all(set(v) == set(keys) for v in values)
+    uniq = {}
+    for k in keys:
+        col = [v.get(k) for v in values]
+        kinds = {_kind(x) for x in col}
+        if len(kinds) != 1 or kinds & {"other"}:
+            regular = False
+        u = list(dict.fromkeys(col if kinds != {"number"} else sorted(set(col))))
+        uniq[k] = u
+    axes = [k for k in keys if len(uniq.get(k, [])) > 1]
+    coords = {}
+    if regular:
+        where = [tuple(uniq[k].index(v[k]) for k in axes) for v in values]
+        if len(set(where)) == len(values) and len(values) == int(np.prod([len(uniq[k]) for k in axes])):
+            shape = tuple(len(uniq[k]) for k in axes)
+            lab = np.full(shape, "", dtype=object)
+            for w, text in zip(where, labels):
+                lab[w] = text
+            coords["label"] = (tuple(axes), lab)
+            for k in keys:
+                if k not in axes:
+                    coords[k] = ((), values[0][k])
+            return Grid([(k, uniq[k]) for k in axes], where, coords)
+    n = len(values)
+    coords["label"] = (("point",), np.array(labels, dtype=object))
+    for k in keys:
+        col = [v.get(k) for v in values]
+        if all(_kind(x) == "number" or x is None for x in col):
+            coords[k] = (("point",), np.array([np.nan if x is None else x for x in col], float))
+        else:
+            coords[k] = (("point",), np.array(["None" if x is None else str(x) for x in col], dtype=object))
+    return Grid([("point", list(range(n)))], [(i,) for i in range(n)], coords)
+
+
+def axis_units(name: str) -> str:
+    """The unit of a sweep axis named like a Config field ('temperature' -> K, 'sigma' -> angstrom)."""
+    for field, (unit, _) in CONFIG_UNITS.items():
+        if field == name or field.endswith("." + name):
+            return unit or ""
+    return ""
+
+
+def _scale(f, name, values, units=""):
+    vals = list(values)
+    if vals and all(isinstance(x, str) for x in vals):
+        d = f.create_dataset(name, data=np.array(vals, dtype=object), dtype=h5py.string_dtype())
+    else:
+        d = f.create_dataset(name, data=np.asarray(vals))
+    d.make_scale(name)
+    if units:
+        d.attrs["units"] = units
+    return d
+
+
+def _virtual(f, name, sources, shape, inner, dtype, scales, attrs):
+    """A virtual dataset of shape ``shape + inner`` whose slot at each position is one point's
+    dataset (or one element of it): no data is copied."""
+    lay = h5py.VirtualLayout(shape=shape + inner, dtype=dtype)
+    for pos, (group_path, element) in sources.items():
+        vs = h5py.VirtualSource(".", group_path, shape=inner if element is None else (2,))
+        lay[pos] = vs if element is None else vs[element]
+    d = f.create_virtual_dataset(name, lay, fillvalue=np.nan if np.dtype(dtype).kind in "fc" else 0)
+    for i, sc in enumerate(scales):
+        d.dims[i].attach_scale(sc)
+    for k, v in attrs.items():
+        d.attrs[k] = v
+    return d
+
+
+def write_view(f):
+    """At the root of the open file: every point's tallies as arrays over named dimensions (the
+    sweep's axes, 'sample', 'time') with HDF5 dimension scales and CF units, so that
+    ``xarray.open_dataset(path, engine="h5netcdf")`` sees the sweep with named dimensions. The arrays
+    are HDF5 virtual datasets mapping onto the points' own datasets: nothing is copied. Also sets the
+    root's wall_s (sum over points). Variables: per-sample tallies NAME (..., sample), statistics
+    NAME_mean and NAME_sem, the coherent split, traces NAME_trace and NAME_trace_sem (..., time)."""
+    for name in [k for k in f if k not in ("inputs", "points", "extras")]:  # a view of an earlier merge
+        del f[name]
+    groups = sorted(f["points"].values(), key=lambda g: int(g.attrs["index"]))
+    f.attrs["wall_s"] = float(sum(float(g.attrs.get("wall_s", 0.0)) for g in groups))
+    if not groups:
+        return
+    values = [json.loads(g.attrs["values_json"]) for g in groups]
+    grid = sweep_grid(values, [str(g.attrs["label"]) for g in groups])
+    taken = {"inputs", "points", "extras"}
+    scales = []
+    for name, vals in grid.dims:
+        scales.append(_scale(f, name, vals, axis_units(name)))
+        taken.add(name)
+    coord_names = []
+    for name, (dims, vals) in grid.coords.items():
+        if name in taken:
+            continue
+        vals = np.asarray(vals)
+        if vals.dtype.kind in "OUS":
+            d = f.create_dataset(name, data=vals.astype(str).astype(object), dtype=h5py.string_dtype())
+        else:
+            d = f.create_dataset(name, data=vals)
+        for i, dim in enumerate(dims):
+            d.dims[i].attach_scale(scales[grid.names.index(dim)])
+        if axis_units(name):
+            d.attrs["units"] = axis_units(name)
+        taken.add(name)
+        coord_names.append(name)
+    coord_attr = " ".join(coord_names)
+    n_s = int(groups[0]["per_sample"][next(iter(groups[0]["per_sample"]))].shape[0]) if len(groups[0]["per_sample"]) else 0
+    times = [np.asarray(g["times"][()]) for g in groups]
+    same_t = all(t.shape == times[0].shape and np.array_equal(t, times[0]) for t in times)
+    if n_s:
+        scales_s = _scale(f, "sample", range(n_s))
+        taken.add("sample")
+    if same_t:
+        t_scale = _scale(f, "time", times[0], "fs")
+        taken.add("time")
+    else:  # frames at different times per point: 'frame' dimension, time as a variable
+        F = max(len(t) for t in times)
+        t_scale = _scale(f, "frame", range(F))
+        _virtual(f, "time", {w: (g["times"].name, None) for w, g in zip(grid.where, groups)
+                             if g["times"].shape == (F,)}, grid.shape, (F,), float, scales + [t_scale],
+                 {"units": "fs", "coordinates": coord_attr})
+        taken |= {"frame", "time"}
+
+    def same_shape(sub, key):
+        shapes = {g[sub][key].shape if key in g[sub] else None for g in groups}
+        return shapes.pop() if len(shapes) == 1 else None
+
+    def add(name, sub, key, inner_dims, element=None, extra=()):
+        if name in taken:
+            name = f"{sub}_{name}"
+        inner = same_shape(sub, key)
+        if inner is None or name in taken:
+            return  # absent from some point, or of another shape there: read it per point instead
+        inner = () if element is not None else inner
+        src = groups[0][sub][key]
+        if src.dtype.kind not in "fiub":
+            return
+        sc = list(scales) + list(inner_dims)
+        for j in range(len(inner) - len(inner_dims)):  # e.g. occupations per quantum mode
+            dname = f"{name}_dim{len(inner_dims) + j}"
+            sc.append(_scale(f, dname, range(inner[len(inner_dims) + j])))
+            taken.add(dname)
+        attrs = {"units": units_of(src) or "1", "coordinates": coord_attr}
+        doc = src.attrs.get("doc", "")
+        if doc:
+            attrs["long_name"] = doc + extra[0] if extra else doc
+        _virtual(f, name, {w: (g[sub][key].name, element) for w, g in zip(grid.where, groups)}, grid.shape,
+                 inner, src.dtype, sc, attrs)
+        taken.add(name)
+
+    for key in groups[0]["per_sample"]:
+        add(key, "per_sample", key, [scales_s] if n_s else [])
+    for key in groups[0]["stats"]:
+        add(f"{key}_mean", "stats", key, [], 0, (" (mean over samples)",))
+        add(f"{key}_sem", "stats", key, [], 1, (" (standard error of the mean)",))
+    for key in groups[0]["coherent"]:
+        add(key, "coherent", key, [])
+    for key in groups[0]["trace_mean"]:
+        add(f"{key}_trace", "trace_mean", key, [t_scale])
+        add(f"{key}_trace_sem", "trace_sem", key, [t_scale])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -308,16 +535,17 @@ def check_file(path) -> h5py.File:
     return f
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class PointData:
-    """One point read back: label, sweep coordinates, Config, per-sample tallies, statistics
-    {name: (mean, sem)}, coherent split, frame times, trace means and errors, trajectories (or None),
-    and the group's attributes."""
+    """One point read back: label, sweep coordinates, Config (None for an experiment with its own
+    model), per-sample tallies, statistics {name: (mean, sem)}, coherent split, frame times, trace
+    means and errors, trajectories (or None), the group's attributes, and the extra inputs of a
+    custom runner (``options``)."""
 
     index: int
     label: str
     values: dict
-    config: Config
+    config: Config | None
     per_sample: dict
     stats: dict
     coherent: dict
@@ -326,17 +554,31 @@ class PointData:
     trace_sem: dict
     trajectories: dict | None
     attrs: dict
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def __repr__(self):
+        n = next((len(v) for v in self.per_sample.values()), 0)
+        first = [k for k in ("P_b", "dE_b", "dE_cm") if k in self.stats]
+        keys = (first + [k for k in self.stats if k not in first])[:3]
+        shown = ", ".join(f"{k} = {self.stats[k][0]:.4g} ± {self.stats[k][1]:.2g}"
+                          f"{' ' + TALLY_UNITS[k][0] if TALLY_UNITS.get(k, ('',))[0] else ''}" for k in keys)
+        return (f"PointData(p{self.index:04d} {self.label!r}: {n} samples, {len(self.times)} frames, "
+                f"{len(self.stats)} statistics: {shown}{', ...' if len(self.stats) > 3 else ''}"
+                f"{'; trajectories' if self.trajectories else ''})")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Results:
     """A results file read into memory: root attributes, the experiment's inputs
-    {name: (value, unit)}, and the finished points in sweep order."""
+    {name: (value, unit)}, the finished points in sweep order (those of a sweep still running,
+    or killed, included), and the experiment's analytic results {name: (value, unit)} (``extras``).
+    ``print`` shows a short summary; ``wow.io.load`` gives an xarray view."""
 
     path: Path
     attrs: dict
     inputs: dict
     points: list
+    extras: dict = dataclasses.field(default_factory=dict)
 
     @property
     def experiment(self) -> str:
@@ -345,6 +587,28 @@ class Results:
     @property
     def n_points_planned(self) -> int:
         return int(self.attrs["n_points"])
+
+    def __repr__(self):
+        a = self.attrs
+        lines = [f"Results({self.path}): experiment {a.get('experiment')!r}, {len(self.points)} of "
+                 f"{a.get('n_points')} points, {a.get('n_samples')} samples per point, seed {a.get('seed')}, "
+                 f"{a.get('dtype')}, wow {a.get('wow_version')} (git {str(a.get('git_commit'))[:12]})"]
+        if self.inputs:
+            lines.append("  inputs: " + "; ".join(
+                f"{k} = {_short(v)}{' ' + u if u else ''}" for k, (v, u) in self.inputs.items()))
+        for p in self.points[:4]:
+            lines.append(f"  {p!r}")
+        if len(self.points) > 4:
+            lines.append(f"  ... {len(self.points) - 4} more points (wow.io.load(path) for all of them as xarray)")
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
+def _short(v):
+    v = v.tolist() if hasattr(v, "tolist") else v
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read(d):
@@ -362,27 +626,42 @@ def _attrs(obj) -> dict:
     return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in obj.attrs.items()}
 
 
+def _point(g, trajectories: bool) -> PointData:
+    a = _attrs(g)
+    tr = _group(g["trajectories"]) if trajectories and "trajectories" in g else None
+    config = json.loads(a["config_json"])
+    return PointData(
+        index=int(a["index"]), label=str(a["label"]), values=json.loads(a["values_json"]),
+        config=None if config is None else config_from_flat(config),
+        per_sample=_group(g["per_sample"]),
+        stats={k: (float(v[0]), float(v[1])) for k, v in _group(g["stats"]).items()},
+        coherent={k: float(v) for k, v in _group(g["coherent"]).items()},
+        times=np.asarray(g["times"][()]), trace_mean=_group(g["trace_mean"]),
+        trace_sem=_group(g["trace_sem"]), trajectories=tr, attrs=a,
+        options=json.loads(a.get("options_json", "{}")))
+
+
 def read_results(path, trajectories: bool = True) -> Results:
-    """Read a results file (ResultsError if it is not one)."""
+    """Read a results file (ResultsError if it is not one), with the points of a sweep that is still
+    running or was killed (kept beside it in NAME.parts/ until the sweep ends)."""
+    from .store import parts
+
     path = Path(path)
     with check_file(path) as f:
         try:
-            inputs = {k: (_read(d), d.attrs.get("unit", "")) for k, d in f["inputs"].items()}
-            pts = []
-            for name in sorted(f["points"]):
-                g = f["points"][name]
-                a = _attrs(g)
-                tr = None
-                if trajectories and "trajectories" in g:
-                    tr = _group(g["trajectories"])
-                pts.append(PointData(
-                    index=int(a["index"]), label=str(a["label"]), values=json.loads(a["values_json"]),
-                    config=config_from_flat(json.loads(a["config_json"])),
-                    per_sample=_group(g["per_sample"]),
-                    stats={k: (float(v[0]), float(v[1])) for k, v in _group(g["stats"]).items()},
-                    coherent={k: float(v) for k, v in _group(g["coherent"]).items()},
-                    times=np.asarray(g["times"][()]), trace_mean=_group(g["trace_mean"]),
-                    trace_sem=_group(g["trace_sem"]), trajectories=tr, attrs=a))
-            return Results(path, _attrs(f), inputs, pts)
+            inputs = {k: (_read(d), units_of(d)) for k, d in f["inputs"].items()}
+            extras = {k: (_read(d), units_of(d)) for k, d in f["extras"].items()} if "extras" in f else {}
+            pts = {int(g.attrs["index"]): _point(g, trajectories) for g in f["points"].values()}
+            attrs = _attrs(f)
         except (KeyError, ValueError, TypeError) as e:
             raise ResultsError(f"{path}: a wow results file with a damaged or unexpected layout ({e!r})") from None
+    found = {i: p for i, p in parts(path, attrs.get("inputs_sha256")).items() if i not in pts}
+    for i, part in found.items():
+        try:
+            with h5py.File(part, "r") as f:
+                pts[i] = _point(f[f"points/p{i:04d}"], trajectories)
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise ResultsError(f"{part}: a damaged part of {path} ({e!r}); delete it to run that point again") from None
+    if found:  # the sum over points is written to the file when the sweep is merged
+        attrs["wall_s"] = float(sum(float(p.attrs.get("wall_s", 0.0)) for p in pts.values()))
+    return Results(path, attrs, inputs, [pts[i] for i in sorted(pts)], extras)

@@ -1,36 +1,69 @@
-"""How a results file reaches the disk: every change is atomic, so a killed run never leaves a
-damaged file (see ``atomic_update``)."""
+"""How a results file reaches the disk without ever being damaged, at a cost per point that does
+not grow with the file.
+
+* The file ``NAME`` is created whole (``atomic_update``: written to a temporary in the same folder,
+  fsynced, then ``os.replace``d over the path), so the path always names a complete HDF5 file.
+* Each finished point goes into its own small file ``NAME.parts/pNNNN.h5`` by the same
+  write-fsync-rename (``write_part``): O(point), nothing already written is touched. A killed run
+  loses only the point in progress; readers (``wow.io.read_results``) see the file's points and
+  the parts together.
+* When the last point is done, ``merge`` copies the parts into one new file, replaces ``NAME`` with it
+  (again atomically) and removes the parts folder: O(file) once per sweep, not once per point.
+
+A part records the sweep's identity (``inputs_sha256``); a part of another sweep (left by an
+overwritten one) is ignored and removed. Temporaries of killed runs (``.NAME.PID.tmp``) are removed by
+the next run once their process is gone. In a multi-process run only process 0 writes.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import h5py
 
 from .. import devices as _devices
 
+#: Root attribute ``format`` of a part file (one finished point of a sweep).
+PART_FORMAT = "wow-results-part"
+
 
 def tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def parts_dir(path: Path) -> Path:
+    """The folder beside ``path`` that holds finished points until the sweep is merged."""
+    path = Path(path)
+    return path.with_name(path.name + ".parts")
+
+
+def part_path(path: Path, index: int) -> Path:
+    return parts_dir(path) / f"p{index:04d}.h5"
+
+
 def remove_stale_tmp(path: Path):
-    """Remove temporaries left by killed runs (their process no longer exists)."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            pid = int(tmp.name[len(path.name) + 2:-4])
-        except ValueError:
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass
+    """Remove temporaries left by killed runs (their process no longer exists), beside ``path`` and
+    in its parts folder."""
+    folders = [(path.parent, f".{path.name}.")]
+    if parts_dir(path).is_dir():
+        folders.append((parts_dir(path), "."))
+    for folder, prefix in folders:
+        for tmp in folder.glob(f"{prefix}*.tmp"):
+            try:
+                pid = int(tmp.name[:-4].rsplit(".", 1)[1])
+            except (ValueError, IndexError):
+                continue
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                tmp.unlink(missing_ok=True)
+            except PermissionError:
+                pass
 
 
 def fsync(path: Path):
@@ -39,6 +72,13 @@ def fsync(path: Path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(path: Path):
+    try:
+        fsync(path)
+    except OSError:  # some file systems do not sync folders
+        pass
 
 
 def atomic_update(path: Path, write, fresh: bool = False):
@@ -58,7 +98,75 @@ def atomic_update(path: Path, write, fresh: bool = False):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def write_part(path: Path, index: int, sha: str, write):
+    """Write point ``index`` of the sweep ``sha`` (its inputs_sha256) as ``NAME.parts/pNNNN.h5``:
+    ``write(h5file)`` fills a temporary that is fsynced and renamed into place."""
+    if not _devices.is_writer():
+        return
+    final = part_path(path, index)
+    final.parent.mkdir(exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
-        fsync(path.parent)
-    except OSError:
-        pass
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = PART_FORMAT
+            f.attrs["index"] = index
+            f.attrs["inputs_sha256"] = sha
+            f.create_group("points")
+            write(f)
+        fsync(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)
+
+
+def parts(path: Path, sha: str) -> dict[int, Path]:
+    """The finished parts of the sweep ``sha`` beside ``path``: {index: part file}. A part that cannot
+    be read, or belongs to another sweep, is left out (with a warning if it is damaged)."""
+    out = {}
+    folder = parts_dir(path)
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.glob("p*.h5")):
+        try:
+            with h5py.File(p, "r") as f:
+                if f.attrs.get("format") != PART_FORMAT or f.attrs.get("inputs_sha256") != sha:
+                    continue
+                index = int(f.attrs["index"])
+                if f"points/p{index:04d}" not in f:
+                    raise KeyError(f"points/p{index:04d}")
+        except (OSError, KeyError, ValueError) as e:
+            warnings.warn(f"{p}: a damaged part file, ignored (its point will be run again): {e}", stacklevel=2)
+            continue
+        out[index] = p
+    return out
+
+
+def remove_parts(path: Path):
+    """Remove the parts folder of ``path`` (process 0 only)."""
+    if _devices.is_writer() and parts_dir(path).is_dir():
+        shutil.rmtree(parts_dir(path), ignore_errors=True)
+
+
+def merge(path: Path, sha: str, finish):
+    """Copy every part of the sweep ``sha`` into ``path`` (a new file replacing it atomically), call
+    ``finish(h5file)`` on it before it is closed, then remove the parts folder."""
+    if not _devices.is_writer():
+        return
+    found = parts(path, sha)
+
+    def write(f):
+        for index, p in sorted(found.items()):
+            name = f"p{index:04d}"
+            if name in f["points"]:  # merged before a kill that left the parts behind
+                continue
+            with h5py.File(p, "r") as src:
+                src.copy(src[f"points/{name}"], f["points"], name)
+        finish(f)
+
+    atomic_update(path, write)
+    remove_parts(path)

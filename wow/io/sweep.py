@@ -1,4 +1,8 @@
-"""Sweeps: points, the sweep's identity, and running a sweep into a results file with resume."""
+"""Sweeps: points, the sweep's identity, and running a sweep into a results file with resume.
+
+Each finished point is written on its own (``wow.io.store.write_part``: O(point), atomic), and the
+file is completed once, when the last point is done (``store.merge``): the points, then the root view
+with named dimensions (``wow.io.format.write_view``)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +18,38 @@ import numpy as np
 from .. import devices as _devices
 from ..config import Config, ConfigError, validate
 from ..ensemble import run as run_ensemble
-from .format import (FORMAT_VERSION, ResultsError, canonical, check_file, config_to_flat, plain, provenance,
-                     write_point, write_root)
+from .format import (FORMAT_VERSION, ResultsError, canonical, check_file, config_to_flat, identity_sha, plain,
+                     provenance, write_point, write_root, write_view)
+from ..progress import sweep_bar
 from .frames import trajectory_frames
-from .store import atomic_update, remove_stale_tmp
+from .store import atomic_update, merge, parts, remove_parts, remove_stale_tmp, write_part
+
+
+#: wow's own source folder: warnings raised from it while a point runs are kept with the point.
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
     """One point of a sweep: a label, its coordinates on the sweep axes (e.g. {'temperature': 300,
-    'N': 256}), the Config, and how many of its samples to save frame by frame (0: none)."""
+    'N': 256}), the Config, and how many of its samples to save frame by frame (0: none).
+
+    An experiment that runs its own model (a ``runner`` given to ``run_sweep``) may leave ``config``
+    None and put the inputs that change its numbers in ``options`` (JSON-able; part of the identity)."""
 
     label: str
     values: dict
-    config: Config
+    config: Config | None
     trajectories: int = 0
+    options: dict = dataclasses.field(default_factory=dict)
 
     def identity(self) -> dict:
-        return {"label": self.label, "values": {k: plain(v) for k, v in self.values.items()},
-                "config": config_to_flat(self.config), "trajectories": int(self.trajectories)}
+        out = {"label": self.label, "values": {k: plain(v) for k, v in self.values.items()},
+               "config": None if self.config is None else config_to_flat(self.config),
+               "trajectories": int(self.trajectories)}
+        if self.options:
+            out["options"] = json.loads(canonical(self.options))
+        return out
 
 
 def sweep_identity(experiment: str, points, n_samples: int, seed: int, inputs: dict) -> dict:
@@ -76,24 +94,47 @@ def _check_int(name, value, low, high=None):
         raise ConfigError(f"{name}={value!r} must be an integer {rng}")
 
 
+def ensemble_runner(point: Point, n_samples: int, seed: int, *, devices=None, chunk_size=None, progress=None):
+    """The default way to run a point: ``wow.run`` of its Config, and when the point asks for them its
+    first samples frame by frame. Returns (result, trajectory frames or None)."""
+    res = run_ensemble(point.config, n_samples, seed, chunk_size=chunk_size, devices=devices, progress=progress)
+    traj = None
+    if point.trajectories:
+        if point.trajectories == n_samples and point.config.save_density:
+            tres = res
+        else:  # samples 0..n-1 of the same seed: keys are a prefix of the full run's
+            tres = run_ensemble(dataclasses.replace(point.config, save_density=True),
+                                max(2, point.trajectories), seed, devices=devices)
+        traj = trajectory_frames(tres, point.trajectories)
+    return res, traj
+
+
 def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, inputs=None,
               description: str = "", overwrite: bool = False, devices=None, chunk_size=None,
-              progress: bool | None = None, command: str | None = None, log=None) -> Path:
+              progress: bool | None = None, command: str | None = None, log=None, runner=None,
+              extras=None) -> Path:
     """Run every point of a sweep into the results file ``path``, resuming a file made with the
     same inputs (points already there are skipped).
 
     points: a list of Point; inputs: the experiment's own inputs {name: (value, unit, doc)} for
     /inputs (part of the identity); overwrite: start over when ``path`` holds another sweep or is not
-    a results file; progress: a tqdm bar (None: only when stderr is a terminal); log: a callable
-    receiving one line per event (None: silent). Every input is checked before anything is run or
-    written; each point is written atomically as soon as it finishes. Returns the path."""
-    from tqdm.auto import tqdm
-
+    a results file; progress: a bar over the points and one over the samples of a long point (None:
+    only when stderr is a terminal; False: none); log: a callable receiving one line per event (None:
+    silent; ``wow.progress.echo`` prints them above the bars); warnings raised while a point runs are
+    logged and kept in the point's ``warnings`` attribute; runner: how to run one point,
+    ``runner(point, n_samples, seed, devices=, chunk_size=, progress=) -> (result, trajectories or None)``
+    (default ``ensemble_runner``; a result needs per_sample, stats, times, traces, n_samples, seed,
+    compile_s, run_s, and may have coherent and attrs); extras: results the experiment computes from its
+    inputs alone (analytic tables) {name: (value, unit, doc)}, written to /extras (a sweep of no points
+    may hold only these). Every input is checked before anything is run or written; each point is
+    written atomically as soon as it finishes. Returns the path."""
     path = Path(path)
     inputs = dict(inputs or {})
     points = list(points)
-    if not points:
-        raise ConfigError("points=[]: a sweep needs at least one point")
+    runner = ensemble_runner if runner is None else runner
+    extras = dict(extras or {})
+    if not points and not extras:
+        raise ConfigError("points=[]: a sweep needs at least one point (or extras)")
     _check_int("n_samples", n_samples, 2)
     _check_int("seed", seed, 0, 2**63 - 1)
     if chunk_size is not None:
@@ -102,8 +143,11 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
     if len(set(labels)) != len(labels):
         raise ConfigError("points: labels must be distinct")
     for p in points:
+        if p.config is None and runner is ensemble_runner:
+            raise ConfigError(f"point {p.label!r}: config=None needs a runner")
         try:
-            validate(p.config)
+            if p.config is not None:
+                validate(p.config)
         except ConfigError as e:
             raise ConfigError(f"point {p.label!r}: {e}") from None
         _check_int(f"point {p.label!r} trajectories", p.trajectories, 0, n_samples)
@@ -113,6 +157,7 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
     if not path.parent.exists():
         raise ResultsError(f"--out {path}: directory {path.parent} does not exist")
     identity = sweep_identity(experiment, points, n_samples, seed, inputs)
+    sha = identity_sha(identity)
 
     fresh = True
     done = set()
@@ -132,6 +177,8 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
         except ResultsError:
             if not overwrite:
                 raise
+    if not fresh:
+        done |= set(parts(path, sha))
     # every process has read the file's state before process 0 changes it
     _devices.barrier("wow.io.run_sweep: results file read")
     if _devices.is_writer():
@@ -140,35 +187,41 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
     say = log or (lambda s: None)
     if fresh:
         cmd = command if command is not None else " ".join(sys.argv)
-        atomic_update(path, lambda f: write_root(f, experiment, description, identity, inputs, prov, cmd),
-                       fresh=True)
+        atomic_update(path, lambda f: write_root(f, experiment, description, identity, inputs, prov, cmd, extras),
+                      fresh=True)
+        remove_parts(path)  # of an earlier sweep at this path (its parts carry another identity)
         say(f"{path}: new sweep of {len(points)} points")
     elif done:
         say(f"{path}: resuming, {len(done)} of {len(points)} points already done")
 
-    bar = tqdm(total=len(points), initial=len(done), desc=experiment, unit="point",
-               disable=(not sys.stderr.isatty()) if progress is None else not progress)
+    bar = sweep_bar(len(points), len(done), experiment, progress)
     try:
         for i, p in enumerate(points):
             if i in done:
                 continue
             bar.set_postfix_str(p.label)
             t0 = time.perf_counter()
-            res = run_ensemble(p.config, n_samples, seed, chunk_size=chunk_size, devices=devices)
-            traj = None
-            if p.trajectories:
-                if p.trajectories == n_samples and p.config.save_density:
-                    tres = res
-                else:  # samples 0..n-1 of the same seed: keys are a prefix of the full run's
-                    tres = run_ensemble(dataclasses.replace(p.config, save_density=True),
-                                        max(2, p.trajectories), seed, devices=devices)
-                traj = trajectory_frames(tres, p.trajectories)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res, traj = runner(p, n_samples, seed, devices=devices, chunk_size=chunk_size,
+                                   progress=False if progress is False else None)
             wall = time.perf_counter() - t0
-            atomic_update(path, lambda f: write_point(f, i, p, res, traj, prov, wall))
+            ours = [w for w in caught if Path(w.filename).resolve().is_relative_to(PACKAGE)]
+            for w in caught:  # other libraries' warnings go on as usual
+                if w not in ours:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in ours))
+            for note in notes:
+                say(f"  warning, {p.label}: {note}")
+                if log is None:  # nobody listens to the log: keep the warning visible
+                    warnings.warn(f"{p.label}: {note}", stacklevel=2)
+            write_part(path, i, sha, lambda f: write_point(f, i, p, res, traj, prov, wall, notes))
             bar.update(1)
-            say(f"  [{i + 1}/{len(points)}] {p.label}: P_b = {res.stats['P_b'][0]:.4g} "
-                f"± {res.stats['P_b'][1]:.2g}  ({wall:.1f} s)")
+            key = "P_b" if "P_b" in res.stats else next(iter(res.stats), None)
+            shown = f"{key} = {res.stats[key][0]:.4g} ± {res.stats[key][1]:.2g}" if key else "done"
+            say(f"  [{i + 1}/{len(points)}] {p.label}: {shown}  ({wall:.1f} s)")
     finally:
         bar.close()
+    merge(path, sha, write_view)  # all points done: one file again (O(file), once)
     _devices.barrier("wow.io.run_sweep: results file written")  # others may now read it
     return path
