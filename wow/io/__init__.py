@@ -56,3 +56,6 @@ from .format import (CONFIG_UNITS as CONFIG_UNITS, FORMAT as FORMAT, FORMAT_VERS
 from .frames import trajectory_frames as trajectory_frames
 from .sweep import Point as Point, run_sweep as run_sweep, sweep_identity as sweep_identity
 from .tables import format_table as format_table, summary_table as summary_table
+
+#: How a sweep reaches the disk (benchmarks/write_cost.py prints it beside its timings).
+WRITE_SCHEME = "one file per point (NAME.parts/), merged once at the end"

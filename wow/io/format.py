@@ -271,16 +271,23 @@ def write_point(f, index, point, res, traj, prov, wall_s, warnings=()):
     if point.config is not None:
         write_config(g.create_group("config"), point.config)
     units = {**TALLY_UNITS, **(getattr(res, "units", None) or {})}  # a custom runner names its own
+    layout = {}
+
+    def put(sub, k, value, unit, doc):
+        d = write_dataset(sub, k, value, unit, doc)
+        layout.setdefault(sub.name.rsplit("/", 1)[1], {})[k] = [list(d.shape), d.dtype.str]
+        return d
+
     ps = g.create_group("per_sample")
     for k, v in res.per_sample.items():
-        write_dataset(ps, k, np.asarray(v), *units.get(k, ("", "")))
+        put(ps, k, np.asarray(v), *units.get(k, ("", "")))
     st = g.create_group("stats")
     for k, (m, s) in res.stats.items():
-        d = write_dataset(st, k, np.array([m, s]), *units.get(k, ("", "")))
+        d = put(st, k, np.array([m, s]), *units.get(k, ("", "")))
         d.attrs["columns"] = "mean, standard error"
     co = g.create_group("coherent")
     for k, v in (getattr(res, "coherent", None) or {}).items():
-        write_dataset(co, k, float(v), "", "coherent/incoherent split over samples (wow.tally.coherent_split)")
+        put(co, k, float(v), "", "coherent/incoherent split over samples (wow.tally.coherent_split)")
     write_dataset(g, "times", np.asarray(res.times), "fs", "frame times")
     tm, ts = g.create_group("trace_mean"), g.create_group("trace_sem")
     for k, v in res.traces.items():
@@ -288,8 +295,9 @@ def write_point(f, index, point, res, traj, prov, wall_s, warnings=()):
             continue
         v = np.asarray(v, float)
         unit, doc = units.get(k, ("", ""))
-        write_dataset(tm, k, v.mean(0), unit, "mean over samples of " + doc)
-        write_dataset(ts, k, v.std(0, ddof=1) / np.sqrt(v.shape[0]), unit, "standard error of the mean")
+        put(tm, k, v.mean(0), unit, "mean over samples of " + doc)
+        put(ts, k, v.std(0, ddof=1) / np.sqrt(v.shape[0]), unit, "standard error of the mean")
+    g.attrs["layout_json"] = canonical(layout)  # what write_view needs, without opening each dataset
     if traj is not None:
         tg = g.create_group("trajectories")
         n, F = traj["density"].shape[:2]
@@ -418,6 +426,15 @@ def _virtual(f, name, sources, shape, inner, dtype, scales, attrs):
     return d
 
 
+VIEW_GROUPS = ("per_sample", "stats", "coherent", "trace_mean", "trace_sem")
+
+
+def _layout(g) -> dict:
+    """{group: {dataset: [shape, dtype]}} of a point's tallies: what the root view needs to map them
+    without opening every dataset again (written with the point as ``layout_json``)."""
+    return {sub: {k: [list(d.shape), d.dtype.str] for k, d in g[sub].items()} for sub in VIEW_GROUPS if sub in g}
+
+
 def write_view(f):
     """At the root of the open file: every point's tallies as arrays over named dimensions (the
     sweep's axes, 'sample', 'time') with HDF5 dimension scales and CF units, so that
@@ -433,6 +450,9 @@ def write_view(f):
         return
     values = [json.loads(g.attrs["values_json"]) for g in groups]
     grid = sweep_grid(values, [str(g.attrs["label"]) for g in groups])
+    paths = [g.name for g in groups]
+    layouts = [json.loads(g.attrs["layout_json"]) if "layout_json" in g.attrs else _layout(g) for g in groups]
+    first = groups[0]
     taken = {"inputs", "points", "extras"}
     scales = []
     for name, vals in grid.dims:
@@ -454,7 +474,7 @@ def write_view(f):
         taken.add(name)
         coord_names.append(name)
     coord_attr = " ".join(coord_names)
-    n_s = int(groups[0]["per_sample"][next(iter(groups[0]["per_sample"]))].shape[0]) if len(groups[0]["per_sample"]) else 0
+    n_s = next((shape[0] for shape, _ in layouts[0].get("per_sample", {}).values()), 0)
     times = [np.asarray(g["times"][()]) for g in groups]
     same_t = all(t.shape == times[0].shape and np.array_equal(t, times[0]) for t in times)
     if n_s:
@@ -466,46 +486,45 @@ def write_view(f):
     else:  # frames at different times per point: 'frame' dimension, time as a variable
         F = max(len(t) for t in times)
         t_scale = _scale(f, "frame", range(F))
-        _virtual(f, "time", {w: (g["times"].name, None) for w, g in zip(grid.where, groups)
-                             if g["times"].shape == (F,)}, grid.shape, (F,), float, scales + [t_scale],
-                 {"units": "fs", "coordinates": coord_attr})
+        _virtual(f, "time", {w: (f"{p}/times", None) for w, p, t in zip(grid.where, paths, times) if t.shape == (F,)},
+                 grid.shape, (F,), float, scales + [t_scale], {"units": "fs", "coordinates": coord_attr})
         taken |= {"frame", "time"}
-
-    def same_shape(sub, key):
-        shapes = {g[sub][key].shape if key in g[sub] else None for g in groups}
-        return shapes.pop() if len(shapes) == 1 else None
 
     def add(name, sub, key, inner_dims, element=None, extra=()):
         if name in taken:
             name = f"{sub}_{name}"
-        inner = same_shape(sub, key)
-        if inner is None or name in taken:
+        found = {tuple(lay.get(sub, {}).get(key, [None, None])[0] or ()) if key in lay.get(sub, {}) else None
+                 for lay in layouts}
+        dtypes = {lay[sub][key][1] for lay in layouts if key in lay.get(sub, {})}
+        if len(found) != 1 or None in found or name in taken or len(dtypes) != 1:
             return  # absent from some point, or of another shape there: read it per point instead
-        inner = () if element is not None else inner
-        src = groups[0][sub][key]
-        if src.dtype.kind not in "fiub":
+        dtype = np.dtype(dtypes.pop())
+        if dtype.kind not in "fiub":
             return
+        inner = () if element is not None else found.pop()
         sc = list(scales) + list(inner_dims)
         for j in range(len(inner) - len(inner_dims)):  # e.g. occupations per quantum mode
             dname = f"{name}_dim{len(inner_dims) + j}"
             sc.append(_scale(f, dname, range(inner[len(inner_dims) + j])))
             taken.add(dname)
+        src = first[sub][key]
         attrs = {"units": units_of(src) or "1", "coordinates": coord_attr}
         doc = src.attrs.get("doc", "")
         if doc:
             attrs["long_name"] = doc + extra[0] if extra else doc
-        _virtual(f, name, {w: (g[sub][key].name, element) for w, g in zip(grid.where, groups)}, grid.shape,
-                 inner, src.dtype, sc, attrs)
+        _virtual(f, name, {w: (f"{p}/{sub}/{key}", element) for w, p in zip(grid.where, paths)}, grid.shape,
+                 inner, dtype, sc, attrs)
         taken.add(name)
 
-    for key in groups[0]["per_sample"]:
+    lay0 = layouts[0]
+    for key in lay0.get("per_sample", {}):
         add(key, "per_sample", key, [scales_s] if n_s else [])
-    for key in groups[0]["stats"]:
+    for key in lay0.get("stats", {}):
         add(f"{key}_mean", "stats", key, [], 0, (" (mean over samples)",))
         add(f"{key}_sem", "stats", key, [], 1, (" (standard error of the mean)",))
-    for key in groups[0]["coherent"]:
+    for key in lay0.get("coherent", {}):
         add(key, "coherent", key, [])
-    for key in groups[0]["trace_mean"]:
+    for key in lay0.get("trace_mean", {}):
         add(f"{key}_trace", "trace_mean", key, [t_scale])
         add(f"{key}_trace_sem", "trace_sem", key, [t_scale])
 

@@ -157,15 +157,20 @@ def merge(path: Path, sha: str, finish):
     ``finish(h5file)`` on it before it is closed, then remove the parts folder."""
     if not _devices.is_writer():
         return
-    found = parts(path, sha)
+    folder = parts_dir(path)
+    files = sorted(folder.glob("p*.h5")) if folder.is_dir() else []
 
     def write(f):
-        for index, p in sorted(found.items()):
-            name = f"p{index:04d}"
-            if name in f["points"]:  # merged before a kill that left the parts behind
-                continue
-            with h5py.File(p, "r") as src:
-                src.copy(src[f"points/{name}"], f["points"], name)
+        for p in files:  # each part opened once: checked and copied
+            try:
+                with h5py.File(p, "r") as src:
+                    if src.attrs.get("format") != PART_FORMAT or src.attrs.get("inputs_sha256") != sha:
+                        continue  # another sweep's
+                    name = f"p{int(src.attrs['index']):04d}"
+                    if name not in f["points"]:  # else merged before a kill that left the parts behind
+                        src.copy(src[f"points/{name}"], f["points"], name)
+            except (OSError, KeyError, ValueError) as e:
+                warnings.warn(f"{p}: a damaged part file, not merged: {e}", stacklevel=2)
         finish(f)
 
     atomic_update(path, write)
