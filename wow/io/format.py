@@ -446,6 +446,7 @@ def write_view(f):
         del f[name]
     groups = sorted(f["points"].values(), key=lambda g: int(g.attrs["index"]))
     f.attrs["wall_s"] = float(sum(float(g.attrs.get("wall_s", 0.0)) for g in groups))
+    f.attrs["view_points"] = len(groups)  # the view is up to date while this equals the points held
     if not groups:
         return
     values = [json.loads(g.attrs["values_json"]) for g in groups]
@@ -574,13 +575,14 @@ class PointData:
     trajectories: dict | None
     attrs: dict
     options: dict = dataclasses.field(default_factory=dict)
+    units: dict = dataclasses.field(default_factory=dict)  # of the statistics, as the file gives them
 
     def __repr__(self):
         n = next((len(v) for v in self.per_sample.values()), 0)
         first = [k for k in ("P_b", "dE_b", "dE_cm") if k in self.stats]
         keys = (first + [k for k in self.stats if k not in first])[:3]
         shown = ", ".join(f"{k} = {self.stats[k][0]:.4g} ± {self.stats[k][1]:.2g}"
-                          f"{' ' + TALLY_UNITS[k][0] if TALLY_UNITS.get(k, ('',))[0] else ''}" for k in keys)
+                          f"{' ' + self.units[k] if self.units.get(k) else ''}" for k in keys)
         return (f"PointData(p{self.index:04d} {self.label!r}: {n} samples, {len(self.times)} frames, "
                 f"{len(self.stats)} statistics: {shown}{', ...' if len(self.stats) > 3 else ''}"
                 f"{'; trajectories' if self.trajectories else ''})")
@@ -657,7 +659,7 @@ def _point(g, trajectories: bool) -> PointData:
         coherent={k: float(v) for k, v in _group(g["coherent"]).items()},
         times=np.asarray(g["times"][()]), trace_mean=_group(g["trace_mean"]),
         trace_sem=_group(g["trace_sem"]), trajectories=tr, attrs=a,
-        options=json.loads(a.get("options_json", "{}")))
+        options=json.loads(a.get("options_json", "{}")), units={k: units_of(d) for k, d in g["stats"].items()})
 
 
 def read_results(path, trajectories: bool = True) -> Results:

@@ -22,7 +22,7 @@ from .format import (FORMAT_VERSION, ResultsError, canonical, check_file, config
                      provenance, write_point, write_root, write_view)
 from ..progress import sweep_bar
 from .frames import trajectory_frames
-from .store import atomic_update, merge, parts, remove_parts, remove_stale_tmp, write_part
+from .store import atomic_update, merge, parts, parts_dir, remove_parts, remove_stale_tmp, write_part
 
 
 #: wow's own source folder: warnings raised from it while a point runs are kept with the point.
@@ -85,6 +85,11 @@ def _differences(a, b, path="", out=None, limit=5):
     elif a != b:
         out.append(f"{path}: {a!r} in the file, {b!r} now")
     return out
+
+
+def _view_complete(path: Path, n_points: int) -> bool:
+    with check_file(path) as f:
+        return int(f.attrs.get("view_points", -1)) == n_points == len(f["points"])
 
 
 def _check_int(name, value, low, high=None):
@@ -213,8 +218,9 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
             notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in ours))
             for note in notes:
                 say(f"  warning, {p.label}: {note}")
-                if log is None:  # nobody listens to the log: keep the warning visible
-                    warnings.warn(f"{p.label}: {note}", stacklevel=2)
+            if log is None:  # nobody listens to the log: keep the warnings visible
+                for w in ours:
+                    warnings.warn(f"{p.label}: {w.message}", w.category, stacklevel=2)
             write_part(path, i, sha, lambda f: write_point(f, i, p, res, traj, prov, wall, notes))
             bar.update(1)
             key = "P_b" if "P_b" in res.stats else next(iter(res.stats), None)
@@ -222,6 +228,7 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
             say(f"  [{i + 1}/{len(points)}] {p.label}: {shown}  ({wall:.1f} s)")
     finally:
         bar.close()
-    merge(path, sha, write_view)  # all points done: one file again (O(file), once)
+    if _devices.is_writer() and (parts_dir(path).is_dir() or not _view_complete(path, len(points))):
+        merge(path, sha, write_view)  # all points done: one file again (O(file), once)
     _devices.barrier("wow.io.run_sweep: results file written")  # others may now read it
     return path
