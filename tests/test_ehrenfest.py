@@ -375,10 +375,12 @@ def test_troisi_orlandi_script_runs_small_and_frozen_does_not_spread(tmp_path):
     out = to.einstein_drift(lat, 300.0, p, None)
     w = m["omega"]
     np.testing.assert_allclose(out.u, lat.u * np.cos(w * 300) + lat.v / w * np.sin(w * 300), rtol=1e-12)
-    res = to.main(["--N", "24", "--samples", "3", "--duration", "60", "--frames", "4", "--dt", "2",
-                   "--dynamics", "frozen,ehrenfest", "--out", str(tmp_path / "to.json"), "--no-figure", "--quiet"])
-    assert (tmp_path / "to.json").exists()
+    assert to.main(["--N", "24", "--samples", "3", "--duration", "60", "--frames", "4", "--dt", "2",
+                    "--dynamics", "frozen,ehrenfest", "--out", str(tmp_path / "to.h5"), "--no-figure", "--quiet"]) == 0
+    from wow import io
+
+    res = {p.values["dynamics"]: p for p in io.read_results(tmp_path / "to.h5").points}
     # the frozen start is an eigenstate of H_e, stationary up to the splitting error of dt = 2 fs
-    assert abs(res["results"]["frozen"]["D_sites2_per_fs"]) < 1e-4
-    assert res["results"]["ehrenfest"]["D_sites2_per_fs"] > 1e-3
-    assert res["results"]["ehrenfest"]["norm_final_max_dev"] < 1e-12
+    assert abs(res["frozen"].stats["D"][0]) < 1e-4
+    assert res["ehrenfest"].stats["D"][0] > 1e-3
+    assert np.abs(res["ehrenfest"].per_sample["norm_final"] - 1).max() < 1e-12

@@ -52,3 +52,101 @@ def test_trajectories_saved_equal_engine(tmp_path, capsys):
     np.testing.assert_array_equal(tr["momentum"], mem.traces["momentum"][..., np.argsort(k_grid(32, 2.556))])
     np.testing.assert_array_equal(tr["P_R"], mem.traces["P_R"])
     np.testing.assert_array_equal(tr["times"], mem.times)
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs: beside the results file, never in the checkout
+# ------------------------------------------------------------------------------------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+TINY_BS = ["--sizes", "32", "--temperatures", "30,300", "--statistics", "classical", "--dynamics", "frozen",
+           "--samples", "2", "--duration", "1", "--dt", "0.05", "--sigma", "3", "--frames", "2", "--quiet"]
+
+
+def git_status():
+    import subprocess
+
+    r = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip("not a git checkout")
+    return r.stdout
+
+
+def test_outputs_go_beside_out_and_the_checkout_is_untouched(tmp_path):
+    from wow import cli
+
+    before = git_status()
+    out = tmp_path / "sub" / "bs.h5"
+    out.parent.mkdir()
+    assert cli.main(["run", "backscattering", *TINY_BS, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bs.h5", "bs.md", "bs.png"]
+    assert git_status() == before, "a run changed files in the checkout"
+
+
+def test_default_outputs_go_to_results_in_the_working_directory(tmp_path, monkeypatch):
+    from wow import cli
+
+    before = git_status()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "recoil", "--sizes", "128", "--momenta=0", "--no-thermal", "--samples", "2",
+                     "--duration", "4", "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["recoil.h5", "recoil.md", "recoil.png"]
+    assert git_status() == before
+
+
+def test_every_experiment_writes_a_results_file(tmp_path):
+    """table1, elastic_fraction and troisi_orlandi too (the others are covered above and by test_cli)."""
+    from wow import cli
+
+    runs = {
+        "table1": ["--sizes", "32", "--temperatures", "100", "--samples", "2", "--duration", "1", "--dt", "0.05",
+                   "--sigma", "3", "--control-dt", "0", "--n-atoms", "10"],
+        "troisi_orlandi": ["--N", "16", "--samples", "2", "--duration", "20", "--frames", "4", "--dt", "2",
+                           "--dynamics", "frozen"],
+        "elastic_fraction": ["--cases", "open", "--N-open", "24", "--samples", "2", "--duration", "0.4",
+                             "--sigma", "3", "--n-max", "1", "--phonon-every", "1"],
+    }
+    for name, argv in runs.items():
+        out = tmp_path / f"{name}.h5"
+        assert cli.main(["run", name, *argv, "--out", str(out), "--quiet"]) == 0, name
+        r = io.read_results(out)
+        assert r.experiment == name and len(r.points) == r.n_points_planned >= 1
+        assert (tmp_path / f"{name}.md").exists() and (tmp_path / f"{name}.png").exists()
+    t1 = io.read_results(tmp_path / "table1.h5")
+    assert t1.extras["cu_f_el_paper"][0][1] == pytest.approx(np.exp(-(1.36**2) * 1.9e-2 / 3))
+    ef = io.read_results(tmp_path / "elastic_fraction.h5").points[0]
+    assert ef.options["basis"] == "standing" and "f_el" in ef.stats
+    to = io.read_results(tmp_path / "troisi_orlandi.h5").points[0]
+    assert to.config is None and to.options["N"] == 16 and to.trace_mean["msd"].shape == (5,)
+
+
+def test_a_2d_sweep_is_drawn_whole():
+    """A 3 x 3 sweep (T x N) and two dynamics: one panel per N, one line per dynamics in each, every
+    point drawn once per row."""
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.container import ErrorbarContainer
+
+    cfg = wow.Config()
+    pts = []
+    for N in (64, 128, 256):
+        for dyn in ("frozen", "wow"):
+            for T in (30.0, 100.0, 300.0):
+                v = 0.001 * T + 1e-4 * N + (0.01 if dyn == "wow" else 0.0)
+                pts.append(SimpleNamespace(values={"N": N, "temperature": T, "dynamics": dyn}, config=cfg,
+                                           stats={"P_b": (v, 0.01), "dE_b": (-v / 10, 0.001)},
+                                           coherent={"P_coh": 0.0, "P_coh_sem": 0.001, "P_tot": v, "P_tot_sem": 0.01},
+                                           attrs={"n_samples": 8}))
+    fig = plot.figure_sweep(SimpleNamespace(points=pts, path="synthetic"))
+    axes = np.array(fig.axes).reshape(3, 3)  # rows: P_b, dE_b, P_coh; columns: N = 64, 128, 256
+    assert [ax.get_title() for ax in axes[0]] == ["$N$ = 64", "$N$ = 128", "$N$ = 256"]
+    for row in axes:
+        for ax in row:
+            bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+            assert len(bars) == 2  # frozen and wow
+            assert sum(len(c.lines[0].get_xdata()) for c in bars) == 6  # 3 T x 2 dynamics, each once
+    ys = {round(float(y), 6) for c in axes[0, 2].containers for y in c.lines[0].get_ydata()}
+    assert ys == {round(0.001 * T + 0.0256 + d, 6) for T in (30, 100, 300) for d in (0, 0.01)}

@@ -67,16 +67,17 @@ def _inspect(args) -> int:
             v = v.tolist() if hasattr(v, "tolist") else v
             print(f"  {k} = {v}{' ' + unit if unit else ''}")
     if res.points:
-        first = res.points[0]
-        varying = {k for p in res.points for k, v in io.config_to_flat(p.config).items()
-                   if v != io.config_to_flat(first.config).get(k)}
+        flat = [io.config_to_flat(p.config) if p.config is not None else dict(p.options) for p in res.points]
+        varying = {k for f in flat for k, v in f.items() if v != flat[0].get(k)}
         print("inputs shared by every point:")
-        for k, v in io.config_to_flat(first.config).items():
+        for k, v in flat[0].items():
             if k not in varying:
                 unit = io.CONFIG_UNITS.get(k, ("", ""))[0]
                 print(f"  {k} = {v}{' ' + unit if unit and v is not None else ''}")
+        columns = [c for c in args.columns if any(c in p.stats for p in res.points)]
+        columns = columns or list(res.points[0].stats)[:3]  # an experiment with tallies of its own
         print("tallies (mean ± standard error over samples):")
-        print(io.format_table(io.summary_table(res, tuple(args.columns))))
+        print(io.format_table(io.summary_table(res, tuple(columns))))
         if any(p.attrs.get("git_commit") != a.get("git_commit") for p in res.points):
             print("note: points were run by different code versions (see each point's git_commit)")
     return 0

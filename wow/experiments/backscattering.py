@@ -7,7 +7,8 @@ ensemble of thermal samples and report, with one-standard-error bars:
   dE_b   the energy change of the backscattered part (P_b-weighted mean; 0 = elastic),
   P_coh  the coherent part (survives the thermal average of the amplitude: Bragg-like, elastic) and
   P_inc  = P_tot - P_coh, the incoherent (thermal-diffuse) part.
-Results go to an HDF5 file (resumable), a table (printed and saved as markdown) and a figure.
+Results go to an HDF5 file (resumable), a table (printed and saved as markdown) and a figure,
+the last two beside the file.
 
 The defaults finish in about a minute on a 2-core CPU; scale up with --samples, --sizes,
 --temperatures, --duration and --device gpu.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-from pathlib import Path
 
 from . import common
 
@@ -45,8 +45,6 @@ def build_parser():
     g.add_argument("--frames", type=int, default=20, help="frames recorded per run (traces)")
     g.add_argument("--trajectories", type=int, default=0,
                    help="samples per point also saved frame by frame (density, momentum, u_n)")
-    g.add_argument("--table", type=Path, default=common.RESULTS / f"{EXPERIMENT}.md",
-                   help="markdown table to write")
     return p
 
 

@@ -1,17 +1,21 @@
-"""Shared command-line plumbing of the experiment scripts: the common flags, the checks that run
-before any work (ranges, device, precision), and the resumable sweep into a results file."""
+"""What every experiment shares: one parser with the common flags, the checks that run before any
+work (ranges, device, precision), the resumable sweep into a results file, and where the outputs go.
+
+Outputs: the results file is ``--out`` (default ``results/NAME.h5`` in the working directory; that
+folder is created when missing); the table (``.md``) and the figure (``.png``) go beside it with the
+same stem. Nothing is ever written elsewhere, so a run inside a checkout never touches its tracked
+files.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-#: The checkout holding this package (outputs default to its results/ folder).
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "results"
+#: The default folder for outputs, relative to the working directory.
+RESULTS = Path("results")
 
 
 def float_list(text: str) -> list[float]:
@@ -48,8 +52,10 @@ def str_list(allowed):
 
 def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.02,
            dtype: str = "float64") -> argparse.ArgumentParser:
+    """The parser every experiment starts from: run, device, multi-process and output flags."""
     p = argparse.ArgumentParser(prog=f"wow run {name}", description=doc,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.set_defaults(experiment=name)
     g = p.add_argument_group("run")
     g.add_argument("--samples", type=int, default=samples, help="thermal samples per point (>= 2)")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed (sample s uses key s of split(PRNGKey(seed)))")
@@ -68,9 +74,11 @@ def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.
     m.add_argument("--process-id", type=int, default=None, help="this process's rank, 0..num-processes-1")
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=RESULTS / f"{name}.h5",
-                   help="results file (HDF5); an existing file with the same inputs is resumed")
+                   help="results file (HDF5); an existing file with the same inputs is resumed; the table "
+                        "(.md) and figure (.png) go beside it")
     o.add_argument("--overwrite", action="store_true", help="start over if --out holds a different sweep")
-    o.add_argument("--figure", type=Path, default=RESULTS / f"{name}.png", help="figure to write (PNG)")
+    o.add_argument("--figure", type=Path, default=None, help="figure to write (PNG; default: beside --out)")
+    o.add_argument("--table", type=Path, default=None, help="markdown table to write (default: beside --out)")
     o.add_argument("--no-figure", action="store_true", help="do not draw the figure")
     o.add_argument("--quiet", action="store_true", help="print only the final table")
     return p
@@ -78,8 +86,8 @@ def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.
 
 def check(p: argparse.ArgumentParser, args, **ranges):
     """Refuse out-of-range options before any work: ranges maps an option name to (low, high,
-    low_open) for numbers or lists of numbers; also checks the common flags, turns on 64-bit JAX
-    for float64 and checks that the requested device exists."""
+    low_open) for numbers or lists of numbers; also checks the common flags and the outputs, turns on
+    64-bit JAX for float64 and checks that the requested device exists."""
     common = {"samples": (2, None, False), "seed": (0, 2**63 - 1, False), "duration": (0, None, True),
               "dt": (0, None, True)}
     if args.chunk_size is not None:
@@ -91,14 +99,18 @@ def check(p: argparse.ArgumentParser, args, **ranges):
             if bad:
                 rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
                 p.error(f"--{name.replace('_', '-')}={v:g}: allowed range {rng}")
+    default_out = args.out == RESULTS / f"{args.experiment}.h5"
     if args.out.is_dir():
-        p.error(f"--out {args.out} is a directory: give a file name, e.g. {args.out / 'run.h5'}")
-    if not args.out.parent.exists() and args.out.parent != RESULTS:
+        p.error(f"--out {args.out} is a directory: give a file name, e.g. {args.out / (args.experiment + '.h5')}")
+    if not args.out.parent.exists() and not default_out:
         p.error(f"--out {args.out}: directory {args.out.parent} does not exist")
     if args.out.suffix not in (".h5", ".hdf5"):
         p.error(f"--out {args.out}: give a file name ending in .h5 or .hdf5")
-    for name in ("cpu_devices", "coordinator", "num_processes", "process_id"):  # scripts with their own parser
-        setattr(args, name, getattr(args, name, None))
+    args.table = args.table or args.out.with_suffix(".md")
+    args.figure = args.figure or args.out.with_suffix(".png")
+    for flag, path in (("--table", args.table), ("--figure", args.figure)):
+        if not path.parent.exists() and path.parent != args.out.parent:
+            p.error(f"{flag} {path}: directory {path.parent} does not exist")
     if args.cpu_devices is not None and args.cpu_devices < 1:
         p.error(f"--cpu-devices={args.cpu_devices}: allowed an integer >= 1")
     multi = (args.coordinator, args.num_processes, args.process_id)
@@ -122,45 +134,66 @@ def check(p: argparse.ArgumentParser, args, **ranges):
         D.resolve(args.devices)
     except ConfigError as e:
         p.error(f"--device {args.device}: {e}")
-    RESULTS.mkdir(exist_ok=True) if args.out.parent == RESULTS else None
     return args
 
 
-def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dict, description: str):
+def make_out_dir(args):
+    """Create the default results folder (only that one: an explicit --out's folder must exist)."""
+    from wow import devices
+
+    if devices.is_writer():
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def log_of(args):
+    """Where progress lines go: above the bars (wow.progress.echo), or nowhere with --quiet."""
+    from wow.progress import echo
+
+    return None if args.quiet else echo
+
+
+def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dict, description: str,
+          runner=None):
     """Run (or resume) the sweep into args.out; a bad input or file ends the script with a clear
     message (exit status 2) before anything is written."""
     from wow import ConfigError, io
 
     t0 = time.perf_counter()
-    log = None if args.quiet else (lambda s: print(s, flush=True))
+    log = log_of(args)
+    make_out_dir(args)
     try:
         io.run_sweep(args.out, experiment, points, args.samples, args.seed, inputs=inputs,
                      description=description, overwrite=args.overwrite, devices=args.devices,
-                     chunk_size=args.chunk_size, log=log)
+                     chunk_size=args.chunk_size, log=log, runner=runner)
     except (ConfigError, io.ResultsError) as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
     res = io.read_results(args.out)
-    if not args.quiet:
-        print(f"{args.out}: {len(res.points)} points, sweep time {time.perf_counter() - t0:.1f} s")
+    if log:
+        log(f"{args.out}: {len(res.points)} points, sweep time {time.perf_counter() - t0:.1f} s")
     return res
 
 
 def save_figure(fig, path: Path, quiet: bool):
+    import matplotlib.pyplot as plt
+
     from wow import devices
 
     if not devices.is_writer():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
     if not quiet:
         print(f"figure: {path}")
 
 
 def relpath(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
     try:
-        return os.path.relpath(path, ROOT)
+        rel = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def headless():
@@ -168,6 +201,17 @@ def headless():
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+def write_table(args, text: str):
+    """Write the markdown table beside the results file (process 0 only)."""
+    from wow import devices
+
+    if devices.is_writer():
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text(text)
+        if not args.quiet:
+            print(f"table: {args.table}")
 
 
 def report(args, head: str, rows, figure):
@@ -179,9 +223,8 @@ def report(args, head: str, rows, figure):
         return
     print(head)
     print(io.format_table(rows))
-    args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text(f"{head}\n\n{io.format_table(rows, markdown=True)}\n\n"
-                          f"results file: `{relpath(args.out)}`, seed {args.seed}\n")
+    write_table(args, f"{head}\n\n{io.format_table(rows, markdown=True)}\n\n"
+                      f"results file: `{args.out.name}`, seed {args.seed}\n")
     if not args.no_figure:
         headless()
         from wow import plot

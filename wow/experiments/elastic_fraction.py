@@ -16,28 +16,26 @@ the packet's centre site:
 Those two belong to a density-density coupling e^{-iqu}; the chain's SSH coupling is linear in u,
 whose first-order occupation-diagonal part is exactly zero (see README, "Quantum lattice").
 
-Writes <out>/elastic_fraction.md and <out>/elastic_fraction.png; defaults take about a minute on
-a 2-core CPU.
+Writes the results file (--out) and beside it elastic_fraction.md and elastic_fraction.png; the
+defaults take about a minute on a 2-core CPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
-import warnings
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import common
+
 CASES = ("open", "ring-standing", "ring-running")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="wow run elastic_fraction", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = common.parser("elastic_fraction", __doc__.split("\n\n")[0], samples=24, duration=8.0)
     g = p.add_argument_group("physics")
     g.add_argument("--T", type=float, default=300.0, help="temperature (K)")
     g.add_argument("--N-open", type=int, default=120, help="atoms of the open chain")
@@ -52,24 +50,14 @@ def build_parser():
                    help="the non-quantum modes (frozen/wow add classical static/moving disorder, which "
                         "backscatters without changing the quantum occupations)")
     g.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
-    r = p.add_argument_group("run")
-    r.add_argument("--samples", type=int, default=24, help="thermal samples per case (>= 2)")
-    r.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    r.add_argument("--duration", type=float, default=8.0, help="run length (fs)")
-    r.add_argument("--dt", type=float, default=0.02, help="electron time step (fs)")
-    r.add_argument("--phonon-every", type=int, default=10, help="electron steps per phonon step")
-    r.add_argument("--out", type=Path, default=ROOT / "results", help="folder for elastic_fraction.md/.png")
+    g.add_argument("--phonon-every", type=int, default=10, help="electron steps per phonon step")
     return p
 
 
 def check(p, args):
     def bad(name, v, rng):
         p.error(f"--{name}={v!r}: allowed {rng}")
-    if args.T < 0:
-        bad("T", args.T, "T >= 0")
-    if args.N_open < 12:
-        bad("N-open", args.N_open, "integers >= 12")
-    if args.N_ring < 12 or args.N_ring % 2:
+    if args.N_ring % 2:
         bad("N-ring", args.N_ring, "even integers >= 12")
     if args.n_max != "auto":
         try:
@@ -80,21 +68,12 @@ def check(p, args):
             bad("n-max", args.n_max, "'auto' or an integer >= 1")
     if not 0 < args.tail < 1:
         bad("tail", args.tail, "(0, 1)")
-    if args.samples < 2:
-        bad("samples", args.samples, "integers >= 2")
-    if not 0 <= args.seed < 2**63:
-        bad("seed", args.seed, "[0, 2**63)")
-    for name in ("duration", "dt", "sigma"):
-        if getattr(args, name) <= 0:
-            bad(name, getattr(args, name), "> 0")
-    if args.phonon_every < 1:
-        bad("phonon-every", args.phonon_every, "integers >= 1")
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if not cases or any(c not in CASES for c in cases):
         bad("cases", args.cases, f"a comma-separated subset of {', '.join(CASES)}")
     args.case_list = cases
-    if args.out.exists() and not args.out.is_dir():
-        p.error(f"--out {args.out}: not a folder")
+    common.check(p, args, T=(0, None, False), N_open=(12, None, False), N_ring=(12, None, False),
+                 sigma=(0, None, True), phonon_every=(1, None, False))
     return args
 
 
@@ -133,7 +112,8 @@ def huang_rhys_all(chain, q, T, site):
         return huang_rhys_modes(chain, q, T, site, range(1, chain.N)), "inline"
 
 
-def one_case(case, args):
+def case_setup(case, args):
+    """The chain, Config and quantum lattice of one case, and its analytic references."""
     import wow
     from wow import lattice as L
     from wow import quantum as qm
@@ -147,34 +127,66 @@ def one_case(case, args):
     modes = tuple(sorted(set(qm.momentum_modes(chain, q) + qm.momentum_modes(chain, k0))))
     cfg = wow.Config(chain=chain, electron=wow.Electron(alpha=args.alpha, sigma=args.sigma), temperature=args.T,
                      statistics="quantum", dynamics="frozen" if args.others != "wow" else "wow", dt=args.dt,
-                     duration=args.duration, n_frames=4)
+                     duration=args.duration, n_frames=4, dtype=args.dtype)
     ql = qm.QuantumLattice(modes=modes, n_max=n_max_of(chain, modes, args), others=args.others,
                            basis="running" if case == "ring-running" else "standing", phonon_every=args.phonon_every)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        r = qm.run(cfg, ql, args.samples, seed=args.seed)
     site = int(round(cfg.x0 / chain.a))
     u2 = float((L.mode_matrix(chain)[site] ** 2) @ (HBAR / (2 * chain.mass_ev * L.mode_frequencies(chain))
                                                    / np.tanh(HBAR * L.mode_frequencies(chain) / (2 * wow.KB * args.T))))
     hr_all, src = huang_rhys_all(chain, q, args.T, site)
-    return dict(case=case, N=N, modes=modes, q=q, res=r, two_w=q**2 * u2, dw=math.exp(-q**2 * u2), hr_all=hr_all,
-                hr_src=src, hr_q=huang_rhys_modes(chain, q, args.T, site, modes),
-                omegas=[float(x) for x in r.hw], warnings=[str(w.message) for w in caught],
-                n_max=[d - 1 for d in r.per_sample["pop"].shape[1:]])
+    return dict(case=case, N=N, modes=modes, q=q, cfg=cfg, ql=ql, two_w=q**2 * u2, dw=math.exp(-q**2 * u2),
+                hr_all=hr_all, hr_src=src, hr_q=huang_rhys_modes(chain, q, args.T, site, modes))
+
+
+def quantum_lattice(options):
+    from wow import quantum as qm
+
+    n_max = options["n_max"]
+    return qm.QuantumLattice(modes=tuple(options["modes"]), n_max=tuple(n_max) if isinstance(n_max, list) else n_max,
+                             others=options["others"], basis=options["basis"], phonon_every=options["phonon_every"])
+
+
+def run_case(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+    """The sweep's runner: wow.quantum.run of the point's Config and quantum lattice (its options),
+    as the results file stores it (the Δn fractions beside the statistics, the channels as an
+    attribute)."""
+    from wow import quantum as qm
+
+    r = qm.run(point.config, quantum_lattice(point.options), n_samples, seed=seed, chunk_size=chunk_size,
+               devices=devices)
+    attrs = {"fraction_keys": list(r.fractions), "hw_eV": [float(x) for x in r.hw],
+             "modes": [int(j) for j in r.modes],
+             "channels": [[[int(v) for v in pat], float(pr)] for pat, pr in r.channels]}
+    return SimpleNamespace(per_sample=r.per_sample, stats={**r.stats, **r.fractions}, times=r.times, traces=r.traces,
+                           n_samples=r.n_samples, seed=r.seed, compile_s=r.compile_s, run_s=r.run_s,
+                           coherent={}, attrs=attrs), None
+
+
+def case_row(setup, point):
+    """A case's row for the table and figure, from its point as read back from the results file."""
+    import json
+
+    a = point.attrs
+    keys = json.loads(a["fraction_keys"])
+    res = SimpleNamespace(stats={k: v for k, v in point.stats.items() if k not in keys},
+                          fractions={k: point.stats[k] for k in keys}, per_sample=point.per_sample,
+                          channels=[(tuple(pat), pr) for pat, pr in json.loads(a["channels"])])
+    return dict(setup, res=res, omegas=json.loads(a["hw_eV"]), warnings=json.loads(a.get("warnings", "[]")),
+                n_max=[d - 1 for d in point.per_sample["pop"].shape[1:]])
 
 
 def fmt(m, s):
     return f"{m:.3g} ± {s:.1g}" if np.isfinite(s) else f"{m:.3g}"
 
 
-def write_markdown(path, args, rows, wall, platform):
+def markdown(args, rows, wall, platform) -> str:
     import jax
 
     import wow
 
     L = [f"# Elastic (Δn = 0) fraction of backscattering: quantum lattice vs Debye-Waller and Huang-Rhys",
          "",
-         f"`python experiments/elastic_fraction.py --T {args.T:g} --N-open {args.N_open} --N-ring {args.N_ring} "
+         f"`wow run elastic_fraction --T {args.T:g} --N-open {args.N_open} --N-ring {args.N_ring} "
          f"--alpha {args.alpha:g} --sigma {args.sigma:g} --n-max {args.n_max} --tail {args.tail:g} --others {args.others} "
          f"--samples {args.samples} --seed {args.seed} --duration {args.duration:g} --dt {args.dt:g} "
          f"--phonon-every {args.phonon_every}`",
@@ -210,74 +222,84 @@ def write_markdown(path, args, rows, wall, platform):
           f"Huang-Rhys, all modes: {rows[0]['hr_src']}.huang_rhys_fraction; quantum modes: the same product over "
           "the quantum modes only. Both are occupation-diagonal fractions of e^{iqu_n} (density-density "
           "coupling); the SSH coupling of this chain is linear in u, so its first-order diagonal fraction is 0.", ""]
-    path.write_text("\n".join(L))
+    return "\n".join(L)
 
 
-def plot(path, rows):
-    import matplotlib
-
-    matplotlib.use("Agg")
+def figure(rows):
+    """a) the Δn = 0 share of backscattering beside exp(-2W) and Huang-Rhys; b) the shares by the number
+    of phonons changed. Log scale (floor 1e-9); error bars one standard error."""
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5.2))
     x = np.arange(len(rows))
     names = [r["case"] for r in rows]
     sim = np.array([r["res"].fractions["f_el"][0] for r in rows])
     err = np.array([r["res"].fractions["f_el"][1] for r in rows])
     floor = 1e-9
-    a1.bar(x - 0.27, np.maximum(sim, floor), 0.27, yerr=err, label="quantum lattice: Δn = 0 share of P_b", color="C0")
-    a1.bar(x, [r["dw"] for r in rows], 0.27, label="exp(-2W), all modes", color="C1")
+    a1.bar(x - 0.27, np.maximum(sim, floor), 0.27, yerr=err, capsize=3, color="C0",
+           label=r"quantum lattice: $\Delta n = 0$ share of $P_b$")
+    a1.bar(x, [r["dw"] for r in rows], 0.27, label=r"$e^{-2W}$, all modes", color="C1")
     a1.bar(x + 0.27, [r["hr_all"] for r in rows], 0.27, label="Huang-Rhys, all modes", color="C2")
-    a1.set_yscale("log")
-    a1.set_ylim(floor, 2)
-    a1.set_xticks(x, names)
+    a1.set_title(r"a) backscattering with every occupation unchanged ($q = 2k_0$)", fontsize=10)
     a1.set_ylabel("elastic (phonon-diagonal) fraction")
-    a1.set_title("backscattering with every occupation unchanged")
-    a1.legend(fontsize=8, loc="lower left")
     orders = ["f_order0", "f_order1", "f_order2", "f_order3", "f_order4+"]
     for i, o in enumerate(orders):
-        v = [max(r["res"].fractions[o][0], floor) for r in rows]
-        a2.bar(x + (i - 2) * 0.16, v, 0.16, label=f"Σ|Δn| = {o[7:]}")
-    a2.set_yscale("log")
-    a2.set_ylim(floor, 2)
-    a2.set_xticks(x, names)
-    a2.set_ylabel("share of backscattered probability")
-    a2.set_title("by number of phonons changed")
-    a2.legend(fontsize=8, loc="lower left")
+        v = np.array([max(r["res"].fractions[o][0], floor) for r in rows])
+        e = np.array([r["res"].fractions[o][1] for r in rows])
+        a2.bar(x + (i - 2) * 0.16, v, 0.16, yerr=np.where(np.isfinite(e), e, 0), capsize=2,
+               label=rf"$\Sigma_j|\Delta n_j|$ = {o[7:]}")
+    a2.set_title("b) by the number of phonons changed", fontsize=10)
+    a2.set_ylabel(r"share of the backscattered probability $P_b$")
+    for ax, ncol in ((a1, 2), (a2, 3)):
+        ax.set_yscale("log")
+        ax.set_ylim(floor, 2)
+        ax.set_xticks(x, names)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=ncol)
+    fig.suptitle("Is backscattering phonon-diagonal? (error bars: one standard error; bars below 1e-9 drawn at 1e-9)",
+                 fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
 
 
 def main(argv=None):
+    import dataclasses
+
     p = build_parser()
     args = check(p, p.parse_args(argv))
     import jax
 
-    jax.config.update("jax_enable_x64", True)
     import wow
-    from wow import devices
-
-    devices.use_cpu_cores()  # one JAX device per core: samples run side by side
+    from wow import io
 
     t0 = time.perf_counter()
-    rows = []
+    setups, pts = {}, []
     for case in args.case_list:
         try:
-            rows.append(one_case(case, args))
+            st = case_setup(case, args)
+            wow.quantum.setup(st["cfg"], st["ql"])  # refuses bad inputs before any run
         except wow.ConfigError as e:
             p.exit(2, f"{p.prog}: error in case {case}: {e}\n")
-        r = rows[-1]["res"]
-        print(f"{case}: P_b {r.stats['P_b'][0]:.4g}, Δn=0 fraction {r.fractions['f_el'][0]:.3g} ± "
-              f"{r.fractions['f_el'][1]:.1g}, exp(-2W) {rows[-1]['dw']:.4f}, HR {rows[-1]['hr_all']:.4f} "
-              f"({r.compile_s:.0f} s compile, {r.run_s:.0f} s run)", flush=True)
+        setups[case] = st
+        pts.append(io.Point(case, {"case": case}, st["cfg"], options=dataclasses.asdict(st["ql"])))
+    inputs = {"T": (args.T, "K", "temperature"), "cases": (",".join(args.case_list), "", "cases run")}
+    res = common.sweep(p, args, "elastic_fraction", pts, inputs,
+                       "the Δn = 0 share of backscattering on the quantum lattice, against exp(-2W) and Huang-Rhys",
+                       runner=run_case)
+    rows = [case_row(setups[q.values["case"]], q) for q in res.points]
+    for row in rows:
+        r = row["res"]
+        print(f"{row['case']}: P_b {r.stats['P_b'][0]:.4g}, Δn=0 fraction {r.fractions['f_el'][0]:.3g} ± "
+              f"{r.fractions['f_el'][1]:.1g}, exp(-2W) {row['dw']:.4f}, HR {row['hr_all']:.4f}", flush=True)
     wall = time.perf_counter() - t0
     platform = f"{jax.devices()[0].platform} x {len(jax.devices())}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_markdown(args.out / "elastic_fraction.md", args, rows, wall, platform)
-    plot(args.out / "elastic_fraction.png", rows)
-    print(f"wrote {args.out / 'elastic_fraction.md'} and {args.out / 'elastic_fraction.png'} ({wall:.0f} s)")
+    if wow.devices.is_writer():
+        common.write_table(args, markdown(args, rows, wall, platform))
+        if not args.no_figure:
+            common.headless()
+            common.save_figure(figure(rows), args.figure, args.quiet)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 from . import common
 
@@ -41,7 +40,6 @@ def build_parser():
     g.add_argument("--temperature", type=float, default=10.0,
                    help="T (K) of the thermal-P points (A10); the fixed-P points run at T = 0")
     g.add_argument("--no-thermal", action="store_true", help="skip the thermal-P points")
-    g.add_argument("--table", type=Path, default=common.RESULTS / f"{EXPERIMENT}.md", help="markdown table to write")
     return p
 
 

@@ -9,22 +9,19 @@ Part 2, the 1D chain: f_el(q = 2k0) = exp(-q²<u²>) at the packet's centre site
   the CM, quantum, zero point included) and the chain's Huang-Rhys fraction, against chain size N
   and temperature T, beside the coherent fraction P_coh/P_tot of backscattering that wow tallies
   over thermal samples (wow.run(...).coherent).
-Writes <out>/table1.md and <out>/table1.png. The defaults finish in under a minute on a 2-core CPU.
+Writes the results file (--out, the simulated points and the analytic tables) and beside it
+table1.md and table1.png. The defaults finish in under a minute on a 2-core CPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from . import common
-
-ROOT = Path(__file__).resolve().parents[2]
 
 #: Paper Table I as printed: q (1/Å), 2W, f_el.
 PAPER_TABLE = [(0.3, "5.7e-4", "0.9994"), (1.36, "1.2e-2", "0.988"), (2.7, "4.6e-2", "0.955")]
@@ -32,8 +29,7 @@ PAPER_U2 = 1.9e-2  # Å², paper Sec. V, copper at 300 K
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="wow run table1", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = common.parser("table1", __doc__.split("\n\n")[0], samples=128, duration=10.0)
     c = p.add_argument_group("copper (part 1)")
     c.add_argument("--T-cu", type=float, default=300.0, help="temperature (K)")
     c.add_argument("--theta-D", type=float, default=343.0, help="Debye temperature of Cu (K)")
@@ -47,32 +43,17 @@ def build_parser():
     g.add_argument("--dynamics", choices=("frozen", "wow"), default="frozen", help="lattice dynamics")
     g.add_argument("--alpha", type=float, default=2.0, help="SSH coupling α (eV/Å)")
     g.add_argument("--sigma", type=float, default=15.0, help="packet width σ (Å)")
-    g.add_argument("--samples", type=int, default=128, help="thermal samples per point (>= 2)")
-    g.add_argument("--duration", type=float, default=10.0, help="run length (fs)")
-    g.add_argument("--dt", type=float, default=0.02, help="time step (fs)")
-    g.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    g.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where wow runs")
     g.add_argument("--no-sim", action="store_true", help="analytic columns only (no wow runs)")
     g.add_argument("--control-dt", type=float, default=-0.5,
                    help="control runs (smallest N): one static bond offset δt (eV) at the packet's centre; 0 = none")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", type=Path, default=ROOT / "results", help="folder for table1.md and table1.png")
     return p
 
 
 def check(p, args):
     """Refuse bad options before any work."""
-    pos = {"T-cu": args.T_cu >= 0, "theta-D": args.theta_D > 0, "mass-cu": args.mass_cu > 0,
-           "u2-paper": args.u2_paper > 0, "n-atoms": args.n_atoms >= 1, "sigma": args.sigma > 0,
-           "samples": args.samples >= 2, "duration": args.duration > 0, "dt": args.dt > 0,
-           "seed": 0 <= args.seed < 2**63, "sizes": all(n >= 3 for n in args.sizes),
-           "temperatures": all(t >= 0 for t in args.temperatures)}
-    rng = {"T-cu": ">= 0", "theta-D": "> 0", "mass-cu": "> 0", "u2-paper": "> 0", "n-atoms": ">= 1",
-           "sigma": "> 0", "samples": ">= 2", "duration": "> 0", "dt": "> 0", "seed": "in [0, 2**63)",
-           "sizes": "integers >= 3", "temperatures": ">= 0"}
-    for name, ok in pos.items():
-        if not ok:
-            p.error(f"--{name}={getattr(args, name.replace('-', '_'))}: allowed {rng[name]}")
+    common.check(p, args, T_cu=(0, None, False), theta_D=(0, None, True), mass_cu=(0, None, True),
+                 u2_paper=(0, None, True), n_atoms=(1, None, False), sigma=(0, None, True),
+                 sizes=(3, None, False), temperatures=(0, None, False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,57 +69,76 @@ def copper_table(args, th):
     return u2_debye, rows
 
 
-def chain_table(args, th, wow):
-    import jax
-    devices = None if args.device == "auto" else args.device
+def chain_config(args, wow, N, T, control=False):
+    e = dict(alpha=args.alpha, sigma=args.sigma)
+    if control:
+        e["bond_defects"] = ((N // 2, args.control_dt),)
+    return wow.Config(chain=wow.Chain(N=N), electron=wow.Electron(**e), temperature=T, statistics=args.statistics,
+                      dynamics=args.dynamics, duration=args.duration, dt=args.dt, n_frames=2, dtype=args.dtype)
+
+
+def chain_analytic(args, th, wow):
+    """The analytic columns of part 2, per (N, T): <u²> at the packet's centre site, 2W, exp(-2W), f_HR."""
     rows = []
     for N in args.sizes:
         chain = wow.Chain(N=N)
-        e = wow.Electron(alpha=args.alpha, sigma=args.sigma)
         for T in args.temperatures:
-            cfg = wow.Config(chain=chain, electron=e, temperature=T, statistics=args.statistics,
-                             dynamics=args.dynamics, duration=args.duration, dt=args.dt, n_frames=2)
+            cfg = chain_config(args, wow, N, T)
             q = 2 * cfg.k0
             site = int(round(cfg.x0 / chain.a))
             u2 = float(th.msd_sites(chain, T, args.statistics)[site])
             two_w = th.debye_waller_2w(q, u2, dim=1)
-            row = dict(N=N, T=T, q=q, site=site, u2=u2, two_w=two_w, f_dw=math.exp(-two_w),
-                       f_hr=th.huang_rhys_fraction(chain, q, T, site=site) if args.statistics == "quantum" else float("nan"))
-            if not args.no_sim:
-                t0 = time.perf_counter()
-                r = wow.run(cfg, args.samples, seed=args.seed, devices=devices)
-                co = r.coherent
-                row.update(P_tot=co["P_tot"], P_tot_sem=co["P_tot_sem"], P_coh=co["P_coh"],
-                           P_coh_sem=co["P_coh_sem"], frac=co["P_coh"] / co["P_tot"],
-                           frac_sem=co["P_coh_sem"] / co["P_tot"], seconds=time.perf_counter() - t0)
-            rows.append(row)
-            print(f"  N={N:5d} T={T:6.1f} K  <u²>={u2:.4g} Å²  exp(-2W)={row['f_dw']:.4f}  f_HR={row['f_hr']:.4f}"
-                  + ("" if args.no_sim else f"  P_tot={row['P_tot']:.4f}  P_coh/P_tot={row['frac']:+.4f} ± {row['frac_sem']:.4f}"),
-                  flush=True)
-    control = []
-    if not args.no_sim and args.control_dt != 0:
+            rows.append(dict(N=N, T=T, q=q, site=site, u2=u2, two_w=two_w, f_dw=math.exp(-two_w),
+                             f_hr=th.huang_rhys_fraction(chain, q, T, site=site) if args.statistics == "quantum"
+                             else float("nan")))
+    return rows
+
+
+def points(args, wow):
+    """The simulated points: every (N, T) of the chain, and the controls with a static bond at the
+    smallest N."""
+    from wow import io
+
+    out = [io.Point(f"N={N} T={T:g}K", {"N": N, "temperature": T, "kind": "thermal"}, chain_config(args, wow, N, T))
+           for N in args.sizes for T in args.temperatures]
+    if args.control_dt != 0:
         N = args.sizes[0]
-        for T in args.temperatures:
-            chain = wow.Chain(N=N)
-            cfg = wow.Config(chain=chain, temperature=T, statistics=args.statistics, dynamics=args.dynamics,
-                             duration=args.duration, dt=args.dt, n_frames=2,
-                             electron=wow.Electron(alpha=args.alpha, sigma=args.sigma,
-                                                   bond_defects=((N // 2, args.control_dt),)))
-            co = wow.run(cfg, args.samples, seed=args.seed, devices=devices).coherent
-            control.append(dict(N=N, T=T, P_tot=co["P_tot"], P_coh=co["P_coh"], frac=co["P_coh"] / co["P_tot"],
-                                frac_sem=co["P_coh_sem"] / co["P_tot"]))
-            print(f"  control, static bond δt={args.control_dt:g} eV: N={N} T={T:g} K  P_tot={co['P_tot']:.4f}  "
-                  f"P_coh/P_tot={control[-1]['frac']:+.4f} ± {control[-1]['frac_sem']:.4f}", flush=True)
-    return rows, control, jax.devices()[0].platform
+        out += [io.Point(f"control N={N} T={T:g}K", {"N": N, "temperature": T, "kind": "control"},
+                         chain_config(args, wow, N, T, control=True)) for T in args.temperatures]
+    return out
+
+
+def coherent_fraction(co):
+    return dict(P_tot=co["P_tot"], P_tot_sem=co["P_tot_sem"], P_coh=co["P_coh"], P_coh_sem=co["P_coh_sem"],
+                frac=co["P_coh"] / co["P_tot"], frac_sem=co["P_coh_sem"] / co["P_tot"])
+
+
+def extras(args, u2_debye, cu, chain_rows):
+    """The analytic tables as arrays for the results file: {name: (value, unit, doc)}."""
+    nN, nT = len(args.sizes), len(args.temperatures)
+    grid = lambda key: np.array([r[key] for r in chain_rows], float).reshape(nN, nT)
+    return {
+        "cu_q": ([r["q"] for r in cu], "1/angstrom", "momentum transfers of the paper's Table I"),
+        "cu_2W_paper": ([r["w_paper"] for r in cu], "", "2W = q^2 <u^2>/3 with the paper's <u^2>"),
+        "cu_f_el_paper": ([r["f_paper"] for r in cu], "", "exp(-2W) with the paper's <u^2>"),
+        "cu_u2_debye": (u2_debye, "angstrom^2", "3D Debye <u^2> (zero point included)"),
+        "cu_2W_debye": ([r["w_debye"] for r in cu], "", "2W with the Debye <u^2>"),
+        "cu_f_el_debye": ([r["f_debye"] for r in cu], "", "exp(-2W) with the Debye <u^2>"),
+        "cu_f_HR_debye": ([r["hr_debye"] for r in cu], "", "Huang-Rhys occupation-diagonal fraction, finite Debye crystal"),
+        "chain_u2": (grid("u2"), "angstrom^2", "<u^2> at the packet's centre site, rows N (inputs/sizes), columns T"),
+        "chain_2W": (grid("two_w"), "", "2W = q^2 <u^2> (1D) at q = 2 k0, rows N, columns T"),
+        "chain_f_el": (grid("f_dw"), "", "exp(-2W), rows N, columns T"),
+        "chain_f_HR": (grid("f_hr"), "", "Huang-Rhys fraction of the chain, rows N, columns T"),
+    }
 
 
 # --------------------------------------------------------------------------------------------
-def write_markdown(path, args, u2_debye, cu, chain_rows, control, platform, wall, th):
+def markdown(args, u2_debye, cu, chain_rows, control, platform, wall, th) -> str:
     first = chain_rows[0] if chain_rows else None
     L = []
     L.append("# Table I of the paper, recomputed; and its 1D-chain analogue against wow\n")
-    L.append(f"Written by `experiments/table1.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-             f"{wall:.0f} s on {platform}). Command-line inputs: "
+    L.append(f"Written by `wow run table1` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+             f"{wall:.0f} s on {platform}; results file `{args.out.name}`). Command-line inputs: "
              f"`{' '.join(sys.argv[1:]) or '(defaults)'}`.\n")
     L.append(f"## 1. Copper at {args.T_cu:g} K (paper Eqs. 31-33: 2W = q²⟨u²⟩/3, f_el = exp(-2W))\n")
     L.append(f"* paper's ⟨u²⟩ = {args.u2_paper:.3g} Å²;")
@@ -223,9 +223,9 @@ def write_markdown(path, args, u2_debye, cu, chain_rows, control, platform, wall
                  "exists in wow whenever something static breaks translation invariance; the thermal lattice alone "
                  "provides none, and it reduces the coherent part of the static scatterer's reflection.\n")
     L.append("## Reproduce\n")
-    L.append("```bash\npython experiments/table1.py            # defaults, < 1 min on a 2-core CPU\n"
-             "python experiments/table1.py --samples 4096 --sizes 128,256,512,1024 --device gpu\n```\n")
-    path.write_text("\n".join(L))
+    L.append("```bash\nwow run table1            # defaults, < 1 min on a 2-core CPU\n"
+             "wow run table1 --samples 4096 --sizes 128,256,512,1024 --device gpu\n```\n")
+    return "\n".join(L)
 
 
 def wow_defaults():
@@ -234,21 +234,22 @@ def wow_defaults():
     return {"t0": e.t0}
 
 
-def plot(path, args, u2_debye, cu, chain_rows, control, th, wow):
-    import matplotlib
-    matplotlib.use("Agg")
+def figure(args, u2_debye, cu, chain_rows, control, th, wow):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.3))
     q = np.linspace(0.0, 3.5, 200)
-    a1.plot(q, np.exp(-th.debye_waller_2w(q, args.u2_paper)), "C0-", label=f"exp(-q²<u²>/3), paper <u²> = {args.u2_paper:g} Å²")
-    a1.plot(q, np.exp(-th.debye_waller_2w(q, u2_debye)), "C1--", label=f"exp(-q²<u²>/3), Debye <u²> = {u2_debye:.4f} Å²")
-    a1.plot(q, th.huang_rhys_fraction_debye(q, args.T_cu, args.theta_D, args.mass_cu, args.n_atoms), "C2:",
-            label=f"Huang-Rhys f_HR, Debye, {args.n_atoms} atoms")
+    a1.plot(q, np.exp(-th.debye_waller_2w(q, args.u2_paper)), "C0-",
+            label=rf"$e^{{-q^2\langle u^2\rangle/3}}$, paper $\langle u^2\rangle$ = {args.u2_paper:g} Å$^2$")
+    a1.plot(q, np.exp(-th.debye_waller_2w(q, u2_debye)), "C1--",
+            label=rf"$e^{{-q^2\langle u^2\rangle/3}}$, Debye $\langle u^2\rangle$ = {u2_debye:.4f} Å$^2$")
+    qm = q[::12]  # markers: the curve lies on the Debye one (they differ by ~1e-6)
+    a1.plot(qm, th.huang_rhys_fraction_debye(qm, args.T_cu, args.theta_D, args.mass_cu, args.n_atoms), "C2x", ms=5,
+            label=rf"Huang-Rhys $f_{{HR}}$, Debye, {args.n_atoms} atoms (on the Debye curve)")
     a1.plot([r["q"] for r in cu], [float(r["f_print"]) for r in cu], "ks", mfc="none", ms=8, label="paper Table I (printed)")
-    a1.set_xlabel("momentum transfer q (1/Å)")
-    a1.set_ylabel("elastic internal fraction f_el")
-    a1.set_title(f"Cu, T = {args.T_cu:g} K (3D, Eq. 33)")
+    a1.set_xlabel(r"momentum transfer $q$ (1/Å)")
+    a1.set_ylabel(r"elastic internal fraction $f_{el}$")
+    a1.set_title(f"Cu, $T$ = {args.T_cu:g} K (3D, Eq. 33)")
     a1.legend(fontsize=8, loc="lower left")
     if chain_rows:
         Ts = sorted({r["T"] for r in chain_rows})
@@ -258,7 +259,7 @@ def plot(path, args, u2_debye, cu, chain_rows, control, th, wow):
         for i, T in enumerate(Ts):
             f = [math.exp(-th.debye_waller_2w(qq, th.msd_sites(wow.Chain(N=int(n)), T, args.statistics)[int(n) // 2], dim=1))
                  for n in Nf]
-            a2.plot(Nf, f, f"C{i}-", label=f"exp(-q²<u²>), T = {T:g} K")
+            a2.plot(Nf, f, f"C{i}-", label=rf"$e^{{-q^2\langle u^2\rangle}}$, $T$ = {T:g} K")
             if args.statistics == "quantum":
                 hr = [th.huang_rhys_fraction(wow.Chain(N=int(n)), qq, T) for n in Nf]
                 a2.plot(Nf, hr, f"C{i}:", lw=1)
@@ -266,26 +267,26 @@ def plot(path, args, u2_debye, cu, chain_rows, control, th, wow):
             if "frac" in rows[0]:
                 shift = 1.0 + 0.05 * (i - (len(Ts) - 1) / 2)  # side by side, not on top of each other
                 a2.errorbar([r["N"] * shift for r in rows], [r["frac"] for r in rows], yerr=[r["frac_sem"] for r in rows],
-                            fmt=f"C{i}o", ms=5, capsize=3, label=f"wow P_coh/P_tot, T = {T:g} K")
+                            fmt=f"C{i}o", ms=5, capsize=3, label=rf"wow $P_{{coh}}/P_{{tot}}$, $T$ = {T:g} K")
         for i, T in enumerate(Ts):
             c = [r for r in control if r["T"] == T]
             if c:
                 shift = 1.0 + 0.05 * (i - (len(Ts) - 1) / 2)
                 a2.errorbar([c[0]["N"] * shift], [c[0]["frac"]], yerr=[c[0]["frac_sem"]], fmt=f"C{i}s", mfc="none",
                             ms=6, capsize=3)
-        a2.plot([], [], "k:", lw=1, label="Huang-Rhys f_HR (dotted)")
+        a2.plot([], [], "k:", lw=1, label=r"Huang-Rhys $f_{HR}$ (dotted)")
         if control:
-            a2.plot([], [], "ks", mfc="none", label=f"wow control: + static bond δt = {args.control_dt:g} eV")
+            a2.plot([], [], "ks", mfc="none", label=rf"wow control: + static bond $\delta t$ = {args.control_dt:g} eV")
         a2.axhline(0, color="0.6", lw=0.5)
         a2.set_xscale("log")
-        a2.set_xlabel("chain size N (atoms)")
+        a2.set_xlabel(r"chain size $N$ (atoms)")
         a2.set_ylabel("elastic / coherent fraction")
-        a2.set_title(f"1D chain, q = 2k0 = {qq:.3f} 1/Å ({args.statistics})")
+        a2.set_title(rf"1D chain, $q = 2k_0$ = {qq:.3f} 1/Å ({args.statistics}; error bars one standard error)",
+                     fontsize=10)
         a2.set_ylim(-0.1, 1.05)
         a2.legend(fontsize=7, loc="center right", bbox_to_anchor=(1.0, 0.4))
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    return fig
 
 
 def main(argv=None):
@@ -293,31 +294,61 @@ def main(argv=None):
     args = p.parse_args(argv)
     check(p, args)
     import jax
-    jax.config.update("jax_enable_x64", True)
+
     import wow
+    from wow import io
     from wow import theory as th
 
     try:
-        for N in args.sizes:  # validate every chain point before any work
-            wow.validate(wow.Config(chain=wow.Chain(N=N), electron=wow.Electron(alpha=args.alpha, sigma=args.sigma),
-                                    temperature=max(args.temperatures), statistics=args.statistics,
-                                    dynamics=args.dynamics, duration=args.duration, dt=args.dt, n_frames=2))
+        for pt in points(args, wow):  # validate every chain point before any work
+            wow.validate(pt.config)
     except wow.ConfigError as err:
         p.error(str(err))
-    args.out.mkdir(parents=True, exist_ok=True)
+    log = common.log_of(args) or (lambda s: None)
     t0 = time.perf_counter()
     u2_debye, cu = copper_table(args, th)
-    print(f"Cu {args.T_cu:g} K: Debye <u²> = {u2_debye:.5g} Å² (paper {args.u2_paper:g} Å²)")
+    log(f"Cu {args.T_cu:g} K: Debye <u²> = {u2_debye:.5g} Å² (paper {args.u2_paper:g} Å²)")
     for r in cu:
-        print(f"  q={r['q']:5.2f}  2W paper {r['w_paper']:.3e} (printed {r['w_print']})  f {r['f_paper']:.5f} "
-              f"(printed {r['f_print']})   Debye 2W {r['w_debye']:.3e} f {r['f_debye']:.5f}  f_HR {r['hr_debye']:.5f}")
-    print("1D chain:")
-    chain_rows, control, platform = chain_table(args, th, wow)
+        log(f"  q={r['q']:5.2f}  2W paper {r['w_paper']:.3e} (printed {r['w_print']})  f {r['f_paper']:.5f} "
+            f"(printed {r['f_print']})   Debye 2W {r['w_debye']:.3e} f {r['f_debye']:.5f}  f_HR {r['hr_debye']:.5f}")
+    chain_rows = chain_analytic(args, th, wow)
+    inputs = {"sizes": (args.sizes, "", "chain sizes N"), "temperatures": (args.temperatures, "K", "temperatures"),
+              "T_cu": (args.T_cu, "K", "temperature of the copper table"),
+              "theta_D": (args.theta_D, "K", "Debye temperature of Cu"), "mass_cu": (args.mass_cu, "amu", "Cu mass"),
+              "u2_paper": (args.u2_paper, "angstrom^2", "the paper's <u^2>"),
+              "n_atoms": (args.n_atoms, "", "atoms of the finite Debye crystal (Huang-Rhys)")}
+    pts = [] if args.no_sim else points(args, wow)
+    common.make_out_dir(args)
+    try:
+        io.run_sweep(args.out, "table1", pts, args.samples, args.seed, inputs=inputs,
+                     description="the paper's Table I recomputed, and the 1D chain's coherent fraction against it",
+                     overwrite=args.overwrite, devices=args.devices, chunk_size=args.chunk_size, log=common.log_of(args),
+                     extras=extras(args, u2_debye, cu, chain_rows))
+    except (wow.ConfigError, io.ResultsError) as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
+    res = io.read_results(args.out)
+    sims = {(q.values["N"], q.values["temperature"], q.values["kind"]): coherent_fraction(q.coherent) for q in res.points}
+    control = []
+    log("1D chain:")
+    for row in chain_rows:
+        row.update(sims.get((row["N"], row["T"], "thermal"), {}))
+        log(f"  N={row['N']:5d} T={row['T']:6.1f} K  <u²>={row['u2']:.4g} Å²  exp(-2W)={row['f_dw']:.4f}  "
+            f"f_HR={row['f_hr']:.4f}" + (f"  P_tot={row['P_tot']:.4f}  P_coh/P_tot={row['frac']:+.4f} ± "
+                                          f"{row['frac_sem']:.4f}" if "frac" in row else ""))
+    for (N, T, kind), c in sims.items():
+        if kind == "control":
+            control.append(dict(N=N, T=T, **c))
+            log(f"  control, static bond δt={args.control_dt:g} eV: N={N} T={T:g} K  P_tot={c['P_tot']:.4f}  "
+                f"P_coh/P_tot={c['frac']:+.4f} ± {c['frac_sem']:.4f}")
     wall = time.perf_counter() - t0
-    write_markdown(args.out / "table1.md", args, u2_debye, cu, chain_rows, control, platform, wall, th)
-    plot(args.out / "table1.png", args, u2_debye, cu, chain_rows, control, th, wow)
-    print(f"wrote {args.out / 'table1.md'} and {args.out / 'table1.png'} ({wall:.0f} s)")
+    platform = jax.devices()[0].platform
+    if wow.devices.is_writer():
+        common.write_table(args, markdown(args, u2_debye, cu, chain_rows, control, platform, wall, th))
+        if not args.no_figure:
+            common.headless()
+            common.save_figure(figure(args, u2_debye, cu, chain_rows, control, th, wow), args.figure, args.quiet)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import common
 
@@ -50,15 +49,11 @@ def main(argv=None):
     res = common.sweep(p, args, EXPERIMENT, [point], {}, "a few samples frame by frame")
     pt = res.points[0]
     tr = pt.trajectories
-    print(f"{label}: {args.samples} samples x {len(tr['times'])} frames x {args.N} sites saved in {args.out}")
-    print(io.format_table([["sample", "P_b", "ΔE_b (meV)", "P_R(0) → P_R(t_f) (eV·fs/Å)"]] + [
+    head = f"{label}: {args.samples} samples x {len(tr['times'])} frames x {args.N} sites saved in {args.out.name}"
+    rows = [["sample", "P_b", "ΔE_b (meV)", "P_R(0) → P_R(t_f) (eV·fs/Å)"]] + [
         [str(s), f"{pt.per_sample['P_b'][s]:.4f}", f"{pt.per_sample['dE_b'][s] * 1e3:.1f}",
-         f"{tr['P_R'][s, 0]:.4f} → {tr['P_R'][s, -1]:.4f}"] for s in range(args.samples)]))
-    if not args.no_figure:
-        common.headless()
-        from wow import plot
-
-        common.save_figure(plot.figure_trajectories(pt), args.figure, args.quiet)
+         f"{tr['P_R'][s, 0]:.4f} → {tr['P_R'][s, -1]:.4f}"] for s in range(args.samples)]
+    common.report(args, head, rows, lambda plot: plot.figure_trajectories(pt))
     return 0
 
 

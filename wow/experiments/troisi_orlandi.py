@@ -27,13 +27,9 @@ e^{-E/k_BT}, or 'site' (one molecule). With SSH coupling only the sign of the ba
 
 from __future__ import annotations
 
-import json
 import math
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 from . import common
 
@@ -44,7 +40,6 @@ AMU_PER_PS2 = 103.642697e-6  # eV/Å² per amu/ps² (1 amu·Å²/fs² = 103.6426
 
 def build_parser():
     p = common.parser(EXPERIMENT, __doc__.split("\n\n")[0], samples=48, duration=2000.0, dt=1.0)
-    p.set_defaults(out=common.RESULTS / f"{EXPERIMENT}.json")
     g = p.add_argument_group("physics (TO 2006 values by default)")
     g.add_argument("--N", type=int, default=160, help="molecules on the ring (even)")
     g.add_argument("--mass", type=float, default=250.0, help="molecular mass m (amu)")
@@ -113,7 +108,7 @@ def run_dynamics(args, dyn: str, m: dict):
     from wow.electron import bonds, hamiltonian, hoppings, k_grid
     from wow.lattice import SiteState
     from wow.propagate import Layout, Params, propagate
-    from wow.units import HBAR, KB
+    from wow.units import KB
 
     N, real = args.N, jnp.float64 if args.dtype == "float64" else jnp.float32
     n_steps = max(1, round(args.duration / args.dt))
@@ -177,6 +172,49 @@ def diffusion(msd, times):
     return slopes.mean() / 2, slopes.std(ddof=1) / np.sqrt(len(slopes)) / 2
 
 
+#: Units of what a point stores (distances in lattice spacings a: the model runs with a = 1).
+UNITS = {"D": ("a^2/fs", "diffusion coefficient: half the slope of the sample's MSD over the last half of the run"),
+         "msd_final": ("a^2", "mean-square displacement at the end of the run"),
+         "norm_final": ("", "norm of psi at the end of the run"),
+         "msd": ("a^2", "mean-square displacement about the starting centre (minimum image on the ring)")}
+
+
+def options(args, dyn: str) -> dict:
+    """Every input that changes the numbers of one dynamics' run (the point's identity)."""
+    return {"dynamics": dyn, "N": args.N, "mass_amu": args.mass, "spring_amu_per_ps2": args.spring,
+            "t0_cm1": args.t0, "alpha_cm1_per_angstrom": args.alpha, "temperature_K": args.temperature,
+            "initial": args.initial, "frames": args.frames, "dt_fs": args.dt, "duration_fs": args.duration,
+            "dtype": args.dtype}
+
+
+def runner(args, m):
+    """The sweep's runner: one dynamics on the Einstein ring, per-sample D and the MSD trace."""
+    import warnings
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    def run(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+        dyn = point.options["dynamics"]
+        t0 = time.perf_counter()
+        rho, times, wall = run_dynamics(args, dyn, m)
+        msd = msd_of(rho)
+        half = times >= times[-1] / 2
+        D = np.polyfit(times[half], msd[:, half].T, 1)[0] / 2  # per sample; diffusion() is their mean and sem
+        spread = float(np.sqrt(msd[:, -1].mean()))
+        if spread > args.N / 4:
+            warnings.warn(f"the packet spread ({spread:.0f} sites) is not small against the ring (N={args.N}): "
+                          "enlarge --N")
+        per_sample = {"D": D, "msd_final": msd[:, -1], "norm_final": rho[:, -1].sum(-1)}
+        stats = {"D": diffusion(msd, times), "msd_final": (float(msd[:, -1].mean()),
+                                                           float(msd[:, -1].std(ddof=1) / np.sqrt(len(msd))))}
+        return SimpleNamespace(per_sample=per_sample, stats=stats, times=times, traces={"msd": msd},
+                               n_samples=n_samples, seed=seed, compile_s=time.perf_counter() - t0 - wall,
+                               run_s=wall, units=UNITS), None
+
+    return run
+
+
 def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
@@ -184,72 +222,35 @@ def main(argv=None):
         p.error(f"--N={args.N}: allowed even N >= 8 (the split-operator ring needs even N)")
     if args.frames < 4:
         p.error(f"--frames={args.frames}: allowed >= 4")
-    if args.out.suffix != ".json":
-        p.error(f"--out {args.out}: give a file name ending in .json")
-    args.out = args.out.with_suffix(".h5")  # common.check wants .h5; restored below
     common.check(p, args, mass=(0, None, True), spring=(0, None, True), t0=(0, None, True),
-                  temperature=(0, None, True), a=(0, None, True))
-    args.out = args.out.with_suffix(".json")
-    import jax
-    import numpy as np
-
+                 temperature=(0, None, True), a=(0, None, True))
     import wow
+    from wow import io
 
     register()
     m = model(args)
     sig_t = abs(m["alpha"]) * math.sqrt(2 * wow.KB * args.temperature / m["K"])  # std of α(u_{j+1} - u_j)
-    if not args.quiet:
-        print(f"Troisi-Orlandi: N={args.N} ring, m={args.mass:g} amu, K={args.spring:g} amu/ps² = {m['K']:.4f} eV/Å², "
-              f"ħω={wow.HBAR * m['omega'] * 1e3:.2f} meV, t0={m['t0'] * 1e3:.2f} meV, α={m['alpha']:.4f} eV/Å, "
-              f"T={args.temperature:g} K; thermal σ(t_j)={sig_t * 1e3:.1f} meV; {args.samples} samples, "
-              f"{args.duration:g} fs, dt={args.dt:g} fs, initial={args.initial}")
-    out = {"experiment": EXPERIMENT, "inputs": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                                                if k not in ("devices",)},
-           "model_wow_units": m, "versions": {"wow": wow.__version__, "jax": jax.__version__,
-                                              "python": platform.python_version()},
-           "device": str(jax.devices()[0]), "results": {}}
-    try:
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                           cwd=common.ROOT).stdout.strip()
-    except OSError:
-        out["git_commit"] = None
-    curves = {}
-    for dyn in args.dynamics:
-        rho, times, wall = run_dynamics(args, dyn, m)
-        msd = msd_of(rho)
-        D, se = diffusion(msd, times)
-        spread = float(np.sqrt(msd[:, -1].mean()))
-        cm2s = 0.1 * args.a**2  # sites²/fs -> cm²/s
-        res = {"D_sites2_per_fs": D, "D_sem_sites2_per_fs": se, "D_cm2_per_s": D * cm2s,
-               "D_sem_cm2_per_s": se * cm2s, "times_fs": times.tolist(),
-               "msd_sites2": msd.mean(0).tolist(), "msd_sem_sites2": (msd.std(0, ddof=1) / np.sqrt(len(msd))).tolist(),
-               "rms_spread_final_sites": spread, "norm_final_max_dev": float(np.abs(rho[:, -1].sum(-1) - 1).max()),
-               "wall_s": wall}
-        if spread > args.N / 4:
-            res["warning"] = f"the packet spread ({spread:.0f} sites) is not small against the ring (N={args.N}): enlarge --N"
-        out["results"][dyn] = res
-        curves[dyn] = (times, msd.mean(0))
-        if not args.quiet:
-            print(f"  {dyn:9s} D = {D:.4g} ± {se:.2g} a²/fs = {D * cm2s:.3g} ± {se * cm2s:.2g} cm²/s (a = {args.a:g} Å); "
-                  f"rms spread at {times[-1]:g} fs: {spread:.1f} sites; {wall:.1f} s" + (f"  WARNING: {res['warning']}" if "warning" in res else ""))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
-    if not args.quiet:
-        print(f"results: {common.relpath(args.out)}")
-    if not args.no_figure:
-        common.headless()
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for dyn, (t, y) in curves.items():
-            ax.plot(t, y, label=dyn)
-        ax.set_xlabel("t (fs)")
-        ax.set_ylabel("MSD (sites²)")
-        ax.set_title("Troisi-Orlandi model, T = %g K" % args.temperature)
-        ax.legend()
-        common.save_figure(fig, args.figure, args.quiet)
-    return out
+    log = common.log_of(args) or (lambda s: None)
+    log(f"Troisi-Orlandi: N={args.N} ring, m={args.mass:g} amu, K={args.spring:g} amu/ps² = {m['K']:.4f} eV/Å², "
+        f"ħω={wow.HBAR * m['omega'] * 1e3:.2f} meV, t0={m['t0'] * 1e3:.2f} meV, α={m['alpha']:.4f} eV/Å, "
+        f"T={args.temperature:g} K; thermal σ(t_j)={sig_t * 1e3:.1f} meV; {args.samples} samples, "
+        f"{args.duration:g} fs, dt={args.dt:g} fs, initial={args.initial}")
+    pts = [io.Point(dyn, {"dynamics": dyn}, None, options=options(args, dyn)) for dyn in args.dynamics]
+    inputs = {"a": (args.a, "angstrom", "intermolecular spacing, used only to convert D to cm^2/s")}
+    res = common.sweep(p, args, EXPERIMENT, pts, inputs,
+                       "Troisi-Orlandi SSH model (Einstein ring, Ehrenfest): electron diffusion", runner=runner(args, m))
+    cm2s = 0.1 * args.a**2  # sites²/fs -> cm²/s (1 Å²/fs = 0.1 cm²/s)
+    rows = [["dynamics", "D (a²/fs)", f"D (cm²/s, a = {args.a:g} Å)", f"rms spread at {args.duration:g} fs (sites)",
+             "max |norm - 1|"]]
+    for q in res.points:
+        D, se = q.stats["D"]
+        rows.append([q.values["dynamics"], f"{D:.4g} ± {se:.2g}", f"{D * cm2s:.3g} ± {se * cm2s:.2g}",
+                     f"{math.sqrt(q.stats['msd_final'][0]):.1f}", f"{abs(q.per_sample['norm_final'] - 1).max():.1e}"])
+    head = (f"Troisi-Orlandi model, T = {args.temperature:g} K, N = {args.N}, {args.samples} samples, "
+            f"{args.duration:g} fs; D = half the slope of MSD(t) over the last half of the run, ± one standard error")
+    common.report(args, head, rows, lambda plot: plot.figure_diffusion(res, a=args.a))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
