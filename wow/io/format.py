@@ -275,7 +275,11 @@ def write_point(f, index, point, res, traj, prov, wall_s, warnings=()):
 
     def put(sub, k, value, unit, doc):
         d = write_dataset(sub, k, value, unit, doc)
-        layout.setdefault(sub.name.rsplit("/", 1)[1], {})[k] = [list(d.shape), d.dtype.str]
+        name = sub.name.rsplit("/", 1)[1]
+        entry = [list(d.shape), d.dtype.str]
+        if name in ("stats", "coherent"):  # a few numbers: the view holds them as plain arrays
+            entry.append(np.asarray(value, float).tolist())
+        layout.setdefault(name, {})[k] = entry
         return d
 
     ps = g.create_group("per_sample")
@@ -513,8 +517,19 @@ def write_view(f):
         doc = src.attrs.get("doc", "")
         if doc:
             attrs["long_name"] = doc + extra[0] if extra else doc
-        _virtual(f, name, {w: (f"{p}/{sub}/{key}", element) for w, p in zip(grid.where, paths)}, grid.shape,
-                 inner, dtype, sc, attrs)
+        if all(len(lay[sub][key]) > 2 for lay in layouts):  # values recorded with the points: a small copy
+            vals = np.full(grid.shape, np.nan)
+            for w, lay in zip(grid.where, layouts):
+                v = lay[sub][key][2]
+                vals[w] = v[element] if element is not None else v
+            d = f.create_dataset(name, data=vals)
+            for i, scale in enumerate(sc):
+                d.dims[i].attach_scale(scale)
+            for k, v in attrs.items():
+                d.attrs[k] = v
+        else:
+            _virtual(f, name, {w: (f"{p}/{sub}/{key}", element) for w, p in zip(grid.where, paths)}, grid.shape,
+                     inner, dtype, sc, attrs)
         taken.add(name)
 
     lay0 = layouts[0]
