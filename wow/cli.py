@@ -86,8 +86,11 @@ def _inspect(args) -> int:
 def _plot(args) -> int:
     from . import plot
 
-    for p in plot.plot_file(args.file, args.out):
+    written = plot.plot_file(args.file, args.out)
+    for p in written:
         print(p)
+    if not written:
+        print(f"{args.file}: no standard figure fits this file (its experiment draws its own figure)")
     return 0
 
 

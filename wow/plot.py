@@ -100,7 +100,8 @@ def figure_sweep(res):
     span = float(xs_all.max() - xs_all.min()) or 1.0
     rows = [("P_b", r"backscattered probability $P_b$", lambda p: p.stats["P_b"], 1.0),
             ("dE_b", r"$\Delta E_b$ of the backscattered part (meV)", lambda p: p.stats["dE_b"], MEV),
-            ("P_coh", r"coherent part $P_{coh}$", lambda p: (p.coherent["P_coh"], p.coherent["P_coh_sem"]), 1.0)]
+            ("P_coh", "coherent part $P_{coh}$\n" r"($P_{inc} = P_{tot} - P_{coh}$: in the table)",
+             lambda p: (p.coherent["P_coh"], p.coherent["P_coh_sem"]), 1.0)]
     fig, axes = plt.subplots(len(rows), len(facets), figsize=(1.5 + 4.3 * len(facets), 10.5), sharey="row",
                              squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -146,8 +147,6 @@ def figure_sweep(res):
     h, lab = axes[1, 0].get_legend_handles_labels()
     keep = [i for i, text in enumerate(lab) if text.startswith(("0 (elastic)", "packet spread"))]
     axes[1, 0].legend([h[i] for i in keep], [lab[i] for i in keep], fontsize=8)
-    axes[2, 0].text(0.02, 0.96, r"$P_{inc} = P_{tot} - P_{coh}$ is in the table ($\approx P_b$ here)",
-                    transform=axes[2, 0].transAxes, fontsize=8, va="top")
     c = cfg
     fig.suptitle(rf"Backscattering after {c.t_final:g} fs: $\alpha$ = {c.electron.alpha:g} eV/Å, "
                  rf"$D$ = {c.electron.D:g} eV, $k_0$ = {c.k0:.3g} 1/Å, $\sigma$ = {c.electron.sigma:g} Å, "

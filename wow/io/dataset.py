@@ -107,7 +107,8 @@ def load(path, trajectories: bool = False):
         inner = shapes.pop()
         dims = names + (tdim,) + tuple(f"{key}_trace_dim{j}" for j in range(1, len(inner)))
         unit, doc = TALLY_UNITS.get(key, ("", ""))
-        data[f"{key}_trace"] = (dims, stack(lambda p: p.trace_mean[key], inner), _attrs(unit, doc and "mean over samples of " + doc))
+        data[f"{key}_trace"] = (dims, stack(lambda p: p.trace_mean[key], inner),
+                                _attrs(unit, doc and "mean over samples of " + doc))
         data[f"{key}_trace_sem"] = (dims, stack(lambda p: p.trace_sem[key], inner),
                                     _attrs(unit, "standard error of the mean"))
     # Config inputs: scalar coordinates when shared, else over the sweep's dimensions
