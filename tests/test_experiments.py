@@ -108,8 +108,14 @@ def test_every_experiment_writes_a_results_file(tmp_path):
     }
     for name, argv in runs.items():
         out = tmp_path / f"{name}.h5"
+        if name == "elastic_fraction":  # n_max = 1 is far too small: the run says so, and --quiet keeps it on screen
+            with pytest.warns(UserWarning, match="open: quantum lattice"):
+                assert cli.main(["run", name, *argv, "--out", str(out), "--quiet"]) == 0, name
+            assert "truncation" in io.read_results(out).points[0].attrs["warnings"], "and in the file"
+            continue
         assert cli.main(["run", name, *argv, "--out", str(out), "--quiet"]) == 0, name
-        r = io.read_results(out)
+    for name in runs:
+        r = io.read_results(tmp_path / f"{name}.h5")
         assert r.experiment == name and len(r.points) == r.n_points_planned >= 1
         assert (tmp_path / f"{name}.md").exists() and (tmp_path / f"{name}.png").exists()
     t1 = io.read_results(tmp_path / "table1.h5")
