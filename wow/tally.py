@@ -62,7 +62,10 @@ def mean_sem(x) -> tuple[float, float]:
 
 
 def weighted_mean_sem(x, w) -> tuple[float, float]:
-    """Ratio estimator sum w x / sum w and its standard error (delta method), NaN x dropped."""
+    """Ratio estimator sum w x / sum w and its standard error (delta method), NaN x dropped.
+
+    Biased at O(1/n) (bias ≈ -Cov(w, w x)/(n E[w]²) for E[x|w] varying with w), like every ratio
+    estimator; the delta-method variance is first order in 1/n. Invariant under w -> c w."""
     x, w = np.asarray(x, float), np.asarray(w, float)
     ok = np.isfinite(x)
     x, w = x[ok], w[ok]
@@ -86,7 +89,11 @@ def coherent_split(S, A, counts, back_mask) -> dict:
     P_coh = sum_{k<0} |<ψ~>_s|²  (the part that survives the thermal average of the amplitude: the
             elastic, Bragg-like intensity of a frozen-phonon calculation).
     |mean|² is biased upwards by var/n; P_coh is the unbiased (|S|² - A)/(n(n-1)), with 'P_coh_plugin'
-    the plain |S/n|². Standard errors are leave-one-group-out jackknife estimates.
+    the plain |S/n|² (biased, kept for comparison). Standard errors are leave-one-group-out jackknife
+    estimates; P_coh's is conservative where P_coh is small against its noise: there it is nearly a
+    degenerate U-statistic, whose jackknife variance is about twice the true one (se ~√2 too large;
+    accurate where the coherent amplitude dominates). 'coherent_fraction' P_coh/P_tot is a ratio,
+    biased at O(1/n), without an error here.
     """
     S, A, counts = np.asarray(S), np.asarray(A), np.asarray(counts, float)
     n = counts.sum()
