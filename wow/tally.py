@@ -89,31 +89,36 @@ def coherent_split(S, A, counts, back_mask) -> dict:
     P_coh = sum_{k<0} |<ψ~>_s|²  (the part that survives the thermal average of the amplitude: the
             elastic, Bragg-like intensity of a frozen-phonon calculation).
     |mean|² is biased upwards by var/n; P_coh is the unbiased (|S|² - A)/(n(n-1)), with 'P_coh_plugin'
-    the plain |S/n|² (biased, kept for comparison). Standard errors are leave-one-group-out jackknife
-    estimates; P_coh's is conservative where P_coh is small against its noise: there it is nearly a
-    degenerate U-statistic, whose jackknife variance is about twice the true one (se ~√2 too large;
-    accurate where the coherent amplitude dominates). 'coherent_fraction' P_coh/P_tot is a ratio,
-    biased at O(1/n), without an error here.
+    the plain |S/n|² (biased, kept for comparison); P_inc = P_tot - P_coh, the incoherent
+    (thermal-diffuse) part; 'coherent_fraction' P_coh/P_tot, a ratio, biased at O(1/n).
+
+    Standard errors ('<name>_sem') are leave-one-group-out jackknife estimates, each of the quantity
+    itself, so the correlation of P_tot and P_coh is in P_inc's and the fraction's errors (combining
+    the two errors in quadrature overstates them several-fold where P_coh is large). P_coh's error is
+    conservative where P_coh is small against its noise: there it is nearly a degenerate
+    U-statistic, whose jackknife variance is about twice the true one (se ~√2 too large; accurate
+    where the coherent amplitude dominates).
     """
     S, A, counts = np.asarray(S), np.asarray(A), np.asarray(counts, float)
     n = counts.sum()
+    names = ("P_tot", "P_coh", "P_coh_plugin", "P_inc", "coherent_fraction")
 
     def estimates(S_tot, A_tot, n_tot):
         Sb, Ab = S_tot[..., back_mask], A_tot[..., back_mask]
         p_tot = Ab.sum(-1) / n_tot
         p_plug = (np.abs(Sb) ** 2).sum(-1) / n_tot**2
         p_coh = ((np.abs(Sb) ** 2).sum(-1) - Ab.sum(-1)) / (n_tot * (n_tot - 1))
-        return np.stack([p_tot, p_coh, p_plug], -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(p_tot > 0, p_coh / p_tot, np.nan)
+        return np.stack([p_tot, p_coh, p_plug, p_tot - p_coh, frac], -1)
 
     full = estimates(S.sum(0), A.sum(0), n)
     G = S.shape[0]
-    out = {"P_tot": full[0], "P_coh": full[1], "P_coh_plugin": full[2]}
     if G >= 2 and n > 2:
-        loo = estimates(S.sum(0) - S, A.sum(0) - A, n - counts)  # (G, 3)
+        loo = estimates(S.sum(0) - S, A.sum(0) - A, n - counts)  # (G, 5)
         se = np.sqrt((G - 1) / G * ((loo - loo.mean(0)) ** 2).sum(0))
     else:
-        se = np.full(3, np.nan)
-    out.update({"P_tot_sem": se[0], "P_coh_sem": se[1], "P_coh_plugin_sem": se[2]})
-    out = {k: float(v) for k, v in out.items()}
-    out["coherent_fraction"] = out["P_coh"] / out["P_tot"] if out["P_tot"] > 0 else float("nan")
+        se = np.full(len(names), np.nan)
+    out = {name: float(v) for name, v in zip(names, full)}
+    out.update({f"{name}_sem": float(v) for name, v in zip(names, se)})
     return out
