@@ -57,8 +57,8 @@ def test_mean_sem_coverage_is_student_t(n):
     out = np.array([mean_sem(r) for r in x])
     m, s = out[:, 0], out[:, 1]
     assert abs(m.mean() - 3.0) < 4 * 2.0 / math.sqrt(n * R)
-    assert_variance(s, 4.0 / n, f"mean_sem n={n}")
     assert_coverage(m, s, 3.0, t_coverage(n - 1), f"mean_sem n={n}")
+    assert_variance(s, 4.0 / n, f"mean_sem n={n}")
 
 
 def test_mean_sem_drops_nan_and_counts_only_finite():
@@ -106,13 +106,15 @@ def test_weighted_mean_sem_reduces_to_mean_sem_and_ignores_the_weight_scale():
 
 
 def test_weighted_mean_sem_coverage_and_delta_variance():
-    R, n = 20000, 200
+    """n = 500: the delta-method variance is first order in 1/n (at n = 200 <se²> is 2.6% low and the
+    coverage 0.669 against 0.682)."""
+    R, n = 20000, 500
     x, w = ratio_samples(np.random.default_rng(11), R, n)
     out = np.array([weighted_mean_sem(x[r], w[r]) for r in range(R)])
-    var = (30 * B_**2 + 6 * S_**2) / (4 * n)  # first order in 1/n: measured 0.98 of it, <se²> 0.97
+    var = (30 * B_**2 + 6 * S_**2) / (4 * n)  # first order in 1/n
     assert out[:, 0].var() == pytest.approx(var, rel=4 * math.sqrt(2 / R) + 4 / n)
+    assert_coverage(out[:, 0], out[:, 1], RATIO, t_coverage(n - 1), f"weighted_mean_sem n={n}")
     assert_variance(out[:, 1], var, "weighted_mean_sem", rel=8 / n)
-    assert_coverage(out[:, 0], out[:, 1], RATIO, t_coverage(n - 1), "weighted_mean_sem n=200")
 
 
 def test_weighted_mean_is_biased_at_order_one_over_n():
@@ -215,8 +217,8 @@ def test_coherent_split_unbiased_variance_and_coverage(G, m):
         mean_err = e.std() / math.sqrt(R)
         assert abs(e.mean() - true[key]) < 4 * mean_err, (key, e.mean(), true[key], mean_err)
         if key in var:  # the jackknife doubles the degenerate part of P_coh's variance (see below)
-            assert_variance(s, var[key], f"{key} G={G}", above=1.3 * deg if key == "P_coh" else 0.0)
             assert_coverage(e, s, true[key], t_coverage(G - 1), f"{key} G={G} m={m}")
+            assert_variance(s, var[key], f"{key} G={G}", above=1.3 * deg if key == "P_coh" else 0.0)
 
 
 def test_incoherent_part_and_fraction_have_their_own_jackknife():
@@ -236,10 +238,10 @@ def test_incoherent_part_and_fraction_have_their_own_jackknife():
     t_inc, t_frac = true["P_tot"] - true["P_coh"], true["P_coh"] / true["P_tot"]
     assert abs(frac.mean() - t_frac) < 4 * frac.std() / math.sqrt(R) + 0.1 * frac.std()  # O(1/n) ratio bias
     s_inc, s_frac = get("P_inc_sem"), get("coherent_fraction_sem")
-    assert np.mean(s_inc**2) == pytest.approx(inc.var(), rel=0.06)
-    assert np.mean(s_frac**2) == pytest.approx(frac.var(), rel=0.06)
     assert_coverage(inc, s_inc, t_inc, t_coverage(G - 1), "P_inc")
     assert_coverage(frac, s_frac, t_frac, t_coverage(G - 1), "coherent_fraction")
+    assert np.mean(s_inc**2) == pytest.approx(inc.var(), rel=0.06)
+    assert np.mean(s_frac**2) == pytest.approx(frac.var(), rel=0.06)
     quad = np.hypot(get("P_tot_sem"), get("P_coh_sem"))
     assert np.mean(quad**2) > 2.5 * inc.var()
 
@@ -296,12 +298,12 @@ def channel_samples(rng, R, n):
     strong = rng.random((R, n)) < KINDS[0][0]
     g = rng.gamma(2.0, 1.0, (R, n))
     P_b = np.where(strong, KINDS[0][1], KINDS[1][1]) * g
-    x = np.where(strong[..., None], rng.dirichlet(KINDS[0][2], (R, n)), rng.dirichlet(KINDS[1][2], (R, n)))
-    return P_b, x
+    x = rng.gamma(np.where(strong[..., None], KINDS[0][2], KINDS[1][2]))  # normalised: Dirichlet
+    return P_b, x / x.sum(-1, keepdims=True)
 
 
 def test_channel_fractions_coverage_against_known_mixture():
-    R, n = 10000, 100
+    R, n = 10000, 250
     P_b, x = channel_samples(np.random.default_rng(21), R, n)
     f, var = channel_truth(n)
     res = [channel_fractions({f"P_{c}": P_b[r] * x[r, :, i] for i, c in enumerate(CHANNELS)}) for r in range(R)]
@@ -310,8 +312,8 @@ def test_channel_fractions_coverage_against_known_mixture():
         s = np.array([o[c][1] for o in res])
         assert abs(m.mean() - f[i]) < 4 * m.std() / math.sqrt(R) + 0.1 * math.sqrt(var[i]), c  # O(1/n) ratio bias
         assert abs(x[..., i].mean() - f[i]) > 0.05  # the unweighted mean would be wrong
-        assert_variance(s, var[i], f"channel {c}", rel=8 / n)
         assert_coverage(m, s, f[i], t_coverage(n - 1), f"channel {c}")
+        assert_variance(s, var[i], f"channel {c}", rel=8 / n)
 
 
 def test_channel_fractions_drop_empty_samples_and_sum_to_one():
