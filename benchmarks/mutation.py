@@ -26,6 +26,7 @@ import dataclasses
 import datetime
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -261,6 +262,9 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     ap.add_argument("--no-cache", action="store_true", help="no shared JAX compilation cache between the runs")
+    ap.add_argument("--tests", default=None,
+                    help="run these pytest arguments for every selected mutant instead of its own (e.g. to see "
+                         "what the suite without some file catches)")
     ap.add_argument("--logs", default=None, help="directory to keep each mutant's pytest output in")
     ap.add_argument("--all-failures", action="store_true",
                     help="run each selection to the end (no -x) and list every test that fails")
@@ -280,6 +284,8 @@ def main(argv=None):
         sel = [m for m in MUTANTS if m.name in want]
     if args.logs:
         Path(args.logs).mkdir(parents=True, exist_ok=True)
+    if args.tests is not None:
+        sel = [dataclasses.replace(m, tests=tuple(shlex.split(args.tests))) for m in sel]
     if args.jobs < 1:
         ap.error(f"--jobs={args.jobs}: allowed integers >= 1")
     files = repo_files(ROOT)
