@@ -14,7 +14,7 @@ selected tests must pass, or the run stops).
 
 Writes a table (planted, caught, survived, stale; which test caught each) to benchmarks/MUTATION.md
 (--out - prints it instead). Not part of the test suite: it runs the suite's tests many times
-(~10 min on 2 cores for the list below). A survivor is either killed by a new test or explained in
+(4.5 min on 2 cores for the 43 mutants below, with the compilation cache shared between the runs). A survivor is either killed by a new test or explained in
 SURVIVOR_NOTES.
 """
 
@@ -290,7 +290,8 @@ def main(argv=None):
         ap.error(f"--jobs={args.jobs}: allowed integers >= 1")
     files = repo_files(ROOT)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = [ln for ln in subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                                         text=True).stdout.splitlines() if not ln.endswith("benchmarks/MUTATION.md")]
     commit += " (+ uncommitted changes)" if dirty else ""
     cache_dir = None if args.no_cache else tempfile.mkdtemp(prefix="wow-mutation-jax-cache-")
     t0 = time.perf_counter()
