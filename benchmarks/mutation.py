@@ -124,8 +124,8 @@ MUTANTS = [
     Mutant("budget_dn_final_only", "wow/occupations.py", '"dn": jnp.sum(nf - n0)', '"dn": jnp.sum(nf)', OCC_TESTS,
            "quanta created counted from the final state only"),
     # --- wow/lattice.py ----------------------------------------------------------------------
-    Mutant("thermal_factor_x_not_half", "wow/lattice.py", "x = HBAR * omega / (2.0 * KB * jnp.maximum(T, 1e-300))",
-           "x = HBAR * omega / (KB * jnp.maximum(T, 1e-300))", LATTICE_TESTS, "coth(ħω/k_BT) instead of coth(ħω/2k_BT)"),
+    Mutant("thermal_factor_x_not_half", "wow/lattice.py", "x = HBAR * omega / (2.0 * KB * safe_T)",
+           "x = HBAR * omega / (KB * safe_T)", LATTICE_TESTS, "coth(ħω/k_BT) instead of coth(ħω/2k_BT)"),
     Mutant("open_frequency_off_by_one", "wow/lattice.py", "return w0 * np.sin(j * np.pi / (2 * chain.N))",
            "return w0 * np.sin((j + 1) * np.pi / (2 * chain.N))", LATTICE_TESTS, "open-chain mode index off by one"),
     Mutant("open_mode_shape", "wow/lattice.py", "np.cos(j * np.pi * (n + 0.5) / N)", "np.cos(j * np.pi * (n + 1) / N)",
