@@ -43,6 +43,10 @@ def cfg(**kw):
     (dict(electron=dict(alpha=math.inf)), ["electron.alpha=inf"]),
     (dict(electron=dict(bond_defects=((300, 0.1),))), ["bond_defects[0] bond index=300", "254"]),
     (dict(electron=dict(bond_defects=(5,))), ["bond_defects[0]=5", "pair"]),
+    (dict(electron=dict(onsite_defects=((256, 0.1),))), ["onsite_defects[0] site index=256", "255"]),
+    (dict(electron=dict(onsite_defects=((3, "x"),))), ["onsite_defects[0] δε"]),
+    (dict(dynamics="quantum"), ["dynamics='quantum'", "QuantumLattice"]),
+    (dict(quantum=wow.QuantumLattice(modes=(3,))), ["quantum=", "dynamics='wow'"]),
     (dict(duration=200.0), ["packet leaves the open chain", "x0=", "check_inside=False"]),
     (dict(chain=dict(boundary="ring", N=16)), ["sigma=25", "ring"]),
 ])
@@ -55,8 +59,8 @@ def test_bad_input_names_parameter_and_range(kw, words):
 
 def test_run_refuses_bad_input_before_work():
     good = cfg(duration=5.0)
-    with pytest.raises(ConfigError, match="n_samples=1"):
-        wow.run(good, 1)
+    with pytest.raises(ConfigError, match="n_samples=0"):
+        wow.run(good, 0)
     with pytest.raises(ConfigError, match="seed=-1"):
         wow.run(good, 4, seed=-1)
     with pytest.raises(ConfigError, match="chunk_size=0"):

@@ -21,9 +21,10 @@ from wow import channels as C
 from wow import lattice as L
 from wow import occupations as O
 from wow.dynamics import ehrenfest as EH
-from wow.ensemble import initial_packet, layout_of, params_of
-from wow.propagate import electron_energy, propagate
+from wow.ensemble import initial_packet, program_of
 from wow.units import HBAR
+
+from test_propagate import run_core
 
 
 def make(N=64, alpha=1.0, D=0.0, mass=63.546, dynamics="ehrenfest", dt=0.05, duration=40.0,
@@ -39,18 +40,18 @@ def make(N=64, alpha=1.0, D=0.0, mass=63.546, dynamics="ehrenfest", dt=0.05, dur
     return cfg, s, lat0
 
 
-#: One Taylor order for every lattice flow below (more than any of these chains needs at dt/2 =
-#: 0.025 fs, so still exact to rounding) keeps the layouts equal and the compilations few.
-N_TERMS = 5
+def run(cfg, lat0, psi0=None, dt_scale=1.0):
+    return run_core(cfg, lat0, 0.0, psi0, dt_scale=dt_scale)
 
 
-def run(cfg, lat0):
-    lay = dataclasses.replace(layout_of(cfg), n_terms=max(N_TERMS, layout_of(cfg).n_terms))
-    return propagate(initial_packet(cfg), lat0, jnp.asarray(0.0), params_of(cfg), lay)
+def electron_energy(cfg, psi, u):
+    """<ψ|H_e(u)|ψ> of one sample (the chain model's energy)."""
+    program, inputs = program_of(cfg)
+    return program.model.energy_of(psi, u, inputs.model)
 
 
 def total_energy(cfg, psi, lat):
-    return electron_energy(psi, lat.u, params_of(cfg), layout_of(cfg)) + O.lattice_energy(cfg.chain, lat)
+    return electron_energy(cfg, psi, lat.u) + O.lattice_energy(cfg.chain, lat)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -59,11 +60,13 @@ def total_energy(cfg, psi, lat):
 @pytest.mark.parametrize("boundary", ["ring", "open"])
 def test_force_is_analytic_hellmann_feynman_and_zero_sum(boundary):
     cfg, _, lat0 = make(N=32, alpha=1.7, D=2.5, boundary=boundary)
-    p, lay = params_of(cfg), layout_of(cfg)
+    program, inputs = program_of(cfg)
+    model, mp = program.model, inputs.model
     rng = np.random.default_rng(1)
     psi = jnp.asarray(rng.normal(size=32) + 1j * rng.normal(size=32))
     psi = psi / jnp.linalg.norm(psi)
-    f = np.asarray(jax.jit(EH.raw_force, static_argnames="layout")(psi, lat0.u, p, lay))
+    e = model.start(psi[:, None], mp)  # a block of one sample, in the model's carried form
+    f = np.asarray(EH.raw_force(model, mp, e, {"u": lat0.u[:, None]})["u"][:, 0])
     # by hand: E = Σ_b [-2 t_b Re(ψ*_{n+1}ψ_n) + D/(2a) b (ρ_n + ρ_{n+1})] + const, t_b = t0 - α b
     x, rho = np.asarray(psi), np.abs(np.asarray(psi)) ** 2
     nxt = np.roll(np.arange(32), -1) if boundary == "ring" else np.arange(1, 32)
@@ -85,17 +88,15 @@ def test_total_energy_conserved_with_error_of_the_step_order(order):
     the lattice at whole steps, so runs chain exactly)."""
     ms = (1, 2, 4) if order == 2 else (1, 2)  # order 4: two points, 25 fs, to keep the test short
     cfg, _, lat0 = make(N=64, alpha=2.0, D=3.0, dt=0.1, duration=50.0 / order * 2, sigma=8.0, order=order)
-    p0, lay = params_of(cfg), layout_of(cfg)
     psi0 = initial_packet(cfg)
     E0 = total_energy(cfg, psi0, lat0)
     errs, exchanged = [], []
     for m in ms:
-        p = dataclasses.replace(p0, dt=p0.dt / m)
         psi, lat = psi0, lat0
         for _ in range(m):
-            psi, lat, _ = propagate(psi, lat, jnp.asarray(0.0), p, lay)
+            psi, lat, _ = run(cfg, lat, psi, dt_scale=1.0 / m)
         errs.append(abs(float(total_energy(cfg, psi, lat) - E0)))
-        exchanged.append(float(electron_energy(psi, lat.u, p, lay) - electron_energy(psi0, lat0.u, p, lay)))
+        exchanged.append(float(electron_energy(cfg, psi, lat.u) - electron_energy(cfg, psi0, lat0.u)))
         assert abs(float(jnp.sum(lat.v))) < 1e-14  # internal momentum stays zero-sum
     fitted = np.polyfit(np.log(1.0 / np.array(ms)), np.log(errs), 1)[0]
     assert order - 0.15 < fitted < order + 0.15, (errs, fitted)
@@ -119,8 +120,8 @@ def test_no_coupling_no_exchange_and_free_propagation():
     cfz, _, lz = make(alpha=0.0, D=0.0, dynamics="frozen")
     psi_frozen, _, _ = run(cfz, lz)
     np.testing.assert_allclose(psi, psi_frozen, atol=1e-12)
-    p = params_of(cfg)
-    exact = jnp.fft.ifft(jnp.fft.fft(initial_packet(cfg)) * jnp.exp(2j * jnp.cos(p.k * p.a) * cfg.t_final / HBAR))
+    k, a = wow.electron.k_grid(cfg.chain.N, cfg.chain.a), cfg.chain.a
+    exact = jnp.fft.ifft(jnp.fft.fft(initial_packet(cfg)) * jnp.exp(2j * jnp.cos(k * a) * cfg.t_final / HBAR))
     assert float(jnp.linalg.norm(psi - exact)) < 0.05  # Strang error at dt = 0.05 fs (tested to O(dt²) elsewhere)
     assert abs(float(b["dP_e"])) < 1e-5  # eV·fs/Å, vs ħk0 = 0.27: the parity layers conserve k to O(dt²)
 
@@ -251,8 +252,7 @@ def test_budget_signs_units_and_where_the_momentum_goes():
         assert float(frames["P_b"][-1]) > 0.1 and b["dP_e"] < -0.05
         out[dyn] = b
         if dyn == "ehrenfest":
-            dE_e = float(electron_energy(psi, lat.u, params_of(cfg), layout_of(cfg))
-                         - electron_energy(initial_packet(cfg), lat0.u, params_of(cfg), layout_of(cfg)))
+            dE_e = float(electron_energy(cfg, psi, lat.u) - electron_energy(cfg, initial_packet(cfg), lat0.u))
             assert b["dE_lat"] == pytest.approx(-dE_e, abs=2e-4)
     assert abs(out["wow"]["dP_ph"]) < 1e-9 and out["wow"]["dP_cm"] > 0.05
     eh = out["ehrenfest"]
@@ -314,9 +314,9 @@ def test_channels_of_a_static_reflector_are_elastic_and_fractions_have_errors():
     lat0 = L.SiteState(u=jnp.zeros(400), v=jnp.zeros(400))
     psi, _, frames = run(cfg, lat0)
     psi0 = initial_packet(cfg)
-    p = params_of(cfg)
+    k = wow.electron.k_grid(cfg.chain.N, cfg.chain.a)
     w0, wf = jnp.abs(jnp.fft.fft(psi0, norm="ortho")) ** 2, jnp.abs(jnp.fft.fft(psi, norm="ortho")) ** 2
-    cw = C.channel_weights(w0, wf, p.k, p.t0, p.a, cfg.chain.omega_max)
+    cw = C.channel_weights(w0, wf, k, cfg.electron.t0, cfg.chain.a, cfg.chain.omega_max)
     P_b = float(frames["P_b"][-1])
     assert P_b > 0.02
     total = sum(float(cw[f"P_{c}"]) for c in C.CHANNELS)

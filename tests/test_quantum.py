@@ -1,4 +1,4 @@
-"""The quantum lattice (wow.quantum) against exact results: expm of the full electron x Fock
+"""The quantum lattice (dynamics='quantum': wow.dynamics.quantum, wow.fock) against exact results: expm of the full electron x Fock
 Hamiltonian (frozen classical modes) and a fourth-order Magnus reference (moving classical modes),
 fitted order 2 and a Richardson-extrapolated agreement to 1e-8; n_max = 0 reducing to the classical
 wow core; convergence in n_max; occupations kept exactly without coupling; the displaced-oscillator
@@ -17,12 +17,12 @@ import scipy.linalg as sla
 from scipy.special import eval_laguerre, i0
 
 import wow
+from wow import fock
 from wow import lattice as L
-from wow import quantum as qm
 from wow.electron import hamiltonian, k_grid, packet
-from wow.propagate import propagate
-from wow.ensemble import layout_of, params_of
 from wow.units import HBAR
+
+from test_propagate import run_core
 
 
 def small(N=6, boundary="open", mass=1.0, alpha=2.0, D=0.0, dt=0.01, duration=4.0, n_frames=2, T=300.0,
@@ -76,18 +76,40 @@ def full_H(cfg, modes, n_max, u_cl):
     return H
 
 
+def quantum(cfg, **kw):
+    """cfg with the quantum lattice wow.QuantumLattice(**kw)."""
+    return dataclasses.replace(cfg, dynamics="quantum", quantum=wow.QuantumLattice(**kw))
+
+
+def classical_sample(cfg, key=jax.random.PRNGKey(0)):
+    """A thermal sample of the modes that are not quantum (masked; momenta only where they move)."""
+    q = cfg.quantum
+    s = L.sample_modes(key, cfg.chain, cfg.temperature, cfg.statistics)
+    mask = np.ones(cfg.chain.N - 1)
+    mask[np.array(q.modes) - 1] = 0.0
+    if q.others == "absent":
+        mask[:] = 0.0
+    P = s.P * mask if q.others == "wow" else jnp.zeros_like(s.P)
+    return L.ModeSample(Q=s.Q * mask, P=P, P_R=s.P_R)
+
+
+def evolve(cfg, occ, psi_e=None, s_cl=None):
+    """One sample from the Fock state occ (analysis basis) ⊗ psi_e (default: the packet), the classical
+    modes at s_cl (default: ``classical_sample``), through wow.run. Returns (Fock amplitudes (d,)*m + (N,)
+    in the standing basis at t_final, frames of the sample)."""
+    s_cl = classical_sample(cfg) if s_cl is None else s_cl
+    with warnings.catch_warnings():  # the truncation diagnostic is tested on its own below
+        warnings.simplefilter("ignore")
+        r = wow.run(cfg, 1, initial=wow.InitialState(occupations=occ, Q=s_cl.Q, P=s_cl.P, P_R=0.0, psi=psi_e),
+                    keep_final=True)
+    return r.final["psi"][0], {k: v[0] for k, v in r.traces.items()}
+
+
 def harmonic_u(chain, s, t):
     """u_n(t) = Σ_j e_nj (Q_j cos ω_j t + P_j/(Mω_j) sin ω_j t), numpy."""
     w = L.mode_frequencies(chain)
     Q, P = np.asarray(s.Q), np.asarray(s.P)
     return L.mode_matrix(chain) @ (Q * np.cos(w * t) + P / (chain.mass_ev * w) * np.sin(w * t))
-
-
-def classical_sample(cfg, ql, occ, key=jax.random.PRNGKey(0)):
-    """The classical (masked) sample that wow.quantum.evolve uses for ``key``."""
-    lay, p, modes, _ = qm.setup(cfg, ql)
-    _, s_cl, _, _ = qm._draw(key, jnp.asarray(cfg.temperature), 0.0, p, lay, modes, False, occ)
-    return s_cl
 
 
 def initial_vector(cfg, n_max, occ):
@@ -109,12 +131,12 @@ def test_against_expm_second_order(boundary, modes, D, every):
     dts = np.array([0.02, 0.01, 0.005])
     states, ref = [], None
     for dt in dts:
-        cfg = small(boundary=boundary, D=D, dt=dt)
-        ql = qm.QuantumLattice(modes=modes, n_max=n_max, others="frozen", phonon_every=every)
-        c, frames = qm.evolve(cfg, ql, occ)
+        cfg = quantum(small(boundary=boundary, D=D, dt=dt), modes=modes, n_max=n_max, others="frozen",
+                      phonon_every=every)
+        c, frames = evolve(cfg, occ)
         states.append(np.asarray(c).ravel())
         if ref is None:
-            u_cl = np.asarray(L.modes_to_sites(cfg.chain, classical_sample(cfg, ql, occ).Q))
+            u_cl = np.asarray(L.modes_to_sites(cfg.chain, classical_sample(cfg).Q))
             assert np.abs(u_cl).max() > 0.02  # the frozen modes are there (measured 0.045 Å)
             H = full_H(cfg, sorted(modes), n_max, u_cl)
             ref = sla.expm(-1j * H * cfg.t_final / HBAR) @ initial_vector(cfg, n_max, occ)
@@ -134,10 +156,9 @@ def test_moving_classical_modes_against_magnus():
     dts = np.array([0.02, 0.01])
     states = []
     for dt in dts:
-        cfg = small(N=6, D=1.0, dt=dt, duration=t_final, dynamics="wow")
-        ql = qm.QuantumLattice(modes=modes, n_max=n_max)
-        states.append(np.asarray(qm.evolve(cfg, ql, occ)[0]).ravel())
-    s_cl = classical_sample(cfg, ql, occ)
+        cfg = quantum(small(N=6, D=1.0, dt=dt, duration=t_final), modes=modes, n_max=n_max, others="wow")
+        states.append(np.asarray(evolve(cfg, occ)[0]).ravel())
+    s_cl = classical_sample(cfg)
     du = harmonic_u(cfg.chain, s_cl, t_final) - harmonic_u(cfg.chain, s_cl, 0.0)
     assert np.abs(du).max() > 0.02  # the classical lattice really moves (measured 0.045 Å)
     g = (0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6)
@@ -155,13 +176,13 @@ def test_moving_classical_modes_against_magnus():
 def test_n_max_zero_is_the_classical_wow_core():
     """With n_max = 0 the quantum mode's only DVR point is Q = 0: the run must be the classical wow
     propagator (wow.propagate) on the lattice without that mode, up to the zero-point phase."""
-    cfg = small(N=12, boundary="ring", D=1.5, dt=0.02, duration=3.0, dynamics="wow", sigma=2.0)
-    ql = qm.QuantumLattice(modes=(2, 10), n_max=0)
-    c, _ = qm.evolve(cfg, ql, (0, 0))
-    s_cl = classical_sample(cfg, ql, (0, 0))
+    classical = small(N=12, boundary="ring", D=1.5, dt=0.02, duration=3.0, dynamics="wow", sigma=2.0)
+    cfg = quantum(classical, modes=(2, 10), n_max=0, others="wow")
+    c, _ = evolve(cfg, (0, 0))
+    s_cl = classical_sample(cfg)
     assert float(jnp.abs(s_cl.P).max()) > 0  # moving classical modes
     psi0 = packet(12, cfg.chain.a, cfg.x0, 2.0, cfg.k0)
-    ref, _, _ = propagate(psi0, L.to_sites(cfg.chain, s_cl), jnp.asarray(0.0), params_of(cfg), layout_of(cfg))
+    ref, _, _ = run_core(classical, L.to_sites(cfg.chain, s_cl), 0.0, psi0)
     w = L.mode_frequencies(cfg.chain)[[1, 9]]
     zero_point = np.exp(-1j * w.sum() / 2 * cfg.t_final)
     assert np.abs(np.asarray(c).ravel() - zero_point * np.asarray(ref)).max() < 1e-12
@@ -171,10 +192,10 @@ def test_convergence_in_n_max():
     """The final state converges (exponentially) to the untruncated one as n_max grows, and the
     top-level diagnostic says when it has."""
     occ, ref_n = (0,), 10
-    cfg = small(N=6, dt=0.01, duration=4.0, alpha=1.0)
     out = {}
     for n_max in (2, 4, 6, ref_n):
-        c, fr = qm.evolve(cfg, qm.QuantumLattice(modes=(3,), n_max=n_max, others="frozen"), occ)
+        cfg = quantum(small(N=6, dt=0.01, duration=4.0, alpha=1.0), modes=(3,), n_max=n_max, others="frozen")
+        c, fr = evolve(cfg, occ)
         pad = np.zeros((ref_n + 1, cfg.chain.N), complex)
         pad[: n_max + 1] = np.asarray(c)
         out[n_max] = pad, float(np.asarray(fr["top"]).max())
@@ -193,11 +214,11 @@ def test_convergence_in_n_max():
 def test_zero_coupling_keeps_every_occupation(basis):
     """α = D = 0: the phonons evolve freely and no occupation changes (exactly, to rounding), for
     thermal Fock draws that are lattice.sample_fock's, batched with vmap."""
-    cfg = small(N=8, boundary="ring", alpha=0.0, T=600.0, duration=2.0, sigma=1.5)
-    ql = qm.QuantumLattice(modes=(1, 7), n_max=4, others="absent", basis=basis)
+    cfg = quantum(small(N=8, boundary="ring", alpha=0.0, T=600.0, duration=2.0, sigma=1.5), modes=(1, 7),
+                  n_max=4, others="absent", basis=basis)
     with warnings.catch_warnings():  # thermal draws at or beyond n_max would warn (allowed here)
         warnings.simplefilter("ignore")
-        r = qm.run(cfg, ql, 6, seed=3)
+        r = wow.run(cfg, 6, seed=3)
     keys = jax.random.split(jax.random.PRNGKey(3), 6)
     draws = np.stack([np.asarray(L.sample_fock(jax.random.split(k)[0], cfg.chain, 600.0))[[0, 6]] for k in keys])
     ok = ~r.per_sample["clipped"]
@@ -220,7 +241,7 @@ def test_displaced_oscillator_huang_rhys():
     e^{-λ(2n̄+1)} I_0(2λ sqrt(n̄(n̄+1))) used by wow.theory.huang_rhys_fraction."""
     from wow import theory
 
-    x, V = qm.dvr(80)
+    x, V = fock.dvr(80)
     for kappa in (0.3, 1.0, 1.7):
         lam = kappa**2
         diag = (V**2) @ np.exp(-1j * kappa * x)  # <n|e^{-iκX}|n> at the DVR (Gauss-Hermite) points
@@ -241,13 +262,16 @@ def test_displaced_oscillator_huang_rhys():
     assert theory.huang_rhys_fraction(chain, q, 300.0, site=8) == pytest.approx(prod, rel=1e-12)
 
 
-def _total_momentum_distribution(c, cfg, ql, occ):
+def _total_momentum_distribution(c, cfg):
     """Weights of the total crystal momentum K = k + Σ q Δ(n_+ - n_-) + (π/a) n_{N/2} (mod 2π/a), in
     units of 2π/(Na), from standing-basis Fock amplitudes c (modes..., sites) of a ring with every
     internal mode quantum."""
-    lay, p, modes, _ = qm.setup(cfg, ql)
+    ql = cfg.quantum
+    modes = ql.sorted_modes()
     N, d = cfg.chain.N, ql.n_max + 1
-    w = np.abs(np.fft.fft(np.asarray(qm.to_running(jnp.asarray(c), p, lay)), axis=-1, norm="ortho")) ** 2
+    pairs = fock.ring_pairs(cfg.chain, modes)
+    Ws = [jnp.asarray(fock.running_wave_matrix(ql.n_max)) for _ in pairs]
+    w = np.abs(np.fft.fft(np.asarray(fock.apply_pairs(jnp.asarray(c), pairs, Ws)), axis=-1, norm="ortho")) ** 2
     grid = np.stack(np.meshgrid(*[np.arange(d)] * (N - 1), indexing="ij"), -1)
     P = sum((j if 2 * j <= N else -(N - j)) * grid[..., j - 1] for j in range(1, N))  # a_{+q} on j < N/2
     kidx = np.round(k_grid(N, cfg.chain.a) * N * cfg.chain.a / (2 * np.pi)).astype(int)
@@ -269,9 +293,9 @@ def test_ring_crystal_momentum_conserved():
     dist0 = np.array([k_w0[(kidx + 2) % N == x].sum() for x in range(N)])  # n_{N/2} = 1 carries N/2 = 2
     viol = {}
     for n_max in (3, 5):
-        ql = qm.QuantumLattice(modes=(1, 2, 3), n_max=n_max, others="absent", basis="running")
-        c, frames = qm.evolve(cfg, ql, occ, psi_e=psi_e)
-        dist, w = _total_momentum_distribution(c, cfg, ql, occ)
+        cq = quantum(cfg, modes=(1, 2, 3), n_max=n_max, others="absent", basis="running")
+        c, frames = evolve(cq, occ, psi_e=psi_e)
+        dist, w = _total_momentum_distribution(c, cq)
         viol[n_max] = np.abs(dist - dist0).max()
         assert 1 - w.reshape(-1, N)[np.ravel_multi_index(occ, (n_max + 1,) * 3)].sum() > 0.1
         # <P_ph> tallied with ladder operators = Σ ħq (n_+ - n_-) + ħ(π/a) n_{N/2} over running-basis populations
@@ -291,7 +315,7 @@ def test_running_wave_basis_change():
     represents exactly (n_c + n_s <= n_max), and W (a_c ± i a_s)/√2 W† = a_± there."""
     n_max = 5
     d = n_max + 1
-    W = qm.running_wave_matrix(n_max)
+    W = fock.running_wave_matrix(n_max)
     nc, ns = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
     tot = (nc + ns).ravel()
     tri = tot <= n_max
@@ -317,34 +341,37 @@ def test_running_wave_basis_change():
 def test_truncation_warning_and_refusals():
     cfg = small(N=6, alpha=4.0, duration=1.0, T=0.0)
     with pytest.warns(UserWarning, match="top Fock level"):
-        qm.run(cfg, qm.QuantumLattice(modes=(3,), n_max=1, others="absent"), 2)
+        wow.run(quantum(cfg, modes=(3,), n_max=1, others="absent"), 1)
     ring = small(N=6, boundary="ring")
+    QL = wow.QuantumLattice
     for ql, cf, match in [
-        (qm.QuantumLattice(modes=(6,)), cfg, "modes"),
-        (qm.QuantumLattice(modes=(2, 2)), cfg, "twice"),
-        (qm.QuantumLattice(modes=(2,), n_max=-1), cfg, "n_max"),
-        (qm.QuantumLattice(modes=(2,), basis="running"), cfg, "ring"),
-        (qm.QuantumLattice(modes=(1,), basis="running"), ring, "partner"),
-        (qm.QuantumLattice(modes=(2,), others="moving"), cfg, "others"),
-        (qm.QuantumLattice(modes=(2,), phonon_every=7), cfg, "phonon_every"),
-        (qm.QuantumLattice(modes=(2,)), dataclasses.replace(cfg, recoil=True), "recoil"),
-        (qm.QuantumLattice(modes=(2,)), dataclasses.replace(cfg, order=4), "order"),
-        (qm.QuantumLattice(modes=(2, 3), n_max=(4,)), cfg, "n_max"),
-        (qm.QuantumLattice(modes=(1, 5), n_max=(4, 3), basis="running"), ring, "equal n_max"),
+        (QL(modes=(6,)), cfg, "modes"),
+        (QL(modes=(2, 2)), cfg, "twice"),
+        (QL(modes=(2,), n_max=-1), cfg, "n_max"),
+        (QL(modes=(2,), basis="running"), cfg, "ring"),
+        (QL(modes=(1,), basis="running"), ring, "partner"),
+        (QL(modes=(2,), others="moving"), cfg, "others"),
+        (QL(modes=(2,), phonon_every=7), cfg, "phonon_every"),
+        (QL(modes=(2,)), dataclasses.replace(cfg, recoil=True), "recoil"),
+        (QL(modes=(2,)), dataclasses.replace(cfg, order=4), "order"),
+        (QL(modes=(2, 3), n_max=(4,)), cfg, "n_max"),
+        (QL(modes=(1, 5), n_max=(4, 3), basis="running"), ring, "equal n_max"),
     ]:
         with pytest.raises(wow.ConfigError, match=match):
-            qm.setup(cf, ql)
+            wow.validate(dataclasses.replace(cf, dynamics="quantum", quantum=ql))
+    with pytest.raises(wow.ConfigError, match="occupations"):  # a given Fock state beyond n_max
+        wow.run(quantum(cfg, modes=(3,), n_max=2), 1, initial=wow.InitialState(occupations=(3,)))
 
 
 def test_momentum_modes():
     """The modes that can take q = 2k0 = 2π/(3a): open j = 2N/3; ring the pair (N/3, 2N/3)."""
     c = wow.Chain(N=60)
     k0 = math.pi / (3 * c.a)
-    assert qm.momentum_modes(c, 2 * k0) == (40,)
-    assert qm.mode_wavevector(c, 40) == pytest.approx(2 * k0)
+    assert fock.momentum_modes(c, 2 * k0) == (40,)
+    assert fock.mode_wavevector(c, 40) == pytest.approx(2 * k0)
     r = wow.Chain(N=60, boundary="ring")
-    assert qm.momentum_modes(r, 2 * k0) == (20, 40)
-    assert qm.momentum_modes(r, -2 * k0) == (20, 40)
-    assert qm.momentum_modes(r, math.pi / c.a) == (30,)
+    assert fock.momentum_modes(r, 2 * k0) == (20, 40)
+    assert fock.momentum_modes(r, -2 * k0) == (20, 40)
+    assert fock.momentum_modes(r, math.pi / c.a) == (30,)
     with pytest.raises(wow.ConfigError, match="CM"):
-        qm.momentum_modes(r, 2 * math.pi / c.a)
+        fock.momentum_modes(r, 2 * math.pi / c.a)

@@ -15,7 +15,8 @@ from scipy.special import eval_laguerre
 import wow
 from wow import lattice as L
 from wow import theory as th
-from wow.ensemble import initial_packet, params_of
+from wow.electron import k_grid
+from wow.ensemble import initial_packet
 from wow.units import HBAR, KB, mass_ev
 
 
@@ -25,7 +26,7 @@ from wow.units import HBAR, KB, mass_ev
 def packet_weights(cfg):
     """|ψ~(k)|² of wow's initial packet and the DFT momenta (FFT order)."""
     psik = np.fft.fft(np.asarray(initial_packet(cfg)), norm="ortho")
-    return np.abs(psik) ** 2, np.asarray(params_of(cfg).k)
+    return np.abs(psik) ** 2, k_grid(cfg.chain.N, cfg.chain.a)
 
 
 def forward(k, a):

@@ -1,10 +1,16 @@
-"""wow (wave-on-wave): an electron wavepacket on a thermal tight-binding chain, the lattice centre
-of mass included. Public API; everything else is private to its module."""
+"""wow (wave-on-wave): an electron wavepacket in a crystal whose atoms move, the lattice centre of
+mass included. Public API; everything else is private to its module.
+
+Two axes meet in one time loop (wow.propagate): an electron model (wow.models: today the
+tight-binding chain, selected by a wow.Electron) and a lattice backend (wow.dynamics: frozen, wow,
+ehrenfest, quantum). ``wow.run(cfg, n_samples)`` runs any pair over thermal samples or given states.
+"""
 
 from . import devices as devices
 from .config import Config as Config, ConfigError as ConfigError, validate as validate
 from .electron import Electron as Electron
-from .ensemble import EnsembleResult as EnsembleResult, run as run
+from .ensemble import EnsembleResult as EnsembleResult, InitialState as InitialState, run as run
+from .fock import QuantumLattice as QuantumLattice, momentum_modes as momentum_modes
 from .lattice import Chain as Chain
 from .units import HBAR as HBAR, KB as KB, AMU as AMU
 

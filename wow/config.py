@@ -16,6 +16,8 @@ import numpy as np
 
 from .dynamics import DYNAMICS
 from .electron import Electron, group_velocity
+from .errors import ConfigError
+from .fock import QuantumLattice, validate_quantum
 from .lattice import BOUNDARIES, STATISTICS, Chain
 from .units import HBAR
 
@@ -23,18 +25,18 @@ DTYPES = ("float64", "float32")
 ORDERS = (2, 4)
 #: A packet is "inside" the open chain while its centre ± this many (spreading) widths is.
 INSIDE_WIDTHS = 5.0
-
-
-class ConfigError(ValueError):
-    """A bad input, found before any work was done."""
+#: Refuse a quantum-lattice run whose state (complex amplitudes per sample) is larger than this.
+MAX_QUANTUM_STATE = 2**27
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything that defines one ensemble run (units: eV, Å, fs, amu, K).
 
+    electron: the electron model and its packet (a wow.Electron: the tight-binding chain);
     temperature: T (K, >= 0); statistics: 'classical' | 'quantum' (Wigner, zero point included);
-    dynamics: 'frozen' | 'wow' | 'ehrenfest'; recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
+    dynamics: 'frozen' | 'wow' | 'ehrenfest' | 'quantum' (chosen modes quantum, the options in
+    ``quantum``, a wow.QuantumLattice); recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
     dispersion; cm_momentum: None draws P_R ~ N(0, N M k_B T) per sample (paper Eq. A10), a number
     fixes P_R (eV·fs/Å) for every sample; dt: time step (fs); duration: run length (fs), rounded
     up to a whole number of frames; n_frames: tallies recorded at n_frames + 1 times;
@@ -59,6 +61,7 @@ class Config:
     save_density: bool = False
     check_inside: bool = True
     order: int = 2
+    quantum: QuantumLattice | None = None
 
     # Derived quantities (valid after ``validate``) --------------------------------------------
     @property
@@ -109,6 +112,22 @@ def _number(name, value, *, low=None, high=None, low_open=False, high_open=False
         hi = "" if high is None else f"{high:g}{')' if high_open else ']'}"
         rng = f"{lo or '(-inf'}, {hi or 'inf)'}"
         raise ConfigError(f"{name}={value!r} is out of range: allowed {rng}")
+
+
+def _check_quantum(cfg: Config):
+    if cfg.dynamics != "quantum":
+        if cfg.quantum is not None:
+            raise ConfigError(f"quantum={cfg.quantum!r} is set but dynamics={cfg.dynamics!r}: the quantum "
+                              "options are used only with dynamics='quantum' (set quantum=None)")
+        return
+    if cfg.quantum is None:
+        raise ConfigError("dynamics='quantum' needs quantum=wow.QuantumLattice(modes=...): which modes are quantum")
+    if cfg.order != 2:
+        raise ConfigError(f"order={cfg.order!r}: the quantum lattice has the second-order (Strang) step only; allowed: 2")
+    if cfg.recoil:
+        raise ConfigError("recoil=True with dynamics='quantum' is not implemented (the CM energy at fixed total "
+                          "momentum would depend on the phonons' momentum); allowed: recoil=False")
+    validate_quantum(cfg.quantum, cfg.chain, cfg.steps_per_frame, MAX_QUANTUM_STATE)
 
 
 def packet_extent(cfg: Config) -> tuple[float, float]:
@@ -172,6 +191,12 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"electron.bond_defects[{i}]={d!r} must be a pair (bond index, δt in eV)")
         _number(f"electron.bond_defects[{i}] bond index", d[0], low=0, high=c.n_bonds - 1, integer=True)
         _number(f"electron.bond_defects[{i}] δt", d[1])
+    for i, d in enumerate(e.onsite_defects):
+        if not (isinstance(d, tuple) and len(d) == 2):
+            raise ConfigError(f"electron.onsite_defects[{i}]={d!r} must be a pair (site index, δε in eV)")
+        _number(f"electron.onsite_defects[{i}] site index", d[0], low=0, high=c.N - 1, integer=True)
+        _number(f"electron.onsite_defects[{i}] δε", d[1])
+    _check_quantum(cfg)
     if c.boundary == "ring":
         if 2 * INSIDE_WIDTHS * e.sigma > c.N * c.a:
             raise ConfigError(f"electron.sigma={e.sigma:g} Å does not fit the ring: allowed "

@@ -28,7 +28,8 @@ class Electron:
     sigma: packet width (Å) in ψ_n ∝ exp(-(n a - x0)²/(4σ²)) e^{i k0 n a}; x0: packet centre (Å),
     None = the middle of the chain (the backscattered part needs as much room as the forward part).
     bond_defects: static hopping offsets ((bond index, δt in eV), ...) added to t_b, e.g. one
-    modified bond for the transfer-matrix and recoil checks.
+    modified bond for the transfer-matrix and recoil checks; onsite_defects: static site-energy
+    offsets ((site index, δε in eV), ...) added to ε_n.
     """
 
     t0: float = 1.0
@@ -38,6 +39,14 @@ class Electron:
     sigma: float = 25.0
     x0: float | None = None
     bond_defects: tuple = ()
+    onsite_defects: tuple = ()
+
+    def __post_init__(self):
+        # defects read back from a file come as lists: keep the config hashable and comparable
+        for name in ("bond_defects", "onsite_defects"):
+            v = getattr(self, name)
+            if isinstance(v, list):
+                object.__setattr__(self, name, tuple(tuple(d) if isinstance(d, list) else d for d in v))
 
 
 def bonds(u, boundary: str):

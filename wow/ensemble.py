@@ -1,33 +1,46 @@
-"""Ensembles of thermal samples: one jitted, vmapped program per chunk of samples, chunks sized to
-a memory budget, per-sample tallies and ensemble statistics back on the host.
+"""Ensembles of thermal samples (or given states): one jitted program per chunk of samples, chunks
+sized to a memory budget and sharded over devices, per-sample tallies and ensemble statistics back
+on the host.
+
+    Config ──validate──> Program (model x backend x plan) + Inputs (traced parameters)
+    keys ──draw (backend)──> initial lattice, P_R  [or a given InitialState]
+         ──propagate (the one lax.scan)──> final state, frames
+         ──tallies (model + backend)──> per sample ──> statistics, coherent split ──> EnsembleResult
 
 Sample s always gets the key ``jax.random.split(PRNGKey(seed), n_samples)[s]``, so results do not
-depend on the chunk size, and the same seed gives the same numbers.
+depend on the chunk size, and the same seed gives the same numbers. Nothing in a chunk's compiled
+program depends on dt or the duration (the steps per frame are traced, the lattice's Taylor order is
+bucketed: wow.dynamics.flow_order), so a dt-convergence study at a fixed frame count compiles once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import devices as _devices, lattice
+from . import devices as _devices, dynamics, lattice, models
 from .config import Config, ConfigError, validate
-from .electron import k_grid, packet
+from .dynamics.base import Start
+from .dynamics.quantum import hbar_omega
+from .electron import k_grid
 from .lattice import SiteState
 from .progress import chunk_progress
-from .propagate import COMPOSITIONS, Layout, Params, propagate
-from .tally import coherent_split, final_tallies, mean_sem, weighted_mean_sem
+from .propagate import COMPOSITIONS, Inputs, Plan, Program, propagate
+from .tally import coherent_split, mean_sem, quantum_summary, weighted_mean_sem
 from .units import HBAR
 
 #: Number of sample groups kept for the jackknife of the coherent split.
 N_GROUPS = 32
 #: Default bound on device memory per chunk (bytes).
 DEFAULT_MEMORY = 2 * 2**30
+#: Weight in the top Fock level above which a quantum run warns that n_max is too small.
+TOP_WEIGHT_WARN = 1e-6
 
 
 def dtypes(cfg: Config):
@@ -35,87 +48,203 @@ def dtypes(cfg: Config):
 
 
 def longest_flow(cfg: Config) -> float:
-    """The longest single harmonic flow a backend takes (fs): wow moves its mid-step lattice by
-    whole (sub-)steps, up to max |w| dt in a composition, so the Taylor order is chosen for that."""
+    """The longest single free-lattice flow a backend takes (fs): wow moves its mid-step lattice by
+    whole (sub-)steps, up to max |w| dt in a composition."""
     return cfg.dt * max(abs(w) for w in COMPOSITIONS[cfg.order])
 
 
-def layout_of(cfg: Config) -> Layout:
+def program_of(cfg: Config, steps_per_frame: int | None = None):
+    """(Program, Inputs) of a validated config: the electron model and the lattice backend it
+    selects, the loop's plan, and the traced parameters. steps_per_frame None: traced (no
+    recompilation over dt or duration); an int: a static scan (reverse-mode differentiable)."""
     real, _ = dtypes(cfg)
-    e = cfg.electron
-    return Layout(
-        N=cfg.chain.N, boundary=cfg.chain.boundary, dynamics=cfg.dynamics, recoil=cfg.recoil,
-        use_onsite=e.D != 0, n_terms=lattice.flow_terms(cfg.chain, longest_flow(cfg), real),
-        steps_per_frame=cfg.steps_per_frame, n_frames=cfg.n_frames, save_density=cfg.save_density,
-        order=cfg.order, frame_tally=_frame_tally(cfg))
-
-
-def _frame_tally(cfg: Config):
-    """A lattice that reacts (Ehrenfest) on the ring changes its phonons' crystal momentum, which
-    the per-frame <P_R> trace must subtract (MODEL.md); frozen and wow keep P_ph fixed."""
-    if cfg.dynamics == "ehrenfest" and cfg.chain.boundary == "ring":
-        from .occupations import PhononMomentumFrames
-
-        return PhononMomentumFrames(cfg.chain)
-    return None
-
-
-def params_of(cfg: Config) -> Params:
-    real, _ = dtypes(cfg)
-    c, e = cfg.chain, cfg.electron
-    t_static = np.zeros(c.n_bonds)
-    for b, dt_b in e.bond_defects:
-        t_static[int(b)] += dt_b
-    f = lambda x: jnp.asarray(x, real)
-    return Params(t0=f(e.t0), alpha=f(e.alpha), D=f(e.D), a=f(c.a), dt=f(cfg.dt),
-                  omega2=f(c.spring / c.mass_ev), k=f(k_grid(c.N, c.a)),
-                  inv_2NM=f(1.0 / (2 * c.N * c.mass_ev)), t_static=f(t_static))
+    model, mp = models.build(cfg, real)
+    backend, lp = dynamics.build(cfg, real, longest_flow(cfg))
+    plan = Plan(order=cfg.order, n_frames=cfg.n_frames, steps_per_frame=steps_per_frame,
+                save_lattice=cfg.save_density)
+    inputs = Inputs(model=mp, lattice=lp, dt=jnp.asarray(cfg.dt, real),
+                    steps_per_frame=jnp.asarray(cfg.steps_per_frame, jnp.int32))
+    return Program(model, backend, plan), inputs
 
 
 def initial_packet(cfg: Config):
+    """The configured electron packet of one sample, (N,) complex in cfg's dtype."""
     _, cplx = dtypes(cfg)
-    return packet(cfg.chain.N, cfg.chain.a, cfg.x0, cfg.electron.sigma, cfg.k0, cplx)
+    model, _ = models.build(cfg, dtypes(cfg)[0])
+    return model.packet(cfg, cplx)
 
 
-def _one_sample(key, T, P_R_fixed, psi0, p: Params, chain, statistics, k0, fixed_cm, layout):
-    real = psi0.real.dtype
-    s = lattice.sample_modes(key, chain, T, statistics, real)
-    lat0 = lattice.to_sites(chain, s)
-    if layout.dynamics == "frozen":
-        lat0 = SiteState(u=lat0.u, v=jnp.zeros_like(lat0.v))
-    P_R = P_R_fixed if fixed_cm else s.P_R
-    Q = P_R + HBAR * k0
-    psi_f, lat_f, frames = propagate(psi0, lat0, Q, p, layout)
-    tallies, psik = final_tallies(psi0, psi_f, lat0.u, lat_f.u, Q, p, layout)
-    from .occupations import sample_tallies  # momentum budget and energy channels (O(N log N))
-    tallies.update(sample_tallies(chain, psi0, psi_f, lat0, lat_f, p))
-    tallies["P_R0"] = P_R
+# --------------------------------------------------------------------------------------------
+# Given initial states
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class InitialState:
+    """Parts of the initial state given instead of drawn (``wow.run(cfg, initial=...)``). Each field
+    left None is drawn as usual (thermal at cfg.temperature from the sample's key; P_R as
+    cfg.cm_momentum says; the configured packet); each given field replaces its part of the draw.
+    Arrays may carry a leading sample axis (then it sets n_samples) or not (the same for every sample).
+
+    u, v: site displacements (Å) and velocities (Å/fs), (N,), summing to zero over the sites (the
+    CM is not part of u); or Q, P: internal mode coordinates (Å) and momenta (eV·fs/Å), (N-1,), in
+    wow.lattice's numbering. For dynamics='quantum' these are the classical modes (their components
+    along the quantum modes are removed). P_R: CM momentum (eV·fs/Å). occupations: the quantum modes'
+    Fock occupations (m,) in the analysis basis (increasing mode order; (n_+, n_-) at the (j, N-j)
+    positions in the running basis). psi: the electron's amplitudes (N,) complex, normalised.
+    A fully given deterministic run: u and v (or Q and P), P_R, and n_samples = 1.
+    """
+
+    u: object = None
+    v: object = None
+    Q: object = None
+    P: object = None
+    P_R: object = None
+    occupations: object = None
+    psi: object = None
+
+
+def _given_arrays(cfg: Config, init: InitialState, n_samples):
+    """Validate a given initial state; returns (dict of host arrays with a leading sample axis,
+    n_samples)."""
+    if not isinstance(init, InitialState):
+        raise ConfigError(f"initial={init!r}: allowed a wow.InitialState or None")
+    N = cfg.chain.N
+    real, cplx = dtypes(cfg)
+    width = {"u": N, "v": N, "Q": N - 1, "P": N - 1, "psi": N, "P_R": None,
+             "occupations": len(cfg.quantum.modes) if cfg.dynamics == "quantum" else 0}
+    out, sizes = {}, set()
+    for name, n in width.items():
+        value = getattr(init, name)
+        if value is None:
+            continue
+        if name == "occupations" and cfg.dynamics != "quantum":
+            raise ConfigError(f"initial.occupations={value!r}: only with dynamics='quantum'")
+        x = np.asarray(value)
+        if name == "occupations":
+            x = x.astype(np.int64) if np.all(np.asarray(value) == np.round(np.asarray(value, float))) else x
+        single = x.ndim == (0 if n is None else 1)
+        if not single and x.ndim != (1 if n is None else 2):
+            raise ConfigError(f"initial.{name}: shape {x.shape}: allowed {'()' if n is None else (n,)} or with a "
+                              f"leading sample axis")
+        if n is not None and x.shape[-1] != n:
+            raise ConfigError(f"initial.{name}: shape {x.shape}: the last axis must be {n}")
+        if not np.all(np.isfinite(x)):
+            raise ConfigError(f"initial.{name}: contains non-finite values")
+        x = x[None] if single else x
+        if not single:
+            sizes.add(x.shape[0])
+        out[name] = x
+    if ("u" in out and "Q" in out) or ("v" in out and "P" in out):
+        raise ConfigError("initial: give the lattice either on the sites (u, v) or in modes (Q, P), not both")
+    for name in ("u", "v"):
+        if name in out:
+            tot = np.abs(out[name].sum(-1))
+            if np.any(tot > 1e-9 * (1 + np.abs(out[name]).sum(-1))):
+                raise ConfigError(f"initial.{name}: sums to {float(tot.max()):g} over the sites; allowed: zero "
+                                  "(the centre of mass is not part of the internal displacements)")
+    if "psi" in out:
+        norm = np.linalg.norm(out["psi"], axis=-1)
+        if np.any(np.abs(norm - 1) > 1e-6):
+            raise ConfigError(f"initial.psi: norm {float(norm.max()):.8g}: allowed normalised amplitudes (norm 1)")
+    if "occupations" in out:
+        occ = out["occupations"]
+        dims = np.asarray(cfg.quantum.dims())
+        if not np.issubdtype(occ.dtype, np.integer) or np.any(occ < 0) or np.any(occ > dims - 1):
+            raise ConfigError(f"initial.occupations={init.occupations!r}: allowed integers in [0, n_max] per "
+                              f"quantum mode (n_max = {tuple(int(d) - 1 for d in dims)})")
+    if len(sizes) > 1:
+        raise ConfigError(f"initial: the given arrays disagree on the number of samples ({sorted(sizes)})")
+    if sizes:
+        S = sizes.pop()
+        if n_samples is not None and n_samples != S:
+            raise ConfigError(f"n_samples={n_samples!r} but the initial state holds {S} samples")
+        n_samples = S
+    return out, n_samples
+
+
+def _starts(source, given, T, P_R_fixed, statistics, fixed_cm, program: Program, real):
+    """Per-sample initial states of a chunk: drawn from the keys, with the given parts replacing
+    theirs (given: name -> (S, ...) arrays or (1, ...) for all samples)."""
+    backend = program.backend
+    keys = source["keys"]
+    st = jax.vmap(lambda k: backend.draw(k, T, statistics, real))(keys)
+    S = keys.shape[0]
+    take = lambda x: jnp.broadcast_to(x, (S,) + x.shape[1:])
+    sites = st.sites
+    chain = backend.chain
+    if "Q" in given or "P" in given:
+        to_sites = lambda X: jax.vmap(lambda x: lattice.modes_to_sites(chain, x))(X)
+        u = to_sites(take(given["Q"]).astype(real)) if "Q" in given else sites.u
+        v = to_sites(take(given["P"]).astype(real)) / chain.mass_ev if "P" in given else sites.v
+        sites = SiteState(u=u, v=v)
+    if "u" in given or "v" in given:
+        sites = SiteState(u=take(given["u"]).astype(real) if "u" in given else sites.u,
+                          v=take(given["v"]).astype(real) if "v" in given else sites.v)
+    if given.keys() & {"u", "v", "Q", "P"}:
+        sites = jax.vmap(backend.prepare)(sites)
+    P_R = st.P_R
+    if fixed_cm:
+        P_R = jnp.full_like(P_R, P_R_fixed)
+    if "P_R" in given:
+        P_R = take(given["P_R"]).astype(real)
+    extra = dict(st.extra)
+    if "occupations" in given:
+        extra["n0"] = take(given["occupations"]).astype(jnp.int32)
+        extra["clipped"] = jnp.zeros(S, bool)
+    return Start(sites=sites, P_R=P_R, extra=extra)
+
+
+def _one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
+    """Propagate a block of samples from their initial states; per-sample tallies and frames."""
+    model, backend = program.model, program.backend
+    to_block = lambda x: jnp.moveaxis(x, 0, -1)
+    block = Start(sites=jax.tree_util.tree_map(to_block, starts.sites), P_R=starts.P_R, extra=starts.extra)
+    lat0 = backend.initial_lattice(block)
+    Q = starts.P_R + HBAR * k0
+    psi0 = model.to_block(psi)
+    psi_f, lat_f, frames = propagate(program, inputs, psi0, lat0, Q)
+    tallies, psik = backend.tallies(psi0, psi_f, block.sites, lat_f, Q, model, inputs.model, inputs.lattice)
+    tallies["P_R0"] = starts.P_R
+    tallies.update({k: v for k, v in starts.extra.items()})
     # <P_R>(t) = Q - ħ<k>(t) - (P_ph(t) - P_ph(0)) (MODEL.md); P_ph is recorded only where it moves
-    frames["P_R"] = Q - HBAR * frames["k_mean"]
+    frames["P_R"] = Q[:, None] - HBAR * frames["k_mean"]
     if "P_ph" in frames:
-        frames["P_R"] = frames["P_R"] - (frames["P_ph"] - frames["P_ph"][0])
-        tallies["P_R_f"] = frames["P_R"][-1]
-    return tallies, frames, psik
+        frames["P_R"] = frames["P_R"] - (frames["P_ph"] - frames["P_ph"][:, :1])
+        tallies["P_R_f"] = frames["P_R"][:, -1]
+    final = {"psi": model.from_block(psi_f), "u": jnp.moveaxis(lat_f.u, -1, 0), "v": jnp.moveaxis(lat_f.v, -1, 0)}
+    return tallies, frames, psik, final
 
 
-@partial(jax.jit, static_argnames=("chain", "statistics", "fixed_cm", "layout", "n_groups"))
-def _chunk(keys, groups, T, P_R_fixed, k0, psi0, p, chain, statistics, fixed_cm, layout, n_groups):
+@partial(jax.jit, static_argnames=("program", "statistics", "fixed_cm", "n_groups", "keep_final"))
+def _chunk(source, groups, T, P_R_fixed, k0, psi0, inputs, program, statistics, fixed_cm, n_groups, keep_final):
     """Run a chunk of samples; reduce ψ~ to per-group sums on the device (for the coherent split)."""
-    run = jax.vmap(_one_sample, in_axes=(0,) + (None,) * 9)
-    tallies, frames, psik = run(keys, T, P_R_fixed, psi0, p, chain, statistics, k0, fixed_cm, layout)
-    S = jax.ops.segment_sum(psik, groups, num_segments=n_groups)
-    A = jax.ops.segment_sum(jnp.abs(psik) ** 2, groups, num_segments=n_groups)
-    return tallies, frames, S, A
+    real = inputs.dt.dtype
+    given = source["given"]
+    starts = _starts(source, given, T, P_R_fixed, statistics, fixed_cm, program, real)
+    S = source["keys"].shape[0]
+    psi = jnp.broadcast_to(given["psi"], (S,) + given["psi"].shape[1:]).astype(psi0.dtype) if "psi" in given \
+        else jnp.broadcast_to(psi0, (S,) + psi0.shape)
+    tallies, frames, psik, final = _one_block(starts, psi, k0, inputs, program)
+    if psik is None:
+        S_, A_ = None, None
+    else:
+        S_ = jax.ops.segment_sum(psik, groups, num_segments=n_groups)
+        A_ = jax.ops.segment_sum(jnp.abs(psik) ** 2, groups, num_segments=n_groups)
+    return tallies, frames, S_, A_, (final if keep_final else None)
 
 
 @dataclasses.dataclass
 class EnsembleResult:
-    """Per-sample tallies and ensemble statistics of one run.
+    """Per-sample tallies and ensemble statistics of one run (every dynamics, quantum included).
 
-    per_sample: name -> (n_samples,) array (see wow.tally); traces: name -> (n_samples, n_frames+1)
-    (norm, x_mean, k_mean, P_b, P_R; density (n, n_frames+1, N) if saved); times: (n_frames+1,) fs;
-    stats: name -> (mean, standard error); coherent: the coherent/incoherent split (wow.tally);
-    compile_s, run_s: seconds spent compiling and running.
+    per_sample: name -> (n_samples, ...) array (see wow.tally); traces: name -> (n_samples,
+    n_frames+1[, ...]) (norm, x_mean, k_mean, P_b, P_R; density (n, n_frames+1, N) if saved; quantum:
+    n_mean, top, P_ph); times: (n_frames+1,) fs; stats: name -> (mean, standard error); coherent:
+    the coherent/incoherent split (wow.tally; empty for a quantum lattice); compile_s, run_s: seconds
+    spent compiling and running. Quantum lattice (else empty): modes (axis order), hw (their ħω_j,
+    eV), fractions (Δn = 0 share of backscattering and by order Σ|Δn_j|: name -> (mean, sem)),
+    channels (the Δn patterns carrying backscattering, largest first). final (only with
+    keep_final=True): 'psi' the final amplitudes (n, N) (quantum: Fock amplitudes (n, *dims, N) in
+    the standing basis), 'u', 'v' the final lattice (n, N).
     """
 
     config: Config
@@ -128,16 +257,30 @@ class EnsembleResult:
     coherent: dict
     compile_s: float
     run_s: float
+    modes: tuple = ()
+    hw: np.ndarray | None = None
+    fractions: dict = dataclasses.field(default_factory=dict)
+    channels: list = dataclasses.field(default_factory=list)
+    final: dict | None = None
 
     def __str__(self):
         c = self.config
         lines = [f"EnsembleResult: {self.n_samples} samples, N={c.chain.N} {c.chain.boundary}, "
                  f"T={c.temperature:g} K {c.statistics}, dynamics={c.dynamics}, recoil={c.recoil}, "
                  f"{c.dtype}, {c.n_steps} steps of {c.dt:g} fs, seed={self.seed}"]
+        if self.modes:
+            q = c.quantum
+            lines.append(f"  quantum modes {self.modes} (n_max={tuple(d - 1 for d in q.dims())}, {q.basis} basis), "
+                         f"others={q.others}")
         for k, (m, s) in self.stats.items():
             lines.append(f"  {k:10s} = {m: .6g} ± {s:.2g}")
+        for k, (m, s) in self.fractions.items():
+            lines.append(f"  {k:10s} = {m: .6g} ± {s:.2g}")
+        for pat, pr in self.channels[:6]:
+            lines.append(f"  Δn={pat}: P_b {pr:.4g}")
         co = self.coherent
-        lines.append(f"  P_coh      = {co['P_coh']: .6g} ± {co['P_coh_sem']:.2g}  (P_tot {co['P_tot']:.6g})")
+        if co:
+            lines.append(f"  P_coh      = {co['P_coh']: .6g} ± {co['P_coh_sem']:.2g}  (P_tot {co['P_tot']:.6g})")
         lines.append(f"  compile {self.compile_s:.2f} s, run {self.run_s:.2f} s")
         return "\n".join(lines)
 
@@ -148,36 +291,56 @@ class EnsembleResult:
 CPU_CACHE_BYTES = 16 * 10**6
 
 
+def state_size(cfg: Config) -> int:
+    """Amplitudes per sample: N, times Π(n_max + 1) over the quantum modes."""
+    size = cfg.chain.N
+    if cfg.dynamics == "quantum":
+        size *= int(np.prod(cfg.quantum.dims()))
+    return size
+
+
 def cache_bytes_per_sample(cfg: Config) -> int:
     """Bytes one sample's working set takes in the time loop: ψ, the lattice and the step's
     temporaries, ~16 real words per site."""
     real, _ = dtypes(cfg)
-    return cfg.chain.N * 16 * jnp.dtype(real).itemsize
+    return state_size(cfg) * 16 * jnp.dtype(real).itemsize
 
 
 def bytes_per_sample(cfg: Config) -> int:
-    """Peak device bytes per sample, a bound on the measured ones (benchmarks/RESULTS.md: 61-233
-    bytes per sample·site for frozen/wow in float32/float64), plus the recorded frames."""
+    """Peak device bytes per sample, a bound on the measured ones (benchmarks/RESULTS.md), plus the
+    recorded frames."""
     real, _ = dtypes(cfg)
     N, rb = cfg.chain.N, jnp.dtype(real).itemsize
     frames = (cfg.n_frames + 1) * (8 * rb + (3 * N * rb if cfg.save_density else 0))  # |ψ|², |ψ~|², u
-    return N * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
+    return state_size(cfg) * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
 
 
-def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = None,
-        memory_bytes: int = DEFAULT_MEMORY, devices=None, progress=None) -> EnsembleResult:
-    """Run ``n_samples`` thermal samples of ``cfg`` and gather tallies and statistics.
+def _check_count(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+
+
+def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: int | None = None,
+        memory_bytes: int = DEFAULT_MEMORY, devices=None, initial: InitialState | None = None,
+        keep_final: bool = False, progress=None) -> EnsembleResult:
+    """Run ``n_samples`` samples of ``cfg`` (thermal draws, with the parts given in ``initial``
+    replacing theirs) and gather tallies and statistics; every dynamics, quantum included.
 
     Samples are sharded over ``devices`` (default: every device of every process; see
     ``wow.devices``): each chunk's sample axis is split evenly across them, every process gathers all
-    tallies, and the result is the same as on one device. ``memory_bytes`` bounds the device memory of one chunk per device.
-    ``progress``: None (a bar over the samples on a terminal, for runs longer than a second), False
-    (none), or a callable ``progress(samples_done, n_samples)`` called after each chunk."""
+    tallies, and the result is the same as on one device. ``memory_bytes`` bounds the device memory
+    of one chunk per device. ``keep_final`` keeps the final states (EnsembleResult.final). n_samples = 1
+    is allowed (standard errors are then NaN); with ``initial`` holding a leading sample axis,
+    n_samples defaults to its length. ``progress``: None (a bar over the samples on a terminal, for
+    runs longer than a second), False (none), or a callable ``progress(samples_done, n_samples)``
+    called after each chunk."""
     validate(cfg)
     devices = _devices.resolve(devices)
     n_dev = len(devices)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ConfigError(f"n_samples={n_samples!r} must be an integer >= 2 (standard errors need two)")
+    given, n_samples = _given_arrays(cfg, initial, n_samples) if initial is not None else ({}, n_samples)
+    if n_samples is None:
+        raise ConfigError("n_samples=None: give the number of samples (an integer >= 1)")
+    _check_count("n_samples", n_samples, 1)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**63)")
     if chunk_size is None:
@@ -186,8 +349,8 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
             per_device = min(per_device, CPU_CACHE_BYTES // cache_bytes_per_sample(cfg))
         chunk_size = int(max(1, min(n_samples, n_dev * per_device)))
         chunk_size = -(-n_samples // -(-n_samples // chunk_size))  # as many chunks, evened out (less padding)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ConfigError(f"chunk_size={chunk_size!r} must be an integer >= 1")
+    else:
+        _check_count("chunk_size", chunk_size, 1)
     chunk_size = min(int(chunk_size), n_samples)
     chunk_size = -(-chunk_size // n_dev) * n_dev  # a whole number of samples per device
     mesh = jax.sharding.Mesh(np.array(devices), ("samples",))
@@ -195,47 +358,113 @@ def run(cfg: Config, n_samples: int, seed: int = 0, chunk_size: int | None = Non
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
     real, _ = dtypes(cfg)
-    layout, p, psi0 = layout_of(cfg), params_of(cfg), initial_packet(cfg)
+    program, inputs = program_of(cfg)
+    psi0 = initial_packet(cfg)
     keys = jax.random.split(jax.random.PRNGKey(seed), n_samples)
     n_groups = min(N_GROUPS, n_samples)
     groups = (np.arange(n_samples) * n_groups) // n_samples
-    static = dict(chain=cfg.chain, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
-                  layout=layout, n_groups=n_groups)
+    static = dict(program=program, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
+                  n_groups=n_groups, keep_final=bool(keep_final))
     dyn = _devices.put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
-                        jnp.asarray(cfg.k0, real), psi0, p), replicated)
+                        jnp.asarray(cfg.k0, real), psi0, inputs), replicated)
+    per_sample_given = {k: v for k, v in given.items() if v.shape[0] > 1 or n_samples == 1}
+    shared_given = {k: v for k, v in given.items() if k not in per_sample_given}
 
     def chunk_args(lo):
         idx = np.minimum(np.arange(lo, lo + chunk_size), n_samples - 1)  # pad the last chunk
         g = np.where(np.arange(lo, lo + chunk_size) < n_samples, groups[idx], n_groups)  # pad -> dropped
-        return _devices.put((keys[idx], np.asarray(g, np.int32)), by_sample)
+        mine = {k: v[np.minimum(idx, v.shape[0] - 1)] for k, v in per_sample_given.items()}
+        src, g = _devices.put(({"keys": keys[idx], "given": mine}, np.asarray(g, np.int32)), by_sample)
+        src["given"].update(_devices.put(shared_given, replicated))
+        return src, g
 
     t0 = time.perf_counter()
-    compiled = _devices.compile_for(_chunk.lower(*chunk_args(0), *dyn, **static), devices)
+    compiled = _compile(chunk_args(0), dyn, static, devices)
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    tallies, frames = [], []
+    tallies, frames, finals = [], [], []
     S = np.zeros((n_groups, cfg.chain.N), complex)
     A = np.zeros((n_groups, cfg.chain.N))
     report = chunk_progress(progress, n_samples)
     for lo in range(0, n_samples, chunk_size):
-        k, g = chunk_args(lo)
-        t, f, s_, a_ = _devices.gather(compiled(k, g, *dyn))
+        t, f, s_, a_, fin = _devices.gather(compiled(*chunk_args(lo), *dyn))
         take = min(chunk_size, n_samples - lo)
-        tallies.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], t))
-        frames.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], f))
-        S += np.asarray(s_, complex)
-        A += np.asarray(a_, float)
+        cut = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(x)[:take], tree)
+        tallies.append(cut(t))
+        frames.append(cut(f))
+        finals.append(cut(fin))
+        if s_ is not None:
+            S += np.asarray(s_, complex)
+            A += np.asarray(a_, float)
         report(lo + take)
     report.close()
     run_s = time.perf_counter() - t0
 
     cat = lambda parts: {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     per_sample, traces = cat(tallies), cat(frames)
+    times = np.arange(cfg.n_frames + 1) * cfg.steps_per_frame * cfg.dt
+    final = None
+    if keep_final:
+        final = cat(finals)
+        if cfg.dynamics == "quantum":
+            final["psi"] = _fock_final(program, inputs, final["psi"])
+    if cfg.dynamics == "quantum":
+        return _quantum_result(cfg, n_samples, seed, times, per_sample, traces, compile_s, run_s, final)
     stats = {k: mean_sem(per_sample[k]) for k in ("P_b", "P_b0", "dE_e", "dE_cm", "norm", "P_R_f")}
     stats["dE_b"] = weighted_mean_sem(per_sample["dE_b"], per_sample["P_b"])
     counts = np.bincount(groups, minlength=n_groups)
     back = k_grid(cfg.chain.N, cfg.chain.a) < 0
-    times = np.arange(cfg.n_frames + 1) * cfg.steps_per_frame * cfg.dt
-    return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats,
-                          coherent_split(S, A, counts, back), compile_s, run_s)
+    coherent = coherent_split(S, A, counts, back) if n_samples > 1 else {}
+    return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats, coherent, compile_s, run_s,
+                          final=final)
+
+
+#: Compiled chunk programs of this process, by everything that fixes them (the static arguments and
+#: the shapes, dtypes and shardings of the traced ones); ``compile_count`` counts the compilations.
+_COMPILED: dict = {}
+_COUNT = [0]
+
+
+def compile_count() -> int:
+    """How many chunk programs this process has compiled (a run that reuses one adds nothing)."""
+    return _COUNT[0]
+
+
+def _compile(args, dyn, static, devices):
+    spec = jax.tree_util.tree_map(lambda x: (x.shape, str(x.dtype), str(getattr(x, "sharding", None))), (args, dyn))
+    key = (tuple(sorted((k, v) for k, v in static.items())), jax.tree_util.tree_structure(spec),
+           tuple(jax.tree_util.tree_leaves(spec)), tuple(devices))
+    if key not in _COMPILED:
+        _COMPILED[key] = _devices.compile_for(_chunk.lower(*args, *dyn, **static), devices)
+        _COUNT[0] += 1
+    return _COMPILED[key]
+
+
+@partial(jax.jit, static_argnames=("program",))
+def _to_fock(psi, inputs, program):
+    return jax.vmap(lambda x: program.backend.to_fock(x, inputs.lattice))(psi)
+
+
+def _fock_final(program, inputs, psi):
+    return np.asarray(_to_fock(jnp.asarray(psi), inputs, program))
+
+
+def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, compile_s, run_s, final):
+    hw = hbar_omega(cfg)
+    add, stats, fractions, channels = quantum_summary(per_sample, traces, hw)
+    per_sample.update(add)
+    ql = cfg.quantum
+    top = float(per_sample["top_max"].max())
+    if top > TOP_WEIGHT_WARN:
+        warnings.warn(f"quantum lattice truncation: weight {top:.3g} in the top Fock level n_max={ql.n_max} "
+                      f"(> {TOP_WEIGHT_WARN:g}) in {int(np.sum(per_sample['top_max'] > TOP_WEIGHT_WARN))} of "
+                      f"{n_samples} samples; raise n_max", stacklevel=3)
+    n_clip = int(np.sum(per_sample["clipped"]))
+    if n_clip:
+        warnings.warn(f"quantum lattice: {n_clip} of {n_samples} thermal Fock draws exceeded n_max={ql.n_max} "
+                      f"({'n_+ + n_- of a pair' if ql.basis == 'running' else 'a mode'}) and were clipped to it; "
+                      "raise n_max", stacklevel=3)
+    return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats, {}, compile_s, run_s,
+                          modes=ql.sorted_modes(), hw=np.asarray(hw), fractions=fractions, channels=channels,
+                          final=final)

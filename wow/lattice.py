@@ -73,7 +73,8 @@ class ModeSample:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class SiteState:
-    """Internal displacements u (Å) and velocities v (Å/fs) on the sites, each (N,), sum zero."""
+    """Internal displacements u (Å) and velocities v (Å/fs) on the sites, each (N,) for one sample
+    or (N, B) for a block of samples (sites on axis 0), summing to zero over the sites."""
 
     u: jax.Array
     v: jax.Array
@@ -259,10 +260,12 @@ def _laplacian_powers(r: int) -> np.ndarray:
 
 
 def _padded(x, R: int, boundary: str):
-    """x with R ghost sites at each end: mirrored (free ends) or wrapped (ring). A free end acts as a
-    mirror (the ghost repeats the end site, which is exactly L's free-end row, and L keeps that
-    symmetry), so every polynomial in L is the same stencil on the mirror-padded array."""
-    return jnp.pad(x, (R, R), mode="wrap" if boundary == "ring" else "symmetric")  # repeats when R > N
+    """x with R ghost sites at each end of its site axis (axis 0; trailing axes, e.g. a block of
+    samples, ride along): mirrored (free ends) or wrapped (ring). A free end acts as a mirror (the
+    ghost repeats the end site, which is exactly L's free-end row, and L keeps that symmetry), so
+    every polynomial in L is the same stencil on the mirror-padded array."""
+    widths = [(R, R)] + [(0, 0)] * (x.ndim - 1)
+    return jnp.pad(x, widths, mode="wrap" if boundary == "ring" else "symmetric")  # repeats when R > N
 
 
 def _poly_taps(coefs, R: int, dtype):
@@ -277,9 +280,9 @@ def _apply_taps(taps, xp, r: int, R: int, N: int):
 
 
 def _poly_L(x, coefs, boundary: str):
-    """Σ_j coefs[j] L^j x as one stencil (one fused pass)."""
+    """Σ_j coefs[j] L^j x as one stencil (one fused pass) along the site axis 0."""
     R = len(coefs) - 1
-    return _apply_taps(_poly_taps(coefs, R, x.dtype), _padded(x, R, boundary), R, R, x.shape[-1])
+    return _apply_taps(_poly_taps(coefs, R, x.dtype), _padded(x, R, boundary), R, R, x.shape[0])
 
 
 def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> SiteState:
@@ -293,11 +296,12 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
     with 2j+1 <= n_terms), and each stencil has exactly that radius (C: n_terms//2, S:
     (n_terms-1)//2, -D S: one more), so no zero tap is ever computed (the coefficients are traced,
     XLA cannot drop zeros itself). Free ends are mirrors, the ring wraps (``_padded``). D annihilates
-    the uniform vector, so sum u and sum v are unchanged (the CM stays out). omega2 = K/M (1/fs²)."""
+    the uniform vector, so sum u and sum v are unchanged (the CM stays out). omega2 = K/M (1/fs²).
+    Sites run along axis 0 of u and v; trailing axes (a block of samples) are independent chains."""
     rc, rs = n_terms // 2, (n_terms - 1) // 2  # highest power of L in C and in S
     R = rs + 1  # -D S has one power more; rc <= rs + 1 always
     x = -omega2 * h * h
-    dtype, N = s.u.dtype, s.u.shape[-1]
+    dtype, N = s.u.dtype, s.u.shape[0]
     # C - 1 (no identity tap): the small increments are summed first and added to u, v last, so
     # the identity is never rounded into a tap (in float32 a rounded 1 + O(ω²h²) tap is a
     # systematic per-step error: measured 2e-4 of u after 1e4 steps, against 4e-6 this way)
@@ -326,8 +330,8 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class StepPair:
-    """The lattice at equally spaced times: u at the latest time (Å, (N,)) and d = u minus u one
-    step earlier (Å)."""
+    """The lattice at equally spaced times: u at the latest time (Å, (N,) or (N, B)) and d = u minus u
+    one step earlier (Å)."""
 
     u: jax.Array
     d: jax.Array
@@ -352,13 +356,14 @@ def pair_start(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> S
 
 
 def laplacian(x, boundary: str):
-    """(L x)_n, L = (-1, 2, -1) with free ends (open) or periodic (ring). The open chain goes
-    through the bonds, zero-padded (L x)_n = b_{n-1} - b_n with b_{-1} = b_{N-1} = 0, which XLA fuses
-    into its consumers (a mirror pad is a concatenate it does not)."""
+    """(L x)_n along the site axis 0, L = (-1, 2, -1) with free ends (open) or periodic (ring);
+    trailing axes ride along. The open chain goes through the bonds, zero-padded (L x)_n = b_{n-1} - b_n
+    with b_{-1} = b_{N-1} = 0, which XLA fuses into its consumers (a mirror pad is a concatenate it
+    does not)."""
     if boundary == "ring":
-        return 2 * x - jnp.roll(x, 1, axis=-1) - jnp.roll(x, -1, axis=-1)
-    b = jax.lax.pad(x[..., 1:] - x[..., :-1], jnp.zeros((), x.dtype), [(0, 0, 0)] * (x.ndim - 1) + [(1, 1, 0)])
-    return b[..., :-1] - b[..., 1:]
+        return 2 * x - jnp.roll(x, 1, axis=0) - jnp.roll(x, -1, axis=0)
+    b = jax.lax.pad(x[1:] - x[:-1], jnp.zeros((), x.dtype), [(1, 1, 0)] + [(0, 0, 0)] * (x.ndim - 1))
+    return b[:-1] - b[1:]
 
 
 def pair_step(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
@@ -385,3 +390,30 @@ def pair_sites(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> S
     sec = [c * w ** j for j, c in enumerate(_series_inverse(cos_c, n))]
     z_sin = [c * w ** j / h for j, c in enumerate(_series_inverse(sinc_c, n))]
     return SiteState(u=_poly_L(pr.u - pr.d / 2, sec, boundary), v=_poly_L(pr.d, z_sin, boundary))
+
+
+# --------------------------------------------------------------------------------------------
+# The free lattice as the backends use it
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ChainFlow:
+    """Exact free motion of the harmonic chain (the lattice backends' free lattice): ``flow`` by any
+    h (Taylor series of ``n_terms`` terms), and for equal steps the two-step recurrence
+    (``recurrence``: pair_start / pair_step / pair_sites). Another free lattice (e.g. independent
+    Einstein oscillators) is another class with the same methods and ``recurrence = False``."""
+
+    boundary: str
+    n_terms: int
+    recurrence = True
+
+    def flow(self, lat: SiteState, h, omega2) -> SiteState:
+        return harmonic_flow(lat, h, omega2, self.boundary, self.n_terms)
+
+    def pair_start(self, lat: SiteState, h, omega2) -> StepPair:
+        return pair_start(lat, h, omega2, self.boundary, self.n_terms)
+
+    def pair_step(self, pr: StepPair, h, omega2) -> StepPair:
+        return pair_step(pr, h, omega2, self.boundary, self.n_terms)
+
+    def pair_sites(self, pr: StepPair, h, omega2) -> SiteState:
+        return pair_sites(pr, h, omega2, self.boundary, self.n_terms)

@@ -37,8 +37,6 @@ running-wave action), so dP_ph = 0 and the CM takes -dP_e, as in paper Eq. A5.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax.numpy as jnp
 import numpy as np
 
@@ -93,17 +91,6 @@ def phonon_momentum(chain: Chain, lat: SiteState):
     return jnp.sum(jnp.asarray(hq, lat.u.dtype) * running_occupations(chain, lat))
 
 
-@dataclasses.dataclass(frozen=True)
-class PhononMomentumFrames:
-    """A per-frame lattice tally for the propagator (``Layout.frame_tally``): P_ph of the lattice
-    at each frame (ring). Hashable, so it can sit in the static Layout."""
-
-    chain: Chain
-
-    def __call__(self, lat: SiteState) -> dict:
-        return {"P_ph": phonon_momentum(self.chain, lat)}
-
-
 def occupations(chain: Chain, lat: SiteState) -> dict:
     """Occupations of one lattice state: 'E_lat' (eV), standing-wave 'E' and 'n' (N-1,), and on
     the ring 'n_q' (N-1,) and 'P_ph' (eV·fs/Å)."""
@@ -121,29 +108,24 @@ def mean_k(psi, k):
     return jnp.sum(k * w) / jnp.sum(w)
 
 
+def lattice_budget(chain: Chain, lat0: SiteState, lat_f: SiteState) -> dict:
+    """The lattice side of one sample's budget: dP_ph (eV·fs/Å; NaN on the open chain), the energy
+    change dE_lat (eV) and the net classical quanta created dn (Σ_j Δn_j)."""
+    if chain.boundary == "ring":
+        dP_ph = phonon_momentum(chain, lat_f) - phonon_momentum(chain, lat0)
+    else:
+        dP_ph = jnp.full((), jnp.nan, lat0.u.dtype)
+    _, n0 = standing_occupations(chain, lat0)
+    _, nf = standing_occupations(chain, lat_f)
+    return {"dP_ph": dP_ph, "dE_lat": lattice_energy(chain, lat_f) - lattice_energy(chain, lat0),
+            "dn": jnp.sum(nf - n0)}
+
+
 def budget(chain: Chain, psi0, psi_f, lat0: SiteState, lat_f: SiteState) -> dict:
     """Per-sample momentum and energy budget (module doc): dP_e, dP_ph, dP_cm (eV·fs/Å), and the
     lattice side's energy change dE_lat (eV) and net classical quanta created dn (Σ_j Δn_j)."""
     k = jnp.asarray(k_grid(chain.N, chain.a), lat0.u.dtype)
     dP_e = HBAR * (mean_k(psi_f, k) - mean_k(psi0, k))
-    if chain.boundary == "ring":
-        dP_ph = phonon_momentum(chain, lat_f) - phonon_momentum(chain, lat0)
-    else:
-        dP_ph = jnp.full_like(dP_e, jnp.nan)
-    _, n0 = standing_occupations(chain, lat0)
-    _, nf = standing_occupations(chain, lat_f)
-    return {"dP_e": dP_e, "dP_ph": dP_ph, "dP_cm": -(dP_e + dP_ph),
-            "dE_lat": lattice_energy(chain, lat_f) - lattice_energy(chain, lat0),
-            "dn": jnp.sum(nf - n0)}
-
-
-def sample_tallies(chain: Chain, psi0, psi_f, lat0: SiteState, lat_f: SiteState, p) -> dict:
-    """The per-sample scalars that wow.ensemble records: the budget above and the backscattered
-    weight in each energy channel at the default resolution (wow.channels)."""
-    from .channels import channel_weights  # channels imports nothing from here; keep it lazy
-
-    out = budget(chain, psi0, psi_f, lat0, lat_f)
-    w0 = jnp.abs(jnp.fft.fft(psi0, norm="ortho")) ** 2
-    wf = jnp.abs(jnp.fft.fft(psi_f, norm="ortho")) ** 2
-    out.update(channel_weights(w0, wf, p.k, p.t0, p.a, chain.omega_max))
+    out = {"dP_e": dP_e, **lattice_budget(chain, lat0, lat_f)}
+    out["dP_cm"] = -(dP_e + out["dP_ph"])
     return out

@@ -11,6 +11,11 @@ Per sample (all energies in eV, momenta in eV·fs/Å):
            (the recoil energy, paper Eq. A8). It acts on the electron only when recoil is on, and
            then dE_e + dE_cm = 0 for a frozen lattice;
   k_f, P_R_f  final <k> and <P_R> = Q - ħ<k> (wow.run subtracts ΔP_ph for Ehrenfest on the ring).
+
+Quantum lattice (per sample, from the engine's final populations and backscattered weights per Fock
+state of the analysis basis): P_b, P_b_el (Δn = 0), E_ph_b (Σ_j ħω_j Δn_j averaged over the
+backscattered part), P_ph_f, P_R_f, top_max, norm, norm_basis; fractions of P_b by order Σ|Δn_j|;
+the Δn patterns carrying backscattering (``quantum_summary``).
 """
 
 from __future__ import annotations
@@ -18,19 +23,19 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .electron import band, momentum_amplitudes
-from .propagate import electron_energy, recoil_energy
+from .electron import momentum_amplitudes
 from .units import HBAR
 
 #: Below this P_b the backscattered energy E_b is undefined (NaN).
 P_B_FLOOR = 1e-12
 
 
-def final_tallies(psi0, psi_f, u0, u_f, Q, p, layout):
-    """Per-sample scalar tallies (see module doc) and the final ψ~(k)."""
+def final_tallies(model, psi0, psi_f, u0, u_f, Q, p):
+    """Per-sample scalar tallies of the chain electron (see module doc) and the final ψ~(k), for one
+    sample: ψ (N,) complex, u (N,)."""
     psik0, psik = momentum_amplitudes(psi0), momentum_amplitudes(psi_f)
     w0, w = jnp.abs(psik0) ** 2, jnp.abs(psik) ** 2
-    eps_k = band(p.k, p.t0, p.a)
+    eps_k = model.band(p.k, p)
     back = p.k < 0
     P_b = jnp.sum(jnp.where(back, w, 0.0))
     E_in = jnp.sum(eps_k * w0)
@@ -42,8 +47,8 @@ def final_tallies(psi0, psi_f, u0, u_f, Q, p, layout):
         "E_in": E_in,
         "E_b": E_b,
         "dE_b": E_b - E_in,
-        "dE_e": electron_energy(psi_f, u_f, p, layout) - electron_energy(psi0, u0, p, layout),
-        "dE_cm": recoil_energy(psi_f, Q, p) - recoil_energy(psi0, Q, p),
+        "dE_e": model.energy_of(psi_f, u_f, p) - model.energy_of(psi0, u0, p),
+        "dE_cm": model.recoil_energy_of(psi_f, Q, p) - model.recoil_energy_of(psi0, Q, p),
         "norm": jnp.sum(w),
         "k_f": k_f,
         "P_R_f": Q - HBAR * k_f,
@@ -122,3 +127,56 @@ def coherent_split(S, A, counts, back_mask) -> dict:
     out = {name: float(v) for name, v in zip(names, full)}
     out.update({f"{name}_sem": float(v) for name, v in zip(names, se)})
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Quantum lattice: backscattering resolved by the occupation change Δn
+# --------------------------------------------------------------------------------------------
+def channel_table(n0, back, top: int = 20, floor: float = 1e-12):
+    """Backscattered probability per Δn pattern, averaged over samples: [(Δn tuple, P), ...], largest first."""
+    n0, back = np.asarray(n0), np.asarray(back)
+    ns, m = n0.shape
+    grid = np.indices(back.shape[1:]).reshape(m, -1).T
+    dn = (grid[None] - n0[:, None]).reshape(-1, m)
+    pats, inv = np.unique(dn, axis=0, return_inverse=True)
+    w = np.bincount(inv.ravel(), weights=back.reshape(-1), minlength=len(pats)) / ns
+    acc = {tuple(int(v) for v in pat): float(x) for pat, x in zip(pats, w)}
+    rows = sorted(((k, v) for k, v in acc.items() if v > floor), key=lambda kv: -kv[1])
+    return rows[:top]
+
+
+def resolved(n0, back, hw):
+    """Per sample: Δn = 0 backscattering, backscattering by order Σ|Δn_j| (0, 1, 2, 3, 4+), and the
+    energy given to the phonons Σ_j ħω_j Δn_j averaged over the backscattered part (NaN if P_b < 1e-12)."""
+    n0, back = np.asarray(n0), np.asarray(back)
+    ns, m = n0.shape
+    grid = np.indices(back.shape[1:]).reshape(m, -1).T
+    B = back.reshape(ns, -1)
+    dn = grid[None] - n0[:, None]  # (ns, d^m, m)
+    order = np.abs(dn).sum(-1)
+    P_el = np.sum(np.where(order == 0, B, 0.0), 1)
+    by_order = np.stack([np.sum(np.where(order == o, B, 0.0), 1) for o in range(4)]
+                        + [np.sum(np.where(order >= 4, B, 0.0), 1)], 1)
+    E = np.sum(B * (dn @ np.asarray(hw)), 1)
+    P_b = B.sum(1)
+    E_ph = np.where(P_b > P_B_FLOOR, E / np.maximum(P_b, P_B_FLOOR), np.nan)
+    return P_el, by_order, E_ph
+
+
+def quantum_summary(per_sample: dict, traces: dict, hw):
+    """The Δn-resolved per-sample tallies, statistics and fractions of a quantum-lattice run, from the
+    engine's per-sample n0, pop, back (n, (d,)*m) and traces (norm, top, P_ph, P_R). Returns
+    (per-sample additions, stats, fractions, channel table)."""
+    n = per_sample["n0"].shape[0]
+    P_el, by_order, E_ph = resolved(per_sample["n0"], per_sample["back"], hw)
+    P_b = per_sample["back"].reshape(n, -1).sum(1)
+    add = dict(P_b=P_b, P_b_el=P_el, E_ph_b=E_ph, P_ph_f=traces["P_ph"][:, -1], P_R_f=traces["P_R"][:, -1],
+               top_max=traces["top"].max(axis=(1, 2)), norm=traces["norm"][:, -1],
+               norm_basis=per_sample["pop"].reshape(n, -1).sum(1))
+    stats = {k: mean_sem(add[k]) for k in ("P_b", "P_b_el", "P_ph_f", "P_R_f", "norm", "norm_basis", "top_max")}
+    stats["E_ph_b"] = weighted_mean_sem(E_ph, P_b)
+    fractions = {"f_el": weighted_mean_sem(P_el / np.maximum(P_b, 1e-300), P_b)}
+    for o in range(by_order.shape[1]):
+        name = f"f_order{o}" if o < by_order.shape[1] - 1 else f"f_order{o}+"
+        fractions[name] = weighted_mean_sem(by_order[:, o] / np.maximum(P_b, 1e-300), P_b)
+    return add, stats, fractions, channel_table(per_sample["n0"], per_sample["back"])

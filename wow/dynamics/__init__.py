@@ -1,36 +1,77 @@
-"""Lattice backends. A backend is a module (or just a step function) with
+"""Lattice backends: how the lattice moves around the electron's step and what it feeds back.
+One file each: ``frozen``, ``wow`` (prescribed.py), ``ehrenfest``, ``quantum``.
 
-    step(psi, lat, p, layout, evolve) -> (psi_next, lat_next)
+A backend never knows which electron model it drives: it hands the model lattice *coordinates* (a
+dict of arrays, e.g. {'u': displacements}) and calls the model only through the ``ElectronOps`` the
+loop gives it (wow.propagate). The loop, in turn, knows a backend only through this protocol.
 
-that advances the lattice state ``lat`` (a PyTree, e.g. lattice.SiteState) by p.dt around one
-electron step ``evolve(psi, u_mid)`` (the propagator core's Strang step with hoppings evaluated at
-the displacement u_mid), and optionally
+The protocol (a frozen dataclass instance, static under jit; every method works on a block of
+samples: lattice arrays have the sites on axis 0 and the samples last, (N, B))::
 
-    start(lat0, p, layout[, psi0]) -> lat      finish(lat, p, layout) -> lat_at_t_final
+    static_coordinates: bool   the coordinates never change (frozen): the loop computes the model's
+                               layer coefficients once, outside the time loop
+    whole_electron: bool       the backend reads or changes the electron between its steps
+                               (Ehrenfest's force, quantum phonon layers), so every sub-step must
+                               leave ψ whole (no pending half layer)
+    draw(key, T, statistics, real) -> Start        one sample's thermal initial lattice (vmapped)
+    prepare(sites) -> sites                        a given or drawn lattice as the backend uses it
+    initial_electron(psi, lat0, p) -> psi          the electron amplitudes with the backend's own
+                                                   leading axes (quantum: DVR points), else psi
+    start(lat0, e0, p, sub, ops) -> lat            the carried lattice before the first sub-step
+    coordinates(lat, p) -> coords                  what the model's coupling reads
+    step(e, lat, p, sub, ops) -> (e, lat)          one sub-step of length sub.h around ops.evolve
+    view(e, lat, p, ops) -> e                      the electron at the step boundary (quantum:
+                                                   pending phonon half layer applied), else e
+    finish(lat, p, sub) -> SiteState              the lattice at the step boundary
+    observe(psi, sites, p, model, mp) -> dict      frame tallies (B, ...): the model's, plus the
+                                                   backend's (P_ph on a reacting ring, phonons)
 
-to move between the lattice at t = 0 / t_final (a SiteState) and the backend's own carried state
-(e.g. the lattice at mid-step times, or the lattice with the force at a step boundary; a start
-that names ``psi0`` is given the initial ψ). ``frozen`` and ``wow`` take no force from the electron; a
-back-reacting backend (Ehrenfest) may call the electron's energy and forces around ``evolve``."""
+``p`` is the backend's traced parameters (``build`` returns them with the backend), ``sub`` a
+``wow.propagate.Substep`` (h, h_next), ``ops`` a ``wow.propagate.ElectronOps``.
 
-from types import ModuleType
+Adding a lattice (e.g. Holstein local modes, or on-site dephasing noise): a backend whose
+``coordinates`` return the extra entries ({'u': ..., 'q': ...} or {'field': ...}) and a model
+coupling that reads them; the loop is untouched.
+"""
 
-from . import ehrenfest, frozen, prescribed
+from __future__ import annotations
 
-BACKENDS = {"frozen": frozen, "wow": prescribed, "ehrenfest": ehrenfest}
-DYNAMICS = tuple(BACKENDS)
+from .. import lattice
+from ..lattice import ChainFlow
+from .base import Classical, LatticeParams, Start, lattice_params
+from .ehrenfest import Ehrenfest
+from .frozen import Frozen
+from .prescribed import Prescribed
+from .quantum import Quantum, build_quantum
+
+DYNAMICS = ("frozen", "wow", "ehrenfest", "quantum")
+#: Upper edges of ω_max·h at which the free lattice's Taylor order is chosen: the order is that of
+#: the bucket's edge, so every dt up to it (a dt-convergence study) shares one compiled program.
+FLOW_BUCKETS = (3e-3, 3e-2, 3e-1, 4.0)
 
 
-def _same(lat, p, layout):
-    return lat
+def flow_order(chain, longest_flow: float, real) -> int:
+    """Taylor order of the free lattice flow for flows up to ``longest_flow`` fs: the order that is
+    exact to rounding at the upper edge of its FLOW_BUCKETS bucket."""
+    x = chain.omega_max * abs(longest_flow)
+    edge = next((b for b in FLOW_BUCKETS if x <= b), x)
+    return lattice.flow_terms(chain, edge / chain.omega_max, real)
 
 
-def get(name: str):
-    """(start, step, finish) of a backend."""
-    try:
-        b = BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"dynamics={name!r}: allowed {DYNAMICS}") from None
-    if not isinstance(b, ModuleType):
-        return _same, b, _same
-    return getattr(b, "start", _same), b.step, getattr(b, "finish", _same)
+def build(cfg, real, longest_flow: float):
+    """(backend, traced parameters) of cfg.dynamics (validated cfg)."""
+    chain = cfg.chain
+    free = ChainFlow(chain.boundary, flow_order(chain, longest_flow, real))
+    if cfg.dynamics == "frozen":
+        return Frozen(chain), lattice_params(chain, real)
+    if cfg.dynamics == "wow":
+        return Prescribed(chain, free=free, equal_steps=cfg.order == 2), lattice_params(chain, real)
+    if cfg.dynamics == "ehrenfest":
+        return Ehrenfest(chain, free=free), lattice_params(chain, real)
+    if cfg.dynamics == "quantum":
+        return build_quantum(cfg, real, free)
+    raise ValueError(f"dynamics={cfg.dynamics!r}: allowed {DYNAMICS}")
+
+
+__all__ = ["DYNAMICS", "FLOW_BUCKETS", "Classical", "Ehrenfest", "Frozen", "LatticeParams", "Prescribed",
+           "Quantum", "Start", "build", "build_quantum", "flow_order", "lattice_params"]

@@ -1,9 +1,31 @@
-"""``frozen``: the lattice stays at its thermal sample for the whole run (static disorder)."""
+"""``frozen``: the lattice stays at its thermal sample for the whole run (static disorder).
 
-#: The backend only hands ψ to ``evolve``; the core may carry ψ in its own internal form (it
-#: also computes a frozen lattice's rotations once, outside the time loop).
-READS_PSI = False
+The coordinates never change (``static_coordinates``): the loop computes the model's layer
+coefficients once, outside the time loop. The lattice carries no velocity (v = 0), so its energy
+and occupations are those of the static sample's displacements."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from ..lattice import SiteState
+from .base import Classical
 
 
-def step(psi, lat, p, layout, evolve):
-    return evolve(psi, lat.u), lat
+@dataclasses.dataclass(frozen=True)
+class Frozen(Classical):
+    static_coordinates = True
+
+    def prepare(self, sites: SiteState) -> SiteState:
+        return SiteState(u=sites.u, v=jnp.zeros_like(sites.v))
+
+    def start(self, lat0, e0, p, sub, ops):
+        return lat0
+
+    def step(self, e, lat, p, sub, ops):
+        return ops.evolve(e, self.coordinates(lat, p)), lat
+
+    def finish(self, lat, p, sub):
+        return lat

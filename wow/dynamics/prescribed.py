@@ -1,43 +1,51 @@
 """``wow`` (wave-on-wave): the lattice follows its own exact harmonic motion from the thermal
 sample and feels no force from the electron.
 
-The electron's step of length dt needs the lattice at its midpoint, so the carried state is the
-lattice at mid-step times t_n + dt/2:
+The electron's step of length h needs the lattice at its midpoint, so the carried state is the
+lattice at mid-step times:
 
-* order 2 (equal steps): a ``lattice.StepPair``, the mid-step displacements and their increment
-  over the last step, advanced by the two-step recurrence of exact harmonic motion (one stencil
-  on one array per step where the flow needs four: wow float32 ~505 -> ~650-690 M
-  sample·site·steps/s at N = 4096 x 64 on 2 cores; both stay at rounding, tests/test_lattice.py);
-* order 4 (sub-steps of unequal lengths): a ``SiteState`` moved by the exact flow, (dt + dt_next)/2
+* equal sub-steps (order 2) on a free lattice with a recurrence (the harmonic chain): a
+  ``lattice.StepPair``, the mid-step displacements and their increment over the last step, advanced
+  by the two-step recurrence of exact harmonic motion (one stencil on one array per step where the
+  flow needs four; both stay at rounding, tests/test_lattice.py);
+* otherwise (order 4's unequal sub-steps): a ``SiteState`` moved by the exact flow, (h + h_next)/2
   from one sub-step's midpoint to the next.
 
-``start`` moves the t = 0 lattice to the first midpoint, ``finish`` returns the (u, v) at the end
-of the last step. (The module is not called wow.py so that it does not shadow the package name.)"""
+``start`` moves the t = 0 lattice to the first midpoint, ``finish`` returns the (u, v) at the step
+boundary. (The module is not called wow.py so that it does not shadow the package name.)"""
 
-from ..lattice import StepPair, harmonic_flow, pair_sites, pair_start, pair_step
+from __future__ import annotations
 
-#: The backend only hands ψ to ``evolve``; the core may carry ψ in its own internal form.
-READS_PSI = False
+import dataclasses
 
-
-def _flow(lat, h, p, layout):
-    return harmonic_flow(lat, h, p.omega2, layout.boundary, layout.n_terms)
+from .base import Classical
 
 
-def start(lat, p, layout):
-    if layout.order == 2:
-        return pair_start(lat, p.dt, p.omega2, layout.boundary, layout.n_terms)
-    return _flow(lat, p.dt / 2, p, layout)
+@dataclasses.dataclass(frozen=True)
+class Prescribed(Classical):
+    """free: the free lattice (lattice.ChainFlow or another with the same methods); equal_steps:
+    every sub-step has the same length (order 2), so the recurrence may carry the lattice."""
 
+    free: object = None
+    equal_steps: bool = True
 
-def step(psi, lat, p, layout, evolve, dt_next=None):
-    if isinstance(lat, StepPair):
-        return evolve(psi, lat.u), pair_step(lat, p.dt, p.omega2, layout.boundary, layout.n_terms)
-    dt_next = p.dt if dt_next is None else dt_next
-    return evolve(psi, lat.u), _flow(lat, (p.dt + dt_next) / 2, p, layout)
+    @property
+    def paired(self) -> bool:
+        return self.equal_steps and self.free.recurrence
 
+    def start(self, lat0, e0, p, sub, ops):
+        if self.paired:
+            return self.free.pair_start(lat0, sub.h, p.omega2)
+        return self.free.flow(lat0, sub.h / 2, p.omega2)
 
-def finish(lat, p, layout):
-    if isinstance(lat, StepPair):
-        return pair_sites(lat, p.dt, p.omega2, layout.boundary, layout.n_terms)
-    return _flow(lat, -p.dt / 2, p, layout)
+    def step(self, e, lat, p, sub, ops):
+        e = ops.evolve(e, self.coordinates(lat, p))
+        if self.paired:
+            return e, self.free.pair_step(lat, sub.h, p.omega2)
+        return e, self.free.flow(lat, (sub.h + sub.h_next) / 2, p.omega2)
+
+    def finish(self, lat, p, sub):
+        """(u, v) at the step boundary before the sub-step ``sub`` (the first of a step)."""
+        if self.paired:
+            return self.free.pair_sites(lat, sub.h, p.omega2)
+        return self.free.flow(lat, -sub.h / 2, p.omega2)

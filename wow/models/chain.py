@@ -1,0 +1,386 @@
+"""The tight-binding chain of Appendix A (MODEL.md, "Electron") as a wow electron model.
+
+H_e(u) = -Σ_b t_b (|n+1><n| + h.c.) + Σ_n ε_n |n><n|, with the coupling ``SSHDeformation``:
+t_b = t0 - α b_n + δt_b, ε_n = D (b_{n-1} + b_n)/(2a) + δε_n, b_n = u_{n+1} - u_n (wow.electron).
+
+Layout of a block (``TightBinding.sample_axis = -1``): samples innermost. Lattice coordinates u are
+(*lead, N, B) (lead: e.g. the DVR points of quantum modes, broadcasting), and the electron is carried
+split by site parity into four real arrays z = (Re A, Im A, Re B, Im B), A_j = ψ_{2j}, B_j = ψ_{2j+1},
+each (*lead, M, B), M = ceil(N/2) (an odd open chain is padded with one empty site joined by a zero
+hopping). A row of B samples is contiguous: bond 2j joins the rows A_j and B_j, bond 2j+1 joins B_j
+and A_{j+1 mod M}, so every layer is elementwise over rows with at most a one-row offset: no complex
+arithmetic, no lane shuffles.
+
+One Strang sub-step of length h, hoppings and site energies at the mid-step coordinates:
+
+    no site energies:  B_even/2 · B_odd · B_even/2            (recoil: B_odd/2 · R · B_odd/2 inside)
+    site energies:     V/2 · B_even/2 · B_odd · B_even/2 · V/2
+
+B: exact 2x2 rotations [[c, i s], [i s, c]] of each bond, θ = t_b h/ħ (the exponential of -t_b σ_x);
+bonds of one parity share no site, so each layer is an exact unitary for any real hoppings and the
+scheme is symmetric, hence second order. V: site phases e^{-iε_n h/2ħ}. R: the CM recoil phase
+e^{-i(Q - ħk)² h/(2NMħ)} through a unitary FFT (the ring needs even N: validation refuses odd rings).
+
+Fast paths (measured in benchmarks/RESULTS.md):
+* the outermost half layer (V/2, or B_even/2 without site energies) of one sub-step and the first of
+  the next are one layer of the summed angle (rotations of one pair commute, as do site phases):
+  ``layers`` returns the sub-step's own half angle as its ``trail``, ``join`` makes the merged
+  first layer, ``advance`` leaves the trailing half pending and ``close`` applies it;
+* rotations by the exactly unitary rational formula ``rotation`` (no transcendental functions);
+* split real form (above).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..channels import channel_weights
+from ..electron import band, k_grid, momentum_amplitudes, packet
+from ..tally import final_tallies
+from ..units import HBAR
+
+
+# --------------------------------------------------------------------------------------------
+# Traced parameters
+# --------------------------------------------------------------------------------------------
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ChainParams:
+    """Traced parameters of the chain electron (shared by the samples of a run).
+
+    t0, alpha, D (eV, eV/Å, eV); a (Å); t_static: static hopping offsets per bond (eV, (nb,));
+    eps_static: static site-energy offsets (eV, (N,)); k: DFT momenta (1/Å, FFT order, (N,));
+    inv_2NM = 1/(2NM) (Å²/(eV·fs²)) for the recoil phase; omega_max: the lattice's largest phonon
+    frequency (1/fs), which sets the energy windows of the backscattering channels (wow.channels).
+    """
+
+    t0: jax.Array
+    alpha: jax.Array
+    D: jax.Array
+    a: jax.Array
+    t_static: jax.Array
+    eps_static: jax.Array
+    k: jax.Array
+    inv_2NM: jax.Array
+    omega_max: jax.Array
+
+
+def params_of(cfg, real) -> ChainParams:
+    """The traced parameters of cfg's chain electron in dtype ``real`` (host side)."""
+    c, e = cfg.chain, cfg.electron
+    t_static = np.zeros(c.n_bonds)
+    for b, dt_b in e.bond_defects:
+        t_static[int(b)] += dt_b
+    eps_static = np.zeros(c.N)
+    for n, de in e.onsite_defects:
+        eps_static[int(n)] += de
+    f = lambda x: jnp.asarray(x, real)
+    return ChainParams(t0=f(e.t0), alpha=f(e.alpha), D=f(e.D), a=f(c.a), t_static=f(t_static),
+                       eps_static=f(eps_static), k=f(k_grid(c.N, c.a)),
+                       inv_2NM=f(1.0 / (2 * c.N * c.mass_ev)), omega_max=f(c.omega_max))
+
+
+# --------------------------------------------------------------------------------------------
+# Rows: the site axis is -2, samples -1
+# --------------------------------------------------------------------------------------------
+def _pad_rows(x, before: int, after: int, value=0.0):
+    widths = [(0, 0, 0)] * (x.ndim - 2) + [(before, after, 0), (0, 0, 0)]
+    return jax.lax.pad(x, jnp.asarray(value, x.dtype), widths)
+
+
+def shift_rows(x, d: int, ring: bool, fill=0.0):
+    """x_{j+d} (d = ±1) along the site axis -2: wraps on the ring, ``fill`` beyond the open ends."""
+    if ring:
+        return jnp.roll(x, -d, axis=-2)
+    return _pad_rows(x[..., 1:, :], 0, 1, fill) if d > 0 else _pad_rows(x[..., :-1, :], 1, 0, fill)
+
+
+def by_parity(x, M: int):
+    """Per-bond or per-site rows (..., n, B) -> (even, odd), each (..., M, B), missing rows 0."""
+    if x.shape[-2] < 2 * M:
+        x = _pad_rows(x, 0, 2 * M - x.shape[-2])
+    return x[..., 0::2, :], x[..., 1::2, :]
+
+
+def bond_stretches(u, ring: bool):
+    """b_n = u_{n+1} - u_n along the site axis -2: N-1 rows (open) or N (ring)."""
+    if ring:
+        return jnp.roll(u, -1, axis=-2) - u
+    return u[..., 1:, :] - u[..., :-1, :]
+
+
+def site_strains(b, a, ring: bool):
+    """s_n = (b_{n-1} + b_n)/(2a), a missing bond counting as 0."""
+    if ring:
+        return (jnp.roll(b, 1, axis=-2) + b) / (2 * a)
+    return (_pad_rows(b, 1, 0) + _pad_rows(b, 0, 1)) / (2 * a)
+
+
+def _col(v, ndim: int = 2):
+    """A per-row vector (n,) as a column (1, ..., n, 1) of rank ndim against (..., n, B)."""
+    return v.reshape((1,) * (ndim - 2) + (v.shape[0], 1))
+
+
+# --------------------------------------------------------------------------------------------
+# The coupling: lattice coordinates -> hoppings and site energies (replaceable)
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SSHDeformation:
+    """SSH bond coupling and deformation potential, linear in the displacements ``coords['u']``:
+    t_b = t0 - α b + δt_b, ε_n = D s_n + δε_n (MODEL.md). ``reads`` names the coordinates used.
+    A coupling to other coordinates (e.g. Holstein local modes shifting ε_n) is another class with
+    the same ``terms`` method, and another ``reads``."""
+
+    ring: bool
+    use_onsite: bool
+    reads = ("u",)
+
+    def terms(self, coords, p: ChainParams):
+        """(t, eps): hoppings (..., nb, B) and site energies (..., N, B) or None when there are none."""
+        b = bond_stretches(coords["u"], self.ring)
+        t = p.t0 - p.alpha * b + _col(p.t_static, b.ndim)
+        if not self.use_onsite:
+            return t, None
+        return t, p.D * site_strains(b, p.a, self.ring) + _col(p.eps_static, b.ndim)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers in the split real form
+# --------------------------------------------------------------------------------------------
+def rotation(theta):
+    """cos and sin of angles θ as an exactly unitary rational rotation: with y = θ/2 and
+    tan y ≈ n/d = y(15 - y²)/(15 - 6y²) (the [3/2] Padé approximant), c = (d² - n²)/(d² + n²),
+    s = 2nd/(d² + n²). c² + s² = 1 identically (to rounding), the map is odd in θ (a step with -dt is
+    the exact inverse), and the angle it rotates by is θ(1 - θ⁶/100800 + ...), i.e. ~7e-15 relative
+    at θ = 0.03 (t0 dt/ħ at dt = 0.02 fs) and ~1e-5 at θ = 1: far below the splitting error of
+    either order for any usable step. Unlike cos and sin it needs no transcendental function,
+    which on the CPU costs more than the whole rest of the step."""
+    y = theta / 2
+    y2 = y * y
+    n = y * (15 - y2)
+    d = 15 - 6 * y2
+    r = 1 / (d * d + n * n)
+    return (d * d - n * n) * r, 2 * n * d * r
+
+
+def rotate_pairs(z, cs):
+    """[[c, i s], [i s, c]] on each pair (A_j, B_j) (the even bonds), in real arithmetic."""
+    Ar, Ai, Br, Bi = z
+    c, s = cs
+    return c * Ar - s * Bi, c * Ai + s * Br, c * Br - s * Ai, c * Bi + s * Ar
+
+
+def rotate_odd(z, cs, ring: bool):
+    """Bond 2j+1 joins B_j and A_{j+1}: each output row is computed from shifted inputs (cs per bond
+    j; on the open chain the missing bond past the end is the identity: c = 1, s = 0)."""
+    Ar, Ai, Br, Bi = z
+    c, s = cs
+    cl, sl = shift_rows(c, -1, ring, fill=1.0), shift_rows(s, -1, ring)  # the bond left of A_j
+    nBr = c * Br - s * shift_rows(Ai, 1, ring)
+    nBi = c * Bi + s * shift_rows(Ar, 1, ring)
+    nAr = cl * Ar - sl * shift_rows(Bi, -1, ring)
+    nAi = cl * Ai + sl * shift_rows(Br, -1, ring)
+    return nAr, nAi, nBr, nBi
+
+
+def phase_sites(z, cs):
+    """Multiply A and B by e^{-iφ}, cs = (cos φ_A, sin φ_A, cos φ_B, sin φ_B)."""
+    Ar, Ai, Br, Bi = z
+    ca, sa, cb, sb = cs
+    return ca * Ar + sa * Ai, ca * Ai - sa * Ar, cb * Br + sb * Bi, cb * Bi - sb * Br
+
+
+def to_split(psi, M: int):
+    """(..., N, B) complex -> (Re A, Im A, Re B, Im B), each (..., M, B), zero-padded to 2M sites."""
+    A, B = by_parity(psi, M)
+    return (A.real, A.imag, B.real, B.imag)
+
+
+def from_split(z, N: int):
+    """Inverse of ``to_split``: (..., N, B) complex."""
+    Ar, Ai, Br, Bi = z
+    pairs = jnp.stack([jax.lax.complex(Ar, Ai), jax.lax.complex(Br, Bi)], axis=-2)  # (..., M, 2, B)
+    full = pairs.reshape(*Ar.shape[:-2], 2 * Ar.shape[-2], Ar.shape[-1])
+    return full[..., :N, :]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Layers:
+    """The coordinate-dependent coefficients of one sub-step: ``trail`` the outer half angle (even
+    bonds: θ/2 (..., M, B); with site energies: (φ_A, φ_B)), ``even`` the even-bond rotation (c, s)
+    (only with site energies, where the outer layer is V), ``odd`` the odd-bond rotation (c, s)."""
+
+    trail: object
+    even: object
+    odd: object
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TightBinding:
+    """The chain electron (static under jit): N sites, ring or open, recoil on/off, site energies
+    on/off, the coupling, and whether frames record |ψ_n|² and |ψ~(k)|². See wow.models for the
+    protocol each method implements."""
+
+    N: int
+    boundary: str
+    recoil: bool = False
+    use_onsite: bool = False
+    save_density: bool = False
+    coupling: object = None
+    sample_axis = -1
+
+    def __post_init__(self):
+        if self.coupling is None:
+            object.__setattr__(self, "coupling", SSHDeformation(self.ring, self.use_onsite))
+
+    @property
+    def ring(self) -> bool:
+        return self.boundary == "ring"
+
+    @property
+    def M(self) -> int:
+        return (self.N + 1) // 2
+
+    # -- the electron's initial state and its block layout ------------------------------------
+    def packet(self, cfg, cplx):
+        """The configured initial packet, (N,) complex."""
+        return packet(self.N, cfg.chain.a, cfg.x0, cfg.electron.sigma, cfg.k0, cplx)
+
+    def to_block(self, psi):
+        """Samples first (S, ..., N) -> the block layout (..., N, S) (samples innermost)."""
+        return jnp.moveaxis(psi, 0, -1)
+
+    def from_block(self, x):
+        """The block layout (..., N, S) -> samples first (S, ..., N)."""
+        return jnp.moveaxis(x, -1, 0)
+
+    def start(self, psi, p: ChainParams):
+        """The carried state of amplitudes ψ (..., N, B)."""
+        return to_split(psi, self.M)
+
+    def amplitudes(self, z, p: ChainParams):
+        return from_split(z, self.N)
+
+    # -- layers ---------------------------------------------------------------------------------
+    def fixed(self, h, p: ChainParams, Q):
+        """Coordinate-independent part of a sub-step of length h: the recoil phase (N, B) for the
+        sector Q (B,), or None."""
+        if not self.recoil:
+            return None
+        return jnp.exp(-1j * (Q[None, :] - HBAR * _col(p.k)) ** 2 * p.inv_2NM * (h / HBAR))
+
+    def layers(self, coords, h, p: ChainParams) -> Layers:
+        """The coupling's hoppings and site energies at ``coords`` as this sub-step's coefficients."""
+        t, eps = self.coupling.terms(coords, p)
+        k = h / HBAR
+        te, to = by_parity(t, self.M)
+        odd = rotation(to * (k / 2 if self.recoil else k))
+        if not self.use_onsite:
+            return Layers(trail=te * (k / 2), even=None, odd=odd)
+        ea, eb = by_parity(eps, self.M)
+        return Layers(trail=(ea * (k / 2), eb * (k / 2)), even=rotation(te * (k / 2)), odd=odd)
+
+    def join(self, trail, layers: Layers):
+        """The merged first layer of a sub-step: the previous sub-step's trailing half (None: none)
+        and this sub-step's leading half, as one rotation (or pair of site phases)."""
+        angle = layers.trail if trail is None else jax.tree_util.tree_map(jnp.add, trail, layers.trail)
+        return self._outer_coefficients(angle)
+
+    def _outer_coefficients(self, angle):
+        if self.use_onsite:
+            return (*rotation(angle[0]), *rotation(angle[1]))
+        return rotation(angle)
+
+    def _outer(self, z, coefficients):
+        return phase_sites(z, coefficients) if self.use_onsite else rotate_pairs(z, coefficients)
+
+    def advance(self, z, layers: Layers, join, fixed):
+        """One sub-step with its first layer ``join``, leaving its trailing half layer pending."""
+        z = self._outer(z, join)
+        if self.use_onsite:
+            z = rotate_pairs(z, layers.even)
+        z = rotate_odd(z, layers.odd, self.ring)
+        if fixed is not None:
+            psi = from_split(z, self.N)
+            psi = jnp.fft.ifft(jnp.fft.fft(psi, axis=-2) * fixed, axis=-2)
+            z = rotate_odd(to_split(psi, self.M), layers.odd, self.ring)
+        if self.use_onsite:
+            z = rotate_pairs(z, layers.even)
+        return z
+
+    def close(self, z, trail):
+        """Apply a pending trailing half layer (angle ``trail``)."""
+        return self._outer(z, self._outer_coefficients(trail))
+
+    # -- energy and observables -----------------------------------------------------------------
+    def energy(self, z, coords, p: ChainParams):
+        """<ψ|H_e(coords)|ψ> per sample (B,), read from the split form in real arithmetic; summed
+        over leading axes. The Ehrenfest force is minus its gradient with respect to coords."""
+        t, eps = self.coupling.terms(coords, p)
+        Ar, Ai, Br, Bi = z
+        te, to = by_parity(t, self.M)
+        nxt = lambda x: shift_rows(x, 1, self.ring)
+        # bond 2j joins A_j and B_j, bond 2j+1 joins B_j and A_{j+1}: -2 t Re(ψ_n* ψ_{n+1}) per bond
+        e = -2.0 * (te * (Ar * Br + Ai * Bi) + to * (Br * nxt(Ar) + Bi * nxt(Ai)))
+        if eps is not None:
+            ea, eb = by_parity(eps, self.M)
+            e = e + ea * (Ar**2 + Ai**2) + eb * (Br**2 + Bi**2)
+        return jnp.sum(e, axis=tuple(range(e.ndim - 1)))
+
+    def observe(self, psi, p: ChainParams):
+        """Per-frame tallies of amplitudes ψ (..., N, B), summed over leading axes, each (B,):
+        norm, <x> (Å), <k> (1/Å), P_b (weight at k < 0); with save_density also |ψ_n|² ('density')
+        and |ψ~(k)|² ('momentum', FFT order), each (B, N)."""
+        lead = tuple(range(psi.ndim - 2))
+        rho = jnp.sum(jnp.abs(psi) ** 2, axis=lead)
+        wk = jnp.sum(jnp.abs(jnp.fft.fft(psi, axis=-2, norm="ortho")) ** 2, axis=lead)
+        norm = jnp.sum(rho, axis=0)
+        x = jnp.arange(self.N, dtype=rho.dtype) * p.a
+        out = {"norm": norm, "x_mean": x @ rho / norm, "k_mean": p.k @ wk / norm,
+               "P_b": jnp.where(p.k < 0, 1.0, 0.0).astype(rho.dtype) @ wk}
+        if self.save_density:
+            out["density"] = rho.T
+            out["momentum"] = wk.T
+        return out
+
+    def weights(self, psi, p: ChainParams):
+        """(total, backscattered) probability of every leading index of ψ (..., N, B): the sums of
+        |ψ~(k)|² over all k and over k < 0, each (..., B)."""
+        wk = jnp.abs(jnp.fft.fft(psi, axis=-2, norm="ortho")) ** 2
+        return jnp.sum(wk, axis=-2), jnp.sum(jnp.where(_col(p.k, wk.ndim) < 0, wk, 0.0), axis=-2)
+
+    # -- per-sample tallies (one sample: ψ (N,), u (N,)) -----------------------------------------
+    def energy_of(self, psi, u, p: ChainParams):
+        """<ψ|H_e(u)|ψ> (eV) of one sample's complex amplitudes (N,) at displacements (N,)."""
+        t, eps = self.coupling.terms({"u": u[:, None]}, p)
+        eps = jnp.zeros_like(u)[:, None] if eps is None else eps
+        psi = psi[:, None]
+        right = jnp.roll(psi, -1, axis=0) if self.ring else psi[1:]
+        left = psi if self.ring else psi[:-1]
+        return -2.0 * jnp.sum(t * jnp.real(jnp.conj(right) * left)) + jnp.sum(eps * jnp.abs(psi) ** 2)
+
+    def recoil_energy_of(self, psi, Q, p: ChainParams):
+        """<(Q - ħk)²/(2NM)> of one sample: the CM kinetic energy in the sector Q (eV)."""
+        w = jnp.abs(momentum_amplitudes(psi)) ** 2
+        return jnp.sum(w * (Q - HBAR * p.k) ** 2) * p.inv_2NM
+
+    def band(self, k, p: ChainParams):
+        return band(k, p.t0, p.a)
+
+    def tallies(self, psi0, psi_f, u0, u_f, Q, p: ChainParams):
+        """One sample's tallies (wow.tally.final_tallies, the backscattered weight per energy channel
+        (wow.channels) and the electron's momentum change dP_e = ħ(<k>_f - <k>_0)) and its final
+        ψ~(k): ψ (N,) complex, u (N,)."""
+        out, psik = final_tallies(self, psi0, psi_f, u0, u_f, Q, p)
+        w0 = jnp.abs(momentum_amplitudes(psi0)) ** 2
+        out.update(channel_weights(w0, jnp.abs(psik) ** 2, p.k, p.t0, p.a, p.omega_max))
+        out["dP_e"] = HBAR * (out["k_f"] - jnp.sum(p.k * w0) / jnp.sum(w0))
+        return out, psik
