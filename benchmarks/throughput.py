@@ -5,8 +5,8 @@ baseline and the device's memory roofline; compile time, peak memory and compile
     python benchmarks/throughput.py --full     # N 256..16384 x samples 1..4096 (long)
     python benchmarks/throughput.py --dynamics wow --dtype float32 --N 4096 --samples 64
 
-What is timed: the jitted core ``wow.propagate.propagate`` vmapped over samples, called on
-ready inputs, ``block_until_ready``; compilation is done first (AOT) and reported apart; each point
+What is timed: the jitted core ``wow.propagate.propagate`` on blocks of samples (samples first,
+sites last: the layout wow.run uses), called on ready inputs, ``block_until_ready``; compilation is done first (AOT) and reported apart; each point
 is repeated and the median and the spread (min, max) are reported. Thermal samples come from
 ``wow.lattice`` (300 K classical, the default copper-like chain, alpha = 2 eV/Å, D = 0, open chain,
 no recoil, dt = 0.02 fs).
@@ -52,10 +52,11 @@ import numpy_baseline  # noqa: E402
 import wow  # noqa: E402
 from wow import lattice as L  # noqa: E402
 from wow.dynamics import DYNAMICS  # noqa: E402
-from wow.ensemble import bytes_per_sample, initial_packet, layout_of, params_of  # noqa: E402
+from wow.ensemble import bytes_per_sample, initial_packet, program_of  # noqa: E402
 from wow.propagate import propagate  # noqa: E402
 
 BYTES = {"frozen": 24, "wow": 32, "ehrenfest": 32}  # per sample*site*step, float32; x2 for float64
+DYNAMICS = tuple(d for d in DYNAMICS if d != "quantum")  # the quantum lattice is timed on its own terms
 DEFAULT_POINTS = [(4096, 64), (256, 1), (1024, 1024), (16384, 256)]
 FULL_N = [256, 1024, 4096, 16384]
 FULL_S = [1, 16, 64, 256, 1024, 4096]
@@ -67,6 +68,7 @@ def config(dynamics, dtype, N, steps, dt=0.02, order=2):
 
 
 def inputs(cfg, S, seed=0):
+    """Thermal lattices of S samples in the block layout: SiteState of (S, N)."""
     real = jnp.float32 if cfg.dtype == "float32" else jnp.float64
     keys = jax.random.split(jax.random.PRNGKey(seed), S)
     lat = jax.vmap(lambda k: L.to_sites(cfg.chain, L.sample_modes(k, cfg.chain, 300.0, "classical", real)))(keys)
@@ -76,30 +78,34 @@ def inputs(cfg, S, seed=0):
 
 
 def core_program(cfg, block=None, n_dev=1):
-    """The jitted core vmapped over samples; with ``block`` (< samples per device) the samples run
-    in blocks of that many, one after the other (lax.map over blocks), so that one block's state
-    stays in the cache for all its steps; with n_dev > 1 the samples are split over the first n_dev
-    devices (shard_map: each device runs its own share, blocked, with no communication). Samples
-    are independent: the numbers are the same either way."""
-    layout, p, psi0 = layout_of(cfg), params_of(cfg), initial_packet(cfg)
-    Q = jnp.asarray(0.0, p.dt.dtype)
-    one = jax.vmap(lambda lat: propagate(psi0, lat, Q, p, layout)[0])
+    """The jitted core on blocks of samples (samples first, sites last); with ``block`` (< samples
+    per device) the samples run in blocks of that many, one after the other (lax.map over blocks),
+    so that one block's state stays in the cache for all its steps; with n_dev > 1 the samples are
+    split over the first n_dev devices (shard_map: each device runs its own share, blocked, with no
+    communication). Samples are independent: the numbers are the same either way."""
+    program, inp = program_of(cfg)
+    psi0 = initial_packet(cfg)
+    N = cfg.chain.N
+
+    def one(lat):
+        S = lat.u.shape[0]
+        psi = jnp.broadcast_to(psi0, (S, N))
+        return propagate(program, inp, psi, lat, jnp.zeros((S,), inp.dt.dtype))[0]
 
     def blocked(lat):
         S = lat.u.shape[0]
         if not block or block >= S:
             return one(lat)
-        lead = jax.tree_util.tree_map(lambda x: x.reshape(S // block, block, *x.shape[1:]), lat)
-        out = jax.lax.map(one, lead)
-        return out.reshape(S, *out.shape[2:])
+        lead = jax.tree_util.tree_map(lambda x: x.reshape(S // block, block, N), lat)
+        return jax.lax.map(one, lead).reshape(S, N)
 
     if n_dev == 1:
-        return jax.jit(blocked), layout
+        return jax.jit(blocked), cfg
     from jax.sharding import Mesh, PartitionSpec as P
 
     mesh = Mesh(np.array(jax.devices()[:n_dev]), ("samples",))
     return jax.jit(jax.shard_map(blocked, mesh=mesh, in_specs=P("samples"), out_specs=P("samples"),
-                                 check_vma=False)), layout
+                                 check_vma=False)), cfg
 
 
 def cache_block(S, N, dtype, cache_bytes):
@@ -163,7 +169,7 @@ def bench_point(dynamics, dtype, N, S, args):
     lat = inputs(cfg, S)
     n_dev = len(jax.devices()) if S % len(jax.devices()) == 0 else 1
     block = cache_block(S // n_dev, N, dtype, args.cache) if args.block else None
-    f, layout = core_program(cfg, block, n_dev)
+    f, _ = core_program(cfg, block, n_dev)
     if n_dev > 1:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -173,17 +179,18 @@ def bench_point(dynamics, dtype, N, S, args):
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(lat))  # warm-up
     ts = time_calls(compiled, (lat,), args.repeats)
-    work = S * N * layout.steps_per_frame
+    work = S * N * cfg.steps_per_frame
     row = dict(dynamics=dynamics if args.order == 2 else f"{dynamics} (order 4)", dtype=dtype, N=N, S=S,
-               n_dev=n_dev, block=block or S // n_dev, steps=layout.steps_per_frame,
+               n_dev=n_dev, block=block or S // n_dev, steps=cfg.steps_per_frame,
                compile_s=compile_s,
                rate=work / np.median(ts), rate_lo=work / ts.max(), rate_hi=work / ts.min(), numpy=None)
     if args.numpy and args.order == 2 and dynamics in ("frozen", "wow") and S * N <= 2**22:
         npdt = np.float32 if dtype == "float32" else np.float64
-        p = params_of(cfg)
+        program, _ = program_of(cfg)
+        n_terms = program.backend.free.n_terms if dynamics == "wow" else 1
         row["numpy"] = numpy_rate(np.tile(np.asarray(initial_packet(cfg)), (S, 1)), np.asarray(lat.u, npdt),
                                   np.asarray(lat.v, npdt), t0=npdt(1.0), alpha=npdt(2.0), dt=npdt(cfg.dt),
-                                  omega2=npdt(p.omega2), n_terms=layout.n_terms, dynamics=dynamics,
+                                  omega2=npdt(cfg.chain.spring / cfg.chain.mass_ev), n_terms=n_terms, dynamics=dynamics,
                                   steps=max(2, steps // 4), repeats=max(3, args.repeats // 2))
     return row
 
@@ -211,13 +218,14 @@ def memory_table(dtypes):
             for N, S in ((4096, 64),):
                 cfg = wow.Config(chain=wow.Chain(N=N), dynamics=dynamics, dtype=dtype, duration=2.0, n_frames=2,
                                  check_inside=False)
-                layout, p, psi0 = layout_of(cfg), params_of(cfg), initial_packet(cfg)
+                program, inp = program_of(cfg)
+                psi0 = initial_packet(cfg)
                 real = jnp.float32 if dtype == "float32" else jnp.float64
                 keys = jax.random.split(jax.random.PRNGKey(0), S)
                 groups = jnp.zeros((S,), jnp.int32)
-                c = E._chunk.lower(keys, groups, jnp.asarray(300.0, real), jnp.asarray(0.0, real),
-                                   jnp.asarray(cfg.k0, real), psi0, p, chain=cfg.chain, statistics="classical",
-                                   fixed_cm=False, layout=layout, n_groups=1).compile()
+                c = E._chunk.lower({"keys": keys, "given": {}}, groups, jnp.asarray(300.0, real), jnp.asarray(0.0, real),
+                                   jnp.asarray(cfg.k0, real), psi0, inp, program=program, statistics="classical",
+                                   fixed_cm=False, n_groups=1, keep_final=False).compile()
                 m = c.memory_analysis()
                 if m is None:
                     continue

@@ -65,8 +65,8 @@ def test_force_is_analytic_hellmann_feynman_and_zero_sum(boundary):
     rng = np.random.default_rng(1)
     psi = jnp.asarray(rng.normal(size=32) + 1j * rng.normal(size=32))
     psi = psi / jnp.linalg.norm(psi)
-    e = model.start(psi[:, None], mp)  # a block of one sample, in the model's carried form
-    f = np.asarray(EH.raw_force(model, mp, e, {"u": lat0.u[:, None]})["u"][:, 0])
+    e = model.start(psi[None], mp)  # a block of one sample, in the model's carried form
+    f = np.asarray(EH.raw_force(model, mp, e, {"u": lat0.u[None]})["u"][0])
     # by hand: E = Σ_b [-2 t_b Re(ψ*_{n+1}ψ_n) + D/(2a) b (ρ_n + ρ_{n+1})] + const, t_b = t0 - α b
     x, rho = np.asarray(psi), np.abs(np.asarray(psi)) ** 2
     nxt = np.roll(np.arange(32), -1) if boundary == "ring" else np.arange(1, 32)

@@ -100,7 +100,7 @@ def test_order4_step_is_unitary_for_any_real_hoppings(boundary, dynamics):
     cfg, s, lat0, Q = make(N=N, boundary=boundary, dynamics=dynamics, recoil=True, D=3.0, alpha=40.0,
                            dt=0.7, steps=3)
     cfg = dataclasses.replace(cfg, order=4)
-    U = np.asarray(run_core(cfg, lat0, Q, jnp.eye(N, dtype=jnp.complex128))[0])  # column n: ψ from site n
+    U = np.asarray(run_core(cfg, lat0, Q, jnp.eye(N, dtype=jnp.complex128))[0]).T  # column n: ψ from site n
     assert np.allclose(U.conj().T @ U, np.eye(N), atol=1e-13)
 
 

@@ -35,20 +35,20 @@ def make(N=32, boundary="open", dynamics="frozen", recoil=False, D=0.0, alpha=2.
 
 
 def run_core(cfg, lat0, Q, psi0=None, backward=False, dt_scale=1.0):
-    """The core (wow.propagate) on one sample, or on a block of them when psi0 is (N, B): returns
+    """The core (wow.propagate) on one sample, or on a block of them when psi0 is (B, N): returns
     (ψ_f, lattice_f, frames) shaped like the inputs. backward: run with -dt (time reversal);
     dt_scale: run the same number of steps of dt_scale·dt (the same compiled program)."""
     program, inputs = program_of(cfg)
     inputs = dataclasses.replace(inputs, dt=inputs.dt * (-dt_scale if backward else dt_scale))
     psi0 = initial_packet(cfg) if psi0 is None else psi0
     one = psi0.ndim == 1
-    block = psi0[:, None] if one else psi0
-    B = block.shape[1]
-    lat = L.SiteState(*(jnp.broadcast_to(jnp.asarray(x)[:, None], (cfg.chain.N, B)) for x in (lat0.u, lat0.v)))
+    block = psi0[None] if one else psi0
+    B = block.shape[0]
+    lat = L.SiteState(*(jnp.broadcast_to(jnp.asarray(x), (B, cfg.chain.N)) for x in (lat0.u, lat0.v)))
     psi, lat_f, frames = propagate(program, inputs, block, lat, jnp.full((B,), Q, block.real.dtype))
     if one:
-        psi = psi[:, 0]
-        lat_f = L.SiteState(lat_f.u[:, 0], lat_f.v[:, 0])
+        psi = psi[0]
+        lat_f = L.SiteState(lat_f.u[0], lat_f.v[0])
         frames = {k: v[0] for k, v in frames.items()}
     return psi, lat_f, frames
 
@@ -140,7 +140,7 @@ def test_each_step_is_unitary_for_any_real_hoppings(boundary):
     """Propagate every basis vector with wild random hoppings: the columns stay orthonormal."""
     N = 12
     cfg, s, lat0, Q = make(N=N, boundary=boundary, recoil=True, D=3.0, alpha=40.0, dt=0.7, steps=3)
-    U = np.asarray(run_core(cfg, lat0, Q, jnp.eye(N, dtype=jnp.complex128))[0])  # column n: ψ from site n
+    U = np.asarray(run_core(cfg, lat0, Q, jnp.eye(N, dtype=jnp.complex128))[0]).T  # column n: ψ from site n
     assert np.allclose(U.conj().T @ U, np.eye(N), atol=1e-13)
 
 

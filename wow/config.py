@@ -131,17 +131,48 @@ def _check_quantum(cfg: Config):
 
 
 def packet_extent(cfg: Config) -> tuple[float, float]:
-    """Half-width (Å) of the region the packet and its backscattered part may reach during the
-    run, from the group velocity at k0 and the spreading of the width: max over both directions of
-    |v(k0)| t + INSIDE_WIDTHS σ(t), σ(t)² = σ² + (v'(k0) t/(2σ))², and the initial
-    INSIDE_WIDTHS σ."""
+    """How far (Å) the packet may reach during the run: (front, rear), measured from x0 in the
+    packet's direction of motion (sign of v(k0)) and against it.
+
+    front: the incident packet's fastest part, vmax t + INSIDE_WIDTHS σ(t), with vmax = |v(k0)| plus
+    the velocity spread of Δk = 1/(2σ) and σ(t)² = σ² + (v'(k0) t/(2σ))². rear: the backscattered
+    part, which on a thermal lattice may be reflected from t = 0 on and travels back as fast as the
+    packet travels forward (k -> -k keeps |v|): the same vmax t + INSIDE_WIDTHS σ(t). Only the
+    initial packet would need less (INSIDE_WIDTHS σ); an end reached by the backscattered part
+    would turn it forward again and hide it from P_b, so the rear is not allowed less room."""
     e, c, t = cfg.electron, cfg.chain, cfg.t_final
     v = abs(group_velocity(cfg.k0, e.t0, c.a))
     dv = 2 * e.t0 * c.a**2 * abs(math.cos(cfg.k0 * c.a)) / HBAR  # dv/dk
     # the packet's velocity spread (Δk = 1/2σ) also sets where its fastest part ends up
     vmax = min(2 * e.t0 * c.a / HBAR, v + dv / (2 * e.sigma))
     sig_t = math.sqrt(e.sigma**2 + (dv * t / (2 * e.sigma)) ** 2)
-    return vmax * t + INSIDE_WIDTHS * sig_t
+    front = vmax * t + INSIDE_WIDTHS * sig_t
+    rear = vmax * t + INSIDE_WIDTHS * sig_t
+    return front, rear
+
+
+def _check_inside(cfg: Config):
+    """An open-chain run whose packet (or its backscattered part) would reach an end is refused:
+    an end reflection would pose as backscattering. The end ahead of the packet (in its direction of
+    motion) must hold its front, the end behind it the backscattered part."""
+    c = cfg.chain
+    L = (c.N - 1) * c.a
+    front, rear = packet_extent(cfg)
+    ahead = 1 if group_velocity(cfg.k0, cfg.electron.t0, c.a) >= 0 else -1
+    x0 = cfg.x0
+    hi, lo = (x0 + front, x0 - rear) if ahead > 0 else (x0 + rear, x0 - front)
+    if lo >= 0 and hi <= L:
+        return
+    which = []
+    if hi > L:
+        which.append(f"the {'front' if ahead > 0 else 'backscattered part'} reaches {hi:g} Å past the right end {L:g} Å")
+    if lo < 0:
+        which.append(f"the {'backscattered part' if ahead > 0 else 'front'} reaches {lo:g} Å past the left end 0")
+    raise ConfigError(
+        f"the packet leaves the open chain during the run: centre x0={x0:g} Å moving {'right' if ahead > 0 else 'left'}, "
+        f"{' and '.join(which)} (group velocity x duration + {INSIDE_WIDTHS:g} spreading widths). Allowed: "
+        f"duration, sigma and x0 with both inside [0, {L:g}] Å (lengthen chain.N, shorten duration, move x0, "
+        "or set check_inside=False)")
 
 
 def validate(cfg: Config) -> Config:
@@ -202,13 +233,5 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"electron.sigma={e.sigma:g} Å does not fit the ring: allowed "
                               f"sigma <= {c.N * c.a / (2 * INSIDE_WIDTHS):g} Å (ring length / {2 * INSIDE_WIDTHS:g})")
     elif cfg.check_inside:
-        reach = packet_extent(cfg)
-        x0 = cfg.x0
-        if x0 - reach < 0 or x0 + reach > L:
-            need = max(0.0, reach - x0, x0 + reach - L)
-            raise ConfigError(
-                f"the packet leaves the open chain during the run: centre x0={x0:g} Å, reach ±{reach:g} Å "
-                f"(group velocity x duration + {INSIDE_WIDTHS:g} spreading widths) but the chain spans "
-                f"[0, {L:g}] Å. Allowed: duration, sigma and x0 with x0 ± reach inside the chain "
-                f"(short by {need:g} Å: lengthen chain.N, shorten duration, or set check_inside=False)")
+        _check_inside(cfg)
     return cfg

@@ -74,7 +74,7 @@ class ModeSample:
 @dataclasses.dataclass(frozen=True)
 class SiteState:
     """Internal displacements u (Å) and velocities v (Å/fs) on the sites, each (N,) for one sample
-    or (N, B) for a block of samples (sites on axis 0), summing to zero over the sites."""
+    or (B, N) for a block of samples (sites last), summing to zero over the sites."""
 
     u: jax.Array
     v: jax.Array
@@ -260,11 +260,11 @@ def _laplacian_powers(r: int) -> np.ndarray:
 
 
 def _padded(x, R: int, boundary: str):
-    """x with R ghost sites at each end of its site axis (axis 0; trailing axes, e.g. a block of
+    """x with R ghost sites at each end of its site axis (the last; leading axes, e.g. a block of
     samples, ride along): mirrored (free ends) or wrapped (ring). A free end acts as a mirror (the
     ghost repeats the end site, which is exactly L's free-end row, and L keeps that symmetry), so
     every polynomial in L is the same stencil on the mirror-padded array."""
-    widths = [(R, R)] + [(0, 0)] * (x.ndim - 1)
+    widths = [(0, 0)] * (x.ndim - 1) + [(R, R)]
     return jnp.pad(x, widths, mode="wrap" if boundary == "ring" else "symmetric")  # repeats when R > N
 
 
@@ -276,13 +276,13 @@ def _poly_taps(coefs, R: int, dtype):
 
 def _apply_taps(taps, xp, r: int, R: int, N: int):
     """The stencil ``taps`` restricted to offsets -r..r (the rest are zero) on the padded xp."""
-    return sum(taps[d] * xp[d:d + N] for d in range(R - r, R + r + 1))
+    return sum(taps[d] * xp[..., d:d + N] for d in range(R - r, R + r + 1))
 
 
 def _poly_L(x, coefs, boundary: str):
-    """Σ_j coefs[j] L^j x as one stencil (one fused pass) along the site axis 0."""
+    """Σ_j coefs[j] L^j x as one stencil (one fused pass) along the site axis."""
     R = len(coefs) - 1
-    return _apply_taps(_poly_taps(coefs, R, x.dtype), _padded(x, R, boundary), R, R, x.shape[0])
+    return _apply_taps(_poly_taps(coefs, R, x.dtype), _padded(x, R, boundary), R, R, x.shape[-1])
 
 
 def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> SiteState:
@@ -297,11 +297,11 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
     (n_terms-1)//2, -D S: one more), so no zero tap is ever computed (the coefficients are traced,
     XLA cannot drop zeros itself). Free ends are mirrors, the ring wraps (``_padded``). D annihilates
     the uniform vector, so sum u and sum v are unchanged (the CM stays out). omega2 = K/M (1/fs²).
-    Sites run along axis 0 of u and v; trailing axes (a block of samples) are independent chains."""
+    Sites run along the last axis of u and v; leading axes (a block of samples) are independent chains."""
     rc, rs = n_terms // 2, (n_terms - 1) // 2  # highest power of L in C and in S
     R = rs + 1  # -D S has one power more; rc <= rs + 1 always
     x = -omega2 * h * h
-    dtype, N = s.u.dtype, s.u.shape[0]
+    dtype, N = s.u.dtype, s.u.shape[-1]
     # C - 1 (no identity tap): the small increments are summed first and added to u, v last, so
     # the identity is never rounded into a tap (in float32 a rounded 1 + O(ω²h²) tap is a
     # systematic per-step error: measured 2e-4 of u after 1e4 steps, against 4e-6 this way)
@@ -330,7 +330,7 @@ def harmonic_flow(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class StepPair:
-    """The lattice at equally spaced times: u at the latest time (Å, (N,) or (N, B)) and d = u minus u
+    """The lattice at equally spaced times: u at the latest time (Å, (N,) or (B, N)) and d = u minus u
     one step earlier (Å)."""
 
     u: jax.Array
@@ -356,14 +356,14 @@ def pair_start(s: SiteState, h, omega2: float, boundary: str, n_terms: int) -> S
 
 
 def laplacian(x, boundary: str):
-    """(L x)_n along the site axis 0, L = (-1, 2, -1) with free ends (open) or periodic (ring);
-    trailing axes ride along. The open chain goes through the bonds, zero-padded (L x)_n = b_{n-1} - b_n
-    with b_{-1} = b_{N-1} = 0, which XLA fuses into its consumers (a mirror pad is a concatenate it
-    does not)."""
+    """(L x)_n along the site axis (the last), L = (-1, 2, -1) with free ends (open) or periodic
+    (ring). The open chain goes through the bonds, zero-padded (L x)_n = b_{n-1} - b_n with
+    b_{-1} = b_{N-1} = 0, which XLA fuses into its consumers (a mirror pad is a concatenate it does
+    not)."""
     if boundary == "ring":
-        return 2 * x - jnp.roll(x, 1, axis=0) - jnp.roll(x, -1, axis=0)
-    b = jax.lax.pad(x[1:] - x[:-1], jnp.zeros((), x.dtype), [(1, 1, 0)] + [(0, 0, 0)] * (x.ndim - 1))
-    return b[:-1] - b[1:]
+        return 2 * x - jnp.roll(x, 1, axis=-1) - jnp.roll(x, -1, axis=-1)
+    b = jax.lax.pad(x[..., 1:] - x[..., :-1], jnp.zeros((), x.dtype), [(0, 0, 0)] * (x.ndim - 1) + [(1, 1, 0)])
+    return b[..., :-1] - b[..., 1:]
 
 
 def pair_step(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> StepPair:

@@ -165,8 +165,8 @@ def _electron(program: Program, inputs: Inputs, hs, coords0):
 def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     """Propagate a block of samples for n_frames x steps_per_frame steps of inputs.dt.
 
-    psi0: the model's initial amplitudes in its block layout (chain: (N, B)); lat0: the lattice at
-    t = 0 in the lattice block layout (sites on axis 0, samples last: SiteState of (N, B), or the
+    psi0: the model's initial amplitudes in its block layout (chain: (B, N)); lat0: the lattice at
+    t = 0 in the lattice block layout (samples first, sites last: SiteState of (B, N), or the
     backend's initial state); Q: (B,) the total momentum P_R(0) + ħk0 of each sample (the recoil
     sector). Returns (ψ at t_final as amplitudes (the backend's lead axes first), the lattice at
     t_final (SiteState), frames: name -> (B, n_frames + 1, ...), t = 0 included).
@@ -207,7 +207,7 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
         psi, sites = settle(e, lat_)
         out = backend.observe(psi, sites, lp, model, mp)
         if plan.save_lattice:
-            out["u"] = jnp.moveaxis(sites.u, -1, 0)
+            out["u"] = sites.u
         return out
 
     def steps(carry):

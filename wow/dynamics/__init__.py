@@ -6,7 +6,7 @@ dict of arrays, e.g. {'u': displacements}) and calls the model only through the 
 loop gives it (wow.propagate). The loop, in turn, knows a backend only through this protocol.
 
 The protocol (a frozen dataclass instance, static under jit; every method works on a block of
-samples: lattice arrays have the sites on axis 0 and the samples last, (N, B))::
+samples: lattice arrays have the samples first and the sites last, (B, N))::
 
     static_coordinates: bool   the coordinates never change (frozen): the loop computes the model's
                                layer coefficients once, outside the time loop

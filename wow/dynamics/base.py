@@ -66,7 +66,7 @@ class Classical:
         return sites
 
     def initial_lattice(self, start: Start):
-        """The block's initial lattice as ``start`` takes it (Start of a block: sites (N, B))."""
+        """The block's initial lattice as ``start`` takes it (Start of a block: sites (B, N))."""
         return start.sites
 
     def initial_electron(self, psi, lat0, p):
@@ -91,6 +91,4 @@ class Classical:
             out["dP_cm"] = -(out["dP_e"] + out["dP_ph"])
             return out, psik
 
-        samples = lambda x: jnp.moveaxis(x, -1, 0)
-        return jax.vmap(one)(samples(psi0), samples(psi_f), jax.tree_util.tree_map(samples, lat0),
-                             jax.tree_util.tree_map(samples, lat_f), Q)
+        return jax.vmap(one)(psi0, psi_f, lat0, lat_f, Q)

@@ -47,8 +47,8 @@ def raw_force(model, mp, e, coords):
 
 
 def zero_sum(f):
-    """The force projected onto zero sum over the sites (axis 0): removes rounding only."""
-    return f - jnp.mean(f, axis=0, keepdims=True)
+    """The force projected onto zero sum over the sites (the last axis): removes rounding only."""
+    return f - jnp.mean(f, axis=-1, keepdims=True)
 
 
 def _kick(lat: SiteState, f, h, M) -> SiteState:
@@ -99,5 +99,5 @@ class Ehrenfest(Classical):
         reacting lattice changes (the <P_R> trace subtracts it: MODEL.md)."""
         out = model.observe(psi, mp)
         if self.chain.boundary == "ring":
-            out["P_ph"] = jax.vmap(lambda s: phonon_momentum(self.chain, s), in_axes=-1)(sites)
+            out["P_ph"] = jax.vmap(lambda s: phonon_momentum(self.chain, s))(sites)
         return out

@@ -3,11 +3,11 @@ the electron coupled to them through the model's own coupling, backscattering re
 change of the modes' occupations (MODEL.md, ``quantum`` dynamics).
 
 State: the electron's amplitudes gain one leading axis per quantum mode (axes in increasing mode
-index j), holding DVR points during propagation: ψ[α_1, ..., α_m, sites..., samples]. The other
+index j), holding DVR points during propagation: ψ[α_1, ..., α_m, samples, sites]. The other
 internal modes are classical and moved by another backend, ``others``: absent (u = 0), frozen (their
 thermal sample) or wow (exact harmonic motion). The model sees the lattice coordinates
 
-    u = u_cl + Σ_j e_{nj} ℓ_j x_{α_j}        (shape (*dims, N, B): one lattice per DVR point)
+    u = u_cl + Σ_j e_{nj} ℓ_j x_{α_j}        (shape (*dims, B, N): one lattice per DVR point)
 
 so its layers are evaluated at every DVR point; the coupling is linear in Q_j, so in the truncated
 Fock space this is exactly Q_j's truncated matrix, and the split-operator step converges to expm of
@@ -45,7 +45,7 @@ from .prescribed import Prescribed
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class QuantumParams:
-    """Traced arrays of a quantum run. classical: the classical lattice's parameters; u_q (*dims, N, 1):
+    """Traced arrays of a quantum run. classical: the classical lattice's parameters; u_q (*dims, 1, N):
     the quantum modes' displacement at each DVR point (Å); U_full, U_half: per mode (d, d) phonon
     propagators over K dt and K dt/2 in the DVR; V: per mode (d, d) DVR -> Fock; W: per ring pair
     (d², d²) standing -> running; q_pair: |q| of each pair (1/Å); q_half: π/a; mask_cl (N-1,): 1 for
@@ -65,7 +65,7 @@ class QuantumParams:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class QuantumStart:
-    """The initial lattice of a block: the classical modes on the sites (SiteState (N, B)) and the
+    """The initial lattice of a block: the classical modes on the sites (SiteState (B, N)) and the
     quantum modes' occupations n0 (B, m) in the analysis basis."""
 
     sites: SiteState
@@ -150,10 +150,10 @@ class Quantum:
         return QuantumStart(sites=start.sites, n0=start.extra["n0"])
 
     def initial_electron(self, psi, lat0: QuantumStart, p: QuantumParams):
-        """ψ_e (N, B) times each sample's Fock product state (occupations n0 in the analysis basis)
-        as DVR amplitudes: (*dims, N, B)."""
+        """ψ_e (B, N) times each sample's Fock product state (occupations n0 in the analysis basis)
+        as DVR amplitudes: (*dims, B, N)."""
         phi = jax.vmap(lambda n: self.dvr_of_fock(n, p, psi.dtype))(lat0.n0)  # (B, *dims)
-        phi = jnp.moveaxis(phi, 0, -1)[..., None, :]  # (*dims, 1, B)
+        phi = jnp.moveaxis(phi, 0, -1)[..., None]  # (*dims, B, 1)
         return phi * psi.reshape((1,) * self.m + psi.shape)
 
     def dvr_of_fock(self, n0, p: QuantumParams, dtype):
@@ -167,7 +167,7 @@ class Quantum:
         return QuantumLattice(self.others.start(lat0.sites, e0, p.classical, sub, ops), jnp.zeros((), jnp.int32))
 
     def at_dvr(self, u, p: QuantumParams):
-        """Classical displacements (N, B) plus the quantum modes' at every DVR point: (*dims, N, B)."""
+        """Classical displacements (B, N) plus the quantum modes' at every DVR point: (*dims, B, N)."""
         return u.reshape((1,) * self.m + u.shape) + p.u_q
 
     def coordinates(self, lat, p: QuantumParams):
@@ -208,13 +208,13 @@ class Quantum:
         m = self.m
         c = self.to_fock(psi, p)
         out = model.observe(c, mp)
-        pop = jnp.sum(jnp.abs(c) ** 2, axis=tuple(range(m, c.ndim - 1)))  # (*dims, B)
+        pop = jnp.sum(jnp.abs(c) ** 2, axis=-1)  # (*dims, B)
         marg = [jnp.sum(pop, axis=tuple(a for a in range(m) if a != i)) for i in range(m)]  # (d_i, B)
         real = pop.dtype
         out["n_mean"] = jnp.stack([jnp.arange(mg.shape[0], dtype=real) @ mg for mg in marg], axis=-1)
         out["top"] = jnp.stack([mg[-1] for mg in marg], axis=-1)
         P_ph = jnp.zeros(pop.shape[-1], real)
-        every = tuple(range(c.ndim - 1))
+        every = tuple(range(m)) + (c.ndim - 1,)  # all but the samples
         for (ia, ib), q in zip(self.pairs, p.q_pair):
             z = jnp.sum(jnp.conj(fock.ladder(c, ia)) * fock.ladder(c, ib), axis=every)  # <a_c ψ|a_s ψ>
             P_ph = P_ph + HBAR * q * (-2.0 * jnp.imag(z))  # <n_+ - n_-> = -2 Im z
@@ -241,11 +241,11 @@ def build_quantum(cfg, real, free):
     ell = np.sqrt(HBAR / (2 * c.mass_ev * w))
     E = lattice.mode_matrix(c)[:, np.array(modes) - 1]  # (N, m)
     m, N = len(modes), c.N
-    u_q = np.zeros(dims + (N, 1))
+    u_q = np.zeros(dims + (1, N))
     for i in range(m):
         shape = [1] * m + [1, 1]
         shape[i] = dims[i]
-        u_q = u_q + (ell[i] * dv[i][0]).reshape(shape) * E[:, i].reshape([1] * m + [N, 1])
+        u_q = u_q + (ell[i] * dv[i][0]).reshape(shape) * E[:, i].reshape([1] * m + [1, N])
     K = ql.phonon_every
 
     def Us(tau):

@@ -3,13 +3,15 @@
 H_e(u) = -Σ_b t_b (|n+1><n| + h.c.) + Σ_n ε_n |n><n|, with the coupling ``SSHDeformation``:
 t_b = t0 - α b_n + δt_b, ε_n = D (b_{n-1} + b_n)/(2a) + δε_n, b_n = u_{n+1} - u_n (wow.electron).
 
-Layout of a block (``TightBinding.sample_axis = -1``): samples innermost. Lattice coordinates u are
-(*lead, N, B) (lead: e.g. the DVR points of quantum modes, broadcasting), and the electron is carried
-split by site parity into four real arrays z = (Re A, Im A, Re B, Im B), A_j = ψ_{2j}, B_j = ψ_{2j+1},
-each (*lead, M, B), M = ceil(N/2) (an odd open chain is padded with one empty site joined by a zero
-hopping). A row of B samples is contiguous: bond 2j joins the rows A_j and B_j, bond 2j+1 joins B_j
-and A_{j+1 mod M}, so every layer is elementwise over rows with at most a one-row offset: no complex
-arithmetic, no lane shuffles.
+Layout of a block (``TightBinding.sample_axis = -2``): sites innermost, samples before them.
+Lattice coordinates u are (*lead, B, N) (lead: e.g. the DVR points of quantum modes, broadcasting),
+and the electron is carried split by site parity into four real arrays z = (Re A, Im A, Re B, Im B),
+A_j = ψ_{2j}, B_j = ψ_{2j+1}, each (*lead, B, M), M = ceil(N/2) (an odd open chain is padded with one
+empty site joined by a zero hopping). Bond 2j joins A_j and B_j, bond 2j+1 joins B_j and A_{j+1 mod M},
+so every layer is elementwise with at most a one-place shift: no complex arithmetic, no interleaving.
+(Samples innermost, rows of B samples, was measured too: faster by ~16% for float32 with 64 or more
+samples per device at N <= 4096, slower everywhere else on a CPU: 25% at 32 samples per device, 2x
+at N = 16384 where a cache-sized block holds only 16 samples; benchmarks/RESULTS.md.)
 
 One Strang sub-step of length h, hoppings and site energies at the mid-step coordinates:
 
@@ -85,44 +87,44 @@ def params_of(cfg, real) -> ChainParams:
 
 
 # --------------------------------------------------------------------------------------------
-# Rows: the site axis is -2, samples -1
+# Sites: the last axis (samples and leading axes before it)
 # --------------------------------------------------------------------------------------------
-def _pad_rows(x, before: int, after: int, value=0.0):
-    widths = [(0, 0, 0)] * (x.ndim - 2) + [(before, after, 0), (0, 0, 0)]
+def _pad_sites(x, before: int, after: int, value=0.0):
+    widths = [(0, 0, 0)] * (x.ndim - 1) + [(before, after, 0)]
     return jax.lax.pad(x, jnp.asarray(value, x.dtype), widths)
 
 
-def shift_rows(x, d: int, ring: bool, fill=0.0):
-    """x_{j+d} (d = ±1) along the site axis -2: wraps on the ring, ``fill`` beyond the open ends."""
+def shift_sites(x, d: int, ring: bool, fill=0.0):
+    """x_{j+d} (d = ±1) along the site axis: wraps on the ring, ``fill`` beyond the open ends."""
     if ring:
-        return jnp.roll(x, -d, axis=-2)
-    return _pad_rows(x[..., 1:, :], 0, 1, fill) if d > 0 else _pad_rows(x[..., :-1, :], 1, 0, fill)
+        return jnp.roll(x, -d, axis=-1)
+    return _pad_sites(x[..., 1:], 0, 1, fill) if d > 0 else _pad_sites(x[..., :-1], 1, 0, fill)
 
 
 def by_parity(x, M: int):
-    """Per-bond or per-site rows (..., n, B) -> (even, odd), each (..., M, B), missing rows 0."""
-    if x.shape[-2] < 2 * M:
-        x = _pad_rows(x, 0, 2 * M - x.shape[-2])
-    return x[..., 0::2, :], x[..., 1::2, :]
+    """Per-bond or per-site values (..., n) -> (even, odd), each (..., M), missing entries 0."""
+    if x.shape[-1] < 2 * M:
+        x = _pad_sites(x, 0, 2 * M - x.shape[-1])
+    return x[..., 0::2], x[..., 1::2]
 
 
 def bond_stretches(u, ring: bool):
-    """b_n = u_{n+1} - u_n along the site axis -2: N-1 rows (open) or N (ring)."""
+    """b_n = u_{n+1} - u_n along the site axis: N-1 of them (open) or N (ring)."""
     if ring:
-        return jnp.roll(u, -1, axis=-2) - u
-    return u[..., 1:, :] - u[..., :-1, :]
+        return jnp.roll(u, -1, axis=-1) - u
+    return u[..., 1:] - u[..., :-1]
 
 
 def site_strains(b, a, ring: bool):
     """s_n = (b_{n-1} + b_n)/(2a), a missing bond counting as 0."""
     if ring:
-        return (jnp.roll(b, 1, axis=-2) + b) / (2 * a)
-    return (_pad_rows(b, 1, 0) + _pad_rows(b, 0, 1)) / (2 * a)
+        return (jnp.roll(b, 1, axis=-1) + b) / (2 * a)
+    return (_pad_sites(b, 1, 0) + _pad_sites(b, 0, 1)) / (2 * a)
 
 
-def _col(v, ndim: int = 2):
-    """A per-row vector (n,) as a column (1, ..., n, 1) of rank ndim against (..., n, B)."""
-    return v.reshape((1,) * (ndim - 2) + (v.shape[0], 1))
+def _row(v, ndim: int = 1):
+    """A per-site vector (n,) shaped (1, ..., n) of rank ndim against (..., n)."""
+    return v.reshape((1,) * (ndim - 1) + (v.shape[0],))
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,12 +142,12 @@ class SSHDeformation:
     reads = ("u",)
 
     def terms(self, coords, p: ChainParams):
-        """(t, eps): hoppings (..., nb, B) and site energies (..., N, B) or None when there are none."""
+        """(t, eps): hoppings (..., nb) and site energies (..., N), or None when there are none."""
         b = bond_stretches(coords["u"], self.ring)
-        t = p.t0 - p.alpha * b + _col(p.t_static, b.ndim)
+        t = p.t0 - p.alpha * b + _row(p.t_static, b.ndim)
         if not self.use_onsite:
             return t, None
-        return t, p.D * site_strains(b, p.a, self.ring) + _col(p.eps_static, b.ndim)
+        return t, p.D * site_strains(b, p.a, self.ring) + _row(p.eps_static, b.ndim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,15 +177,15 @@ def rotate_pairs(z, cs):
 
 
 def rotate_odd(z, cs, ring: bool):
-    """Bond 2j+1 joins B_j and A_{j+1}: each output row is computed from shifted inputs (cs per bond
-    j; on the open chain the missing bond past the end is the identity: c = 1, s = 0)."""
+    """Bond 2j+1 joins B_j and A_{j+1}: each output is computed in place from shifted inputs (cs per
+    bond j; on the open chain the missing bond past the end is the identity: c = 1, s = 0)."""
     Ar, Ai, Br, Bi = z
     c, s = cs
-    cl, sl = shift_rows(c, -1, ring, fill=1.0), shift_rows(s, -1, ring)  # the bond left of A_j
-    nBr = c * Br - s * shift_rows(Ai, 1, ring)
-    nBi = c * Bi + s * shift_rows(Ar, 1, ring)
-    nAr = cl * Ar - sl * shift_rows(Bi, -1, ring)
-    nAi = cl * Ai + sl * shift_rows(Br, -1, ring)
+    cl, sl = shift_sites(c, -1, ring, fill=1.0), shift_sites(s, -1, ring)  # the bond left of A_j
+    nBr = c * Br - s * shift_sites(Ai, 1, ring)
+    nBi = c * Bi + s * shift_sites(Ar, 1, ring)
+    nAr = cl * Ar - sl * shift_sites(Bi, -1, ring)
+    nAi = cl * Ai + sl * shift_sites(Br, -1, ring)
     return nAr, nAi, nBr, nBi
 
 
@@ -195,24 +197,23 @@ def phase_sites(z, cs):
 
 
 def to_split(psi, M: int):
-    """(..., N, B) complex -> (Re A, Im A, Re B, Im B), each (..., M, B), zero-padded to 2M sites."""
+    """(..., N) complex -> (Re A, Im A, Re B, Im B), each (..., M), zero-padded to 2M sites."""
     A, B = by_parity(psi, M)
     return (A.real, A.imag, B.real, B.imag)
 
 
 def from_split(z, N: int):
-    """Inverse of ``to_split``: (..., N, B) complex."""
+    """Inverse of ``to_split``: (..., N) complex."""
     Ar, Ai, Br, Bi = z
-    pairs = jnp.stack([jax.lax.complex(Ar, Ai), jax.lax.complex(Br, Bi)], axis=-2)  # (..., M, 2, B)
-    full = pairs.reshape(*Ar.shape[:-2], 2 * Ar.shape[-2], Ar.shape[-1])
-    return full[..., :N, :]
+    pairs = jnp.stack([jax.lax.complex(Ar, Ai), jax.lax.complex(Br, Bi)], axis=-1)  # (..., M, 2)
+    return pairs.reshape(*Ar.shape[:-1], 2 * Ar.shape[-1])[..., :N]
 
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Layers:
     """The coordinate-dependent coefficients of one sub-step: ``trail`` the outer half angle (even
-    bonds: θ/2 (..., M, B); with site energies: (φ_A, φ_B)), ``even`` the even-bond rotation (c, s)
+    bonds: θ/2 (..., M); with site energies: (φ_A, φ_B)), ``even`` the even-bond rotation (c, s)
     (only with site energies, where the outer layer is V), ``odd`` the odd-bond rotation (c, s)."""
 
     trail: object
@@ -235,7 +236,7 @@ class TightBinding:
     use_onsite: bool = False
     save_density: bool = False
     coupling: object = None
-    sample_axis = -1
+    sample_axis = -2
 
     def __post_init__(self):
         if self.coupling is None:
@@ -255,15 +256,15 @@ class TightBinding:
         return packet(self.N, cfg.chain.a, cfg.x0, cfg.electron.sigma, cfg.k0, cplx)
 
     def to_block(self, psi):
-        """Samples first (S, ..., N) -> the block layout (..., N, S) (samples innermost)."""
-        return jnp.moveaxis(psi, 0, -1)
+        """Samples first (S, N) -> the block layout (S, N) (the same here)."""
+        return psi
 
     def from_block(self, x):
-        """The block layout (..., N, S) -> samples first (S, ..., N)."""
-        return jnp.moveaxis(x, -1, 0)
+        """The block layout (..., S, N) (leading axes, e.g. a quantum backend's) -> (S, ..., N)."""
+        return jnp.moveaxis(x, -2, 0)
 
     def start(self, psi, p: ChainParams):
-        """The carried state of amplitudes ψ (..., N, B)."""
+        """The carried state of amplitudes ψ (..., B, N)."""
         return to_split(psi, self.M)
 
     def amplitudes(self, z, p: ChainParams):
@@ -271,11 +272,11 @@ class TightBinding:
 
     # -- layers ---------------------------------------------------------------------------------
     def fixed(self, h, p: ChainParams, Q):
-        """Coordinate-independent part of a sub-step of length h: the recoil phase (N, B) for the
+        """Coordinate-independent part of a sub-step of length h: the recoil phase (B, N) for the
         sector Q (B,), or None."""
         if not self.recoil:
             return None
-        return jnp.exp(-1j * (Q[None, :] - HBAR * _col(p.k)) ** 2 * p.inv_2NM * (h / HBAR))
+        return jnp.exp(-1j * (Q[:, None] - HBAR * p.k[None, :]) ** 2 * p.inv_2NM * (h / HBAR))
 
     def layers(self, coords, h, p: ChainParams) -> Layers:
         """The coupling's hoppings and site energies at ``coords`` as this sub-step's coefficients."""
@@ -310,7 +311,7 @@ class TightBinding:
         z = rotate_odd(z, layers.odd, self.ring)
         if fixed is not None:
             psi = from_split(z, self.N)
-            psi = jnp.fft.ifft(jnp.fft.fft(psi, axis=-2) * fixed, axis=-2)
+            psi = jnp.fft.ifft(jnp.fft.fft(psi, axis=-1) * fixed, axis=-1)
             z = rotate_odd(to_split(psi, self.M), layers.odd, self.ring)
         if self.use_onsite:
             z = rotate_pairs(z, layers.even)
@@ -327,43 +328,42 @@ class TightBinding:
         t, eps = self.coupling.terms(coords, p)
         Ar, Ai, Br, Bi = z
         te, to = by_parity(t, self.M)
-        nxt = lambda x: shift_rows(x, 1, self.ring)
+        nxt = lambda x: shift_sites(x, 1, self.ring)
         # bond 2j joins A_j and B_j, bond 2j+1 joins B_j and A_{j+1}: -2 t Re(ψ_n* ψ_{n+1}) per bond
         e = -2.0 * (te * (Ar * Br + Ai * Bi) + to * (Br * nxt(Ar) + Bi * nxt(Ai)))
         if eps is not None:
             ea, eb = by_parity(eps, self.M)
             e = e + ea * (Ar**2 + Ai**2) + eb * (Br**2 + Bi**2)
-        return jnp.sum(e, axis=tuple(range(e.ndim - 1)))
+        return jnp.sum(e, axis=tuple(range(e.ndim - 2)) + (e.ndim - 1,))
 
     def observe(self, psi, p: ChainParams):
-        """Per-frame tallies of amplitudes ψ (..., N, B), summed over leading axes, each (B,):
+        """Per-frame tallies of amplitudes ψ (..., B, N), summed over leading axes, each (B,):
         norm, <x> (Å), <k> (1/Å), P_b (weight at k < 0); with save_density also |ψ_n|² ('density')
         and |ψ~(k)|² ('momentum', FFT order), each (B, N)."""
         lead = tuple(range(psi.ndim - 2))
         rho = jnp.sum(jnp.abs(psi) ** 2, axis=lead)
-        wk = jnp.sum(jnp.abs(jnp.fft.fft(psi, axis=-2, norm="ortho")) ** 2, axis=lead)
-        norm = jnp.sum(rho, axis=0)
+        wk = jnp.sum(jnp.abs(jnp.fft.fft(psi, axis=-1, norm="ortho")) ** 2, axis=lead)
+        norm = jnp.sum(rho, axis=-1)
         x = jnp.arange(self.N, dtype=rho.dtype) * p.a
-        out = {"norm": norm, "x_mean": x @ rho / norm, "k_mean": p.k @ wk / norm,
-               "P_b": jnp.where(p.k < 0, 1.0, 0.0).astype(rho.dtype) @ wk}
+        out = {"norm": norm, "x_mean": rho @ x / norm, "k_mean": wk @ p.k / norm,
+               "P_b": wk @ jnp.where(p.k < 0, 1.0, 0.0).astype(rho.dtype)}
         if self.save_density:
-            out["density"] = rho.T
-            out["momentum"] = wk.T
+            out["density"] = rho
+            out["momentum"] = wk
         return out
 
     def weights(self, psi, p: ChainParams):
-        """(total, backscattered) probability of every leading index of ψ (..., N, B): the sums of
+        """(total, backscattered) probability of every leading index of ψ (..., B, N): the sums of
         |ψ~(k)|² over all k and over k < 0, each (..., B)."""
-        wk = jnp.abs(jnp.fft.fft(psi, axis=-2, norm="ortho")) ** 2
-        return jnp.sum(wk, axis=-2), jnp.sum(jnp.where(_col(p.k, wk.ndim) < 0, wk, 0.0), axis=-2)
+        wk = jnp.abs(jnp.fft.fft(psi, axis=-1, norm="ortho")) ** 2
+        return jnp.sum(wk, axis=-1), jnp.sum(jnp.where(_row(p.k, wk.ndim) < 0, wk, 0.0), axis=-1)
 
     # -- per-sample tallies (one sample: ψ (N,), u (N,)) -----------------------------------------
     def energy_of(self, psi, u, p: ChainParams):
         """<ψ|H_e(u)|ψ> (eV) of one sample's complex amplitudes (N,) at displacements (N,)."""
-        t, eps = self.coupling.terms({"u": u[:, None]}, p)
-        eps = jnp.zeros_like(u)[:, None] if eps is None else eps
-        psi = psi[:, None]
-        right = jnp.roll(psi, -1, axis=0) if self.ring else psi[1:]
+        t, eps = self.coupling.terms({"u": u}, p)
+        eps = jnp.zeros_like(u) if eps is None else eps
+        right = jnp.roll(psi, -1) if self.ring else psi[1:]
         left = psi if self.ring else psi[:-1]
         return -2.0 * jnp.sum(t * jnp.real(jnp.conj(right) * left)) + jnp.sum(eps * jnp.abs(psi) ** 2)
 
