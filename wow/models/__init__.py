@@ -4,8 +4,9 @@ lattice: it maps lattice *coordinates* to its layer coefficients and applies the
 
 The protocol (a frozen dataclass instance, static under jit; ``p`` is its traced parameters, which
 ``build`` returns with it). A model owns its state layout: everything below works on a block of
-samples with the sample axis where the model puts it (``sample_axis``; the chain: innermost, (N, B)),
-and with extra leading axes that broadcast (a quantum backend's DVR points).
+samples with the sample axis where the model puts it (``sample_axis``; the chain: samples first,
+sites last, (B, N)), and with extra leading axes that broadcast (a quantum backend's DVR points).
+Lattice coordinates arrive in the lattice block layout (B, N) (with the backend's leading axes).
 
     sample_axis                          where a block's samples sit in the amplitudes
     packet(cfg, cplx) -> (n,)            the configured initial amplitudes of one sample
@@ -23,7 +24,8 @@ and with extra leading axes that broadcast (a quantum backend's DVR points).
                                          sub-step's pending trailing half (``trail``; None: none)
     advance(e, L, J, F) -> e             one sub-step, first layer J, trailing half left pending
     close(e, trail) -> e                 apply a pending trailing half (close(e, -t) reopens)
-    energy(e, coords, p) -> (B,)         <H_e>; the Ehrenfest force is -jax.grad of it w.r.t. coords
+    energy(e, coords, p) -> (B,)         <H_e> (ψ whole); the Ehrenfest force is -jax.grad of it
+                                         with respect to coords
     observe(ψ, p) -> dict                per-frame tallies (B, ...) of amplitudes, summed over
                                          leading axes (add an observable here: a model-side change)
     weights(ψ, p) -> (total, back)       probability of each leading index (..., B): all, backscattered
@@ -33,14 +35,19 @@ and with extra leading axes that broadcast (a quantum backend's DVR points).
 A Strang sub-step is first layer · inner layers · trailing half layer, the outer layers additive in
 their angle (site phases, or rotations of one pair, or a potential phase): consecutive sub-steps
 share one merged outer layer (first same as last), which the loop arranges with ``join`` and
-``close``. A model without that structure returns trail = 0-sized arrays and applies both halves.
+``close`` (``close(e, -trail)`` must undo ``close(e, trail)``: the frozen lattice pre-opens its
+state that way). A model without that structure returns trail = () and applies both halves itself.
 
 Plugging in another model (e.g. the density-density continuum: ψ(s) on a grid of g·N points, FFTs
-along the grid axis, so its sample axis is the leading one; kinetic and recoil phases in ``fixed``;
-the potential phase Σ_j v(s - ξ_j - u_j) from coords['u'] in ``layers``; ``energy`` for the force;
-Bloch projections in ``observe``): a new file here, a config class for it, and an entry in
-``MODELS``. Lattice coordinates are a dict so that a coupling may read more than 'u' (Holstein local
-modes, an on-site noise field): the chain's coupling is the replaceable ``chain.SSHDeformation``.
+along the grid axis, samples first like the chain, (B, g·N); kinetic and recoil phases in ``fixed``;
+the potential phase Σ_j v(s - ξ_j - u_j) from coords['u'] (B, N) in ``layers``, its trail the
+potential half phase; ``energy`` for the force; Bloch projections in ``observe`` and ``weights``):
+a new file here, a config class for it, and an entry in ``MODELS`` (and its own validation in
+wow.config). Lattice coordinates are a dict so that a coupling may read more than 'u' (Holstein
+local modes, an on-site noise field): the chain's coupling is the replaceable
+``chain.SSHDeformation`` (a ``TightBinding(coupling=...)`` field), which declares what it ``reads``.
+Per-frame accumulators for long runs (decimated <x>, <x²>, currents) are a change to ``observe``;
+the loop records whatever dict it returns.
 """
 
 from __future__ import annotations
