@@ -68,9 +68,11 @@ class WithForce:
 @dataclasses.dataclass(frozen=True)
 class Ehrenfest(Classical):
     """free: the free lattice (lattice.ChainFlow, or e.g. independent Einstein oscillators with
-    the same ``flow`` method)."""
+    the same ``flow`` method); momentum_frames: record the phonons' crystal momentum P_ph at every
+    frame on a ring chain (off for a lattice that is not the chain's)."""
 
     free: object = None
+    momentum_frames: bool = True
     whole_electron = True
 
     def force(self, e, lat: SiteState, p, ops):
@@ -98,6 +100,6 @@ class Ehrenfest(Classical):
         """The model's frame tallies and, on the ring, the phonons' crystal momentum P_ph, which a
         reacting lattice changes (the <P_R> trace subtracts it: MODEL.md)."""
         out = model.observe(psi, mp)
-        if self.chain.boundary == "ring":
+        if self.momentum_frames and self.chain.boundary == "ring":
             out["P_ph"] = jax.vmap(lambda s: phonon_momentum(self.chain, s))(sites)
         return out

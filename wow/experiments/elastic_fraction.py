@@ -116,7 +116,6 @@ def case_setup(case, args):
     """The chain, Config and quantum lattice of one case, and its analytic references."""
     import wow
     from wow import lattice as L
-    from wow import quantum as qm
     from wow.units import HBAR
 
     ring = case.startswith("ring")
@@ -124,12 +123,12 @@ def case_setup(case, args):
     chain = wow.Chain(N=N, boundary="ring" if ring else "open")
     k0 = math.pi / (3 * chain.a)
     q = 2 * k0
-    modes = tuple(sorted(set(qm.momentum_modes(chain, q) + qm.momentum_modes(chain, k0))))
+    modes = tuple(sorted(set(wow.momentum_modes(chain, q) + wow.momentum_modes(chain, k0))))
     cfg = wow.Config(chain=chain, electron=wow.Electron(alpha=args.alpha, sigma=args.sigma), temperature=args.T,
                      statistics="quantum", dynamics="frozen" if args.others != "wow" else "wow", dt=args.dt,
                      duration=args.duration, n_frames=4, dtype=args.dtype)
-    ql = qm.QuantumLattice(modes=modes, n_max=n_max_of(chain, modes, args), others=args.others,
-                           basis="running" if case == "ring-running" else "standing", phonon_every=args.phonon_every)
+    ql = wow.QuantumLattice(modes=modes, n_max=n_max_of(chain, modes, args), others=args.others,
+                            basis="running" if case == "ring-running" else "standing", phonon_every=args.phonon_every)
     site = int(round(cfg.x0 / chain.a))
     u2 = float((L.mode_matrix(chain)[site] ** 2) @ (HBAR / (2 * chain.mass_ev * L.mode_frequencies(chain))
                                                    / np.tanh(HBAR * L.mode_frequencies(chain) / (2 * wow.KB * args.T))))
@@ -139,21 +138,23 @@ def case_setup(case, args):
 
 
 def quantum_lattice(options):
-    from wow import quantum as qm
+    import wow
 
     n_max = options["n_max"]
-    return qm.QuantumLattice(modes=tuple(options["modes"]), n_max=tuple(n_max) if isinstance(n_max, list) else n_max,
-                             others=options["others"], basis=options["basis"], phonon_every=options["phonon_every"])
+    return wow.QuantumLattice(modes=tuple(options["modes"]), n_max=tuple(n_max) if isinstance(n_max, list) else n_max,
+                              others=options["others"], basis=options["basis"], phonon_every=options["phonon_every"])
 
 
 def run_case(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
-    """The sweep's runner: wow.quantum.run of the point's Config and quantum lattice (its options),
-    as the results file stores it (the Δn fractions beside the statistics, the channels as an
-    attribute)."""
-    from wow import quantum as qm
+    """The sweep's runner: wow.run of the point's Config with its quantum lattice (the point's
+    options) as dynamics='quantum', as the results file stores it (the Δn fractions beside the
+    statistics, the channels as an attribute)."""
+    import dataclasses
 
-    r = qm.run(point.config, quantum_lattice(point.options), n_samples, seed=seed, chunk_size=chunk_size,
-               devices=devices)
+    import wow
+
+    cfg = dataclasses.replace(point.config, dynamics="quantum", quantum=quantum_lattice(point.options))
+    r = wow.run(cfg, n_samples, seed=seed, chunk_size=chunk_size, devices=devices, progress=progress)
     attrs = {"fraction_keys": list(r.fractions), "hw_eV": [float(x) for x in r.hw],
              "modes": [int(j) for j in r.modes],
              "channels": [[[int(v) for v in pat], float(pr)] for pat, pr in r.channels]}

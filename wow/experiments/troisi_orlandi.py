@@ -8,9 +8,9 @@ nearest-neighbour springs of MODEL.md), m = 250 amu, K = 14500 amu/ps² = 1.5028
 α = 995 cm⁻¹/Å = 0.1234 eV/Å, T = 300 K, classical Boltzmann initial lattice. The lattice feels the
 electron's mean (Hellmann-Feynman) force: Ehrenfest dynamics, as in TO.
 
-What runs: wow's propagator core with the Ehrenfest velocity-Verlet step (wow.dynamics.ehrenfest.
-verlet) whose free lattice flow is the exact Einstein rotation instead of the chain's harmonic flow,
-registered here as a lattice backend (a step function; the core is unchanged). For contrast the same
+What runs: wow's propagator core (wow.propagate) with the chain electron and wow's Ehrenfest backend
+(wow.dynamics.Ehrenfest) whose free lattice is the exact Einstein rotation (``EinsteinFlow``) instead of
+the chain's harmonic flow (the core is unchanged). For contrast the same
 lattice without back-reaction ('wow': prescribed thermal motion) and frozen ('frozen': static
 disorder, Anderson localization) can be run.
 
@@ -60,7 +60,7 @@ def build_parser():
 # ------------------------------------------------------------------------------------------------
 # The Einstein lattice as wow lattice backends (the core and the Ehrenfest step are wow's own)
 # ------------------------------------------------------------------------------------------------
-def einstein_drift(lat, h, p, layout):
+def einstein_drift(lat, h, p, layout=None):
     """Exact free motion of independent oscillators ω² = K/m: a rotation in (u, v/ω)."""
     import jax.numpy as jnp
 
@@ -71,23 +71,32 @@ def einstein_drift(lat, h, p, layout):
     return SiteState(u=lat.u * c + lat.v * (s / w), v=lat.v * c - lat.u * (w * s))
 
 
-def einstein_ehrenfest(psi, lat, p, layout, evolve):
-    from wow.dynamics import ehrenfest
+class EinsteinFlow:
+    """The Einstein lattice as a free lattice for wow's backends (no equal-step recurrence)."""
 
-    return ehrenfest.verlet(psi, lat, p, layout, evolve, einstein_drift)
+    recurrence = False
+
+    def flow(self, lat, h, omega2):
+        return einstein_drift(lat, h, type("P", (), {"omega2": omega2}))
+
+    def __hash__(self):
+        return hash(type(self))
+
+    def __eq__(self, other):
+        return type(other) is type(self)
 
 
-def einstein_wow(psi, lat, p, layout, evolve):
-    """Prescribed motion, no force: the electron sees the lattice at mid-step."""
-    mid = einstein_drift(lat, p.dt / 2, p, layout)
-    return evolve(psi, mid.u), einstein_drift(mid, p.dt / 2, p, layout)
+def backend(dyn: str, N: int):
+    """wow's own backends (frozen, the prescribed wow motion, Ehrenfest) on the Einstein lattice."""
+    from wow import Chain
+    from wow.dynamics import Ehrenfest, Frozen, Prescribed
 
-
-def register():
-    from wow import dynamics
-
-    dynamics.BACKENDS.setdefault("einstein-ehrenfest", einstein_ehrenfest)
-    dynamics.BACKENDS.setdefault("einstein-wow", einstein_wow)
+    ring = Chain(N=N, boundary="ring")  # the backends' sites (no chain springs are used)
+    if dyn == "ehrenfest":
+        return Ehrenfest(ring, free=EinsteinFlow(), momentum_frames=False)
+    if dyn == "wow":
+        return Prescribed(ring, free=EinsteinFlow(), equal_steps=True)
+    return Frozen(ring)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -105,20 +114,24 @@ def run_dynamics(args, dyn: str, m: dict):
     import jax.numpy as jnp
     import numpy as np
 
+    from wow.dynamics import LatticeParams
     from wow.electron import bonds, hamiltonian, hoppings, k_grid
     from wow.lattice import SiteState
-    from wow.propagate import Layout, Params, propagate
+    from wow.models import ChainParams, TightBinding
+    from wow.propagate import Inputs, Plan, Program, propagate
     from wow.units import KB
 
     N, real = args.N, jnp.float64 if args.dtype == "float64" else jnp.float32
     n_steps = max(1, round(args.duration / args.dt))
     spf = max(1, math.ceil(n_steps / args.frames))
-    name = {"ehrenfest": "einstein-ehrenfest", "wow": "einstein-wow", "frozen": "frozen"}[dyn]
-    layout = Layout(N=N, boundary="ring", dynamics=name, steps_per_frame=spf, n_frames=args.frames,
-                    save_density=True)
+    program = Program(TightBinding(N=N, boundary="ring", save_density=True), backend(dyn, N),
+                      Plan(order=2, n_frames=args.frames, steps_per_frame=spf))
     f = lambda x: jnp.asarray(x, real)
-    p = Params(t0=f(m["t0"]), alpha=f(m["alpha"]), D=f(0.0), a=f(1.0), dt=f(args.dt), omega2=f(m["omega"] ** 2),
-               k=f(k_grid(N, 1.0)), inv_2NM=f(1.0 / (2 * N * m["M"])), t_static=f(np.zeros(N)))
+    mp = ChainParams(t0=f(m["t0"]), alpha=f(m["alpha"]), D=f(0.0), a=f(1.0), t_static=f(np.zeros(N)),
+                     eps_static=f(np.zeros(N)), k=f(k_grid(N, 1.0)), inv_2NM=f(1.0 / (2 * N * m["M"])),
+                     omega_max=f(2 * m["omega"]))
+    inputs = Inputs(model=mp, lattice=LatticeParams(omega2=f(m["omega"] ** 2), mass=f(m["M"])), dt=f(args.dt),
+                    steps_per_frame=jnp.asarray(spf, jnp.int32))
     kT = KB * args.temperature
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.samples)
     rng = np.random.default_rng(args.seed)
@@ -141,9 +154,8 @@ def run_dynamics(args, dyn: str, m: dict):
     cplx = jnp.complex128 if real == jnp.float64 else jnp.complex64
     lat0 = SiteState(u=jnp.asarray(np.array(u0), real), v=jnp.asarray(np.array(v0), real))
     psi0 = jnp.asarray(np.array(psi0), cplx)
-    run = jax.jit(jax.vmap(propagate, in_axes=(0, 0, None, None, None)), static_argnums=4)
     t0 = time.perf_counter()
-    _, _, frames = run(psi0, lat0, f(0.0), p, layout)
+    _, _, frames = propagate(program, inputs, psi0, lat0, jnp.zeros((args.samples,), real))
     rho = np.asarray(frames["density"])  # (samples, frames+1, N)
     wall = time.perf_counter() - t0
     return rho, spf * args.dt * np.arange(args.frames + 1), wall
@@ -227,7 +239,6 @@ def main(argv=None):
     import wow
     from wow import io
 
-    register()
     m = model(args)
     sig_t = abs(m["alpha"]) * math.sqrt(2 * wow.KB * args.temperature / m["K"])  # std of α(u_{j+1} - u_j)
     log = common.log_of(args) or (lambda s: None)

@@ -44,6 +44,7 @@ CONFIG_UNITS = {
     "electron.sigma": (ANG, "packet width"),
     "electron.x0": (ANG, "packet centre (None: middle of the chain)"),
     "electron.bond_defects": (None, "static hopping offsets, (n, 2): bond index, delta t (eV)"),
+    "electron.onsite_defects": (None, "static site-energy offsets, (n, 2): site index, delta eps (eV)"),
     "temperature": ("K", "lattice temperature"),
     "statistics": ("", "'classical' or 'quantum' (Wigner) thermal samples"),
     "dynamics": ("", "lattice dynamics: 'frozen' or 'wow' (prescribed harmonic motion)"),
@@ -56,6 +57,7 @@ CONFIG_UNITS = {
     "save_density": ("", "record |psi_n|^2 and |psi(k)|^2 per frame"),
     "check_inside": ("", "refuse packets that reach the open chain's ends"),
     "order": ("", "split-operator order: 2 (Strang) or 4 (Yoshida)"),
+    "quantum": ("", "quantum-lattice options (dynamics='quantum'; None otherwise)"),
 }
 #: Units and meanings of the per-sample tallies (wow.tally) and the per-frame traces.
 TALLY_UNITS = {
@@ -206,7 +208,7 @@ def units_of(obj) -> str:
 def write_config(group, cfg: Config):
     for k, v in config_to_flat(cfg).items():
         unit, doc = CONFIG_UNITS.get(k, ("", "see wow.Config"))
-        if k == "electron.bond_defects":
+        if k in ("electron.bond_defects", "electron.onsite_defects"):
             v = np.asarray(v, float).reshape(-1, 2)
         write_dataset(group, k, v, unit, doc)
 
