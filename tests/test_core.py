@@ -22,7 +22,8 @@ from wow.propagate import propagate
 from wow.theory import reflection_probability
 from wow.units import HBAR
 
-from test_propagate import dense_H, wow_reference
+from test_order import magnus4
+from test_propagate import dense_H
 
 #: Backend compilations seen by this test module (jax.monitoring: one event per XLA compile).
 _COMPILES = []
@@ -55,7 +56,9 @@ def test_every_model_with_every_dynamics_through_one_entry(model, dynamics):
     if dynamics == "quantum":
         assert r.per_sample["back"].shape == (2, 3, 3) and r.modes == (4, 28) and "f_el" in r.fractions
     else:
-        assert "dE_e" in r.per_sample and r.coherent["P_tot"] > 0
+        assert "dE_e" in r.per_sample
+    # the coherent split's total is the mean backscattered probability (over Fock states too)
+    assert r.coherent["P_tot"] == pytest.approx(np.mean(r.per_sample["P_b"]), rel=1e-10)
 
 
 def test_given_state_frozen_equals_expm():
@@ -83,7 +86,7 @@ def test_given_state_wow_equals_magnus_and_exact_lattice():
     s = L.sample_modes(jax.random.PRNGKey(0), chain, 300.0, "classical")
     lat = L.to_sites(chain, s)
     r = wow.run(cfg, 1, initial=wow.InitialState(u=lat.u, v=lat.v, P_R=0.0), keep_final=True)
-    ref = wow_reference(cfg, s, HBAR * cfg.k0, ensemble.initial_packet(cfg), 5.0, n_sub=200)
+    ref = magnus4(cfg, s, HBAR * cfg.k0, ensemble.initial_packet(cfg), 5.0, n_sub=100)
     err = np.linalg.norm(r.final["psi"][0] - ref)
     assert 1e-5 < err < 2e-3  # the Strang error at dt = 0.025 fs (test_propagate: 9.8e-4 at dt = 0.1 x 1/4²)
     exact = L.harmonic_motion(chain, s, 5.0)
@@ -96,12 +99,12 @@ def test_given_states_in_a_batch_equal_one_by_one_and_modes_equal_sites():
     """Given states with a leading sample axis run as a batch; the same states given as mode
     amplitudes (Q, P) give the same numbers as on the sites (u, v)."""
     cfg = small("ehrenfest")
-    keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    keys = jax.random.split(jax.random.PRNGKey(2), 2)
     s = jax.vmap(lambda k: L.sample_modes(k, cfg.chain, 300.0, "classical"))(keys)
     sites = jax.vmap(lambda x: L.to_sites(cfg.chain, x))(s)
     batch = wow.run(cfg, initial=wow.InitialState(Q=s.Q, P=s.P, P_R=s.P_R))
-    assert batch.n_samples == 3
-    for i in range(3):
+    assert batch.n_samples == 2
+    for i in range(2):
         one = wow.run(cfg, 1, initial=wow.InitialState(u=sites.u[i], v=sites.v[i], P_R=s.P_R[i]))
         for name in ("P_b", "dE_e", "dE_lat", "P_R_f"):
             assert one.per_sample[name][0] == pytest.approx(batch.per_sample[name][i], rel=1e-10, abs=1e-13), name

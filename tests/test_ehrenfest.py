@@ -7,7 +7,6 @@ crystal momentum Σħq n_q and their direction of travel); the crystal-momentum 
 SSH coupling (the phonons take what the electron loses, at weak coupling); channel boundaries on
 hand-placed momentum components and a static single-bond reflector (elastic)."""
 
-import dataclasses
 import math
 from functools import partial
 

@@ -4,7 +4,6 @@ coherent/incoherent split behaves at its limits, and the CM bookkeeping holds pe
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

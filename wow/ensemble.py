@@ -37,6 +37,9 @@ from .units import HBAR
 
 #: Number of sample groups kept for the jackknife of the coherent split.
 N_GROUPS = 32
+#: At most this many amplitude sums (groups x amplitudes per sample) are kept for the coherent split:
+#: a large quantum-lattice state gets fewer groups (at least 2).
+COHERENT_ENTRIES = 2**24
 #: Default bound on device memory per chunk (bytes).
 DEFAULT_MEMORY = 2 * 2**30
 #: Weight in the top Fock level above which a quantum run warns that n_max is too small.
@@ -223,11 +226,8 @@ def _chunk(source, groups, T, P_R_fixed, k0, psi0, inputs, program, statistics, 
     psi = jnp.broadcast_to(given["psi"], (S,) + given["psi"].shape[1:]).astype(psi0.dtype) if "psi" in given \
         else jnp.broadcast_to(psi0, (S,) + psi0.shape)
     tallies, frames, psik, final = _one_block(starts, psi, k0, inputs, program)
-    if psik is None:
-        S_, A_ = None, None
-    else:
-        S_ = jax.ops.segment_sum(psik, groups, num_segments=n_groups)
-        A_ = jax.ops.segment_sum(jnp.abs(psik) ** 2, groups, num_segments=n_groups)
+    S_ = jax.ops.segment_sum(psik, groups, num_segments=n_groups)
+    A_ = jax.ops.segment_sum(jnp.abs(psik) ** 2, groups, num_segments=n_groups)
     return tallies, frames, S_, A_, (final if keep_final else None)
 
 
@@ -238,7 +238,8 @@ class EnsembleResult:
     per_sample: name -> (n_samples, ...) array (see wow.tally); traces: name -> (n_samples,
     n_frames+1[, ...]) (norm, x_mean, k_mean, P_b, P_R; density (n, n_frames+1, N) if saved; quantum:
     n_mean, top, P_ph); times: (n_frames+1,) fs; stats: name -> (mean, standard error); coherent:
-    the coherent/incoherent split (wow.tally; empty for a quantum lattice); compile_s, run_s: seconds
+    the coherent/incoherent split (wow.tally; a quantum lattice's on the amplitudes of every final
+    Fock state and k < 0; empty for one sample); compile_s, run_s: seconds
     spent compiling and running. Quantum lattice (else empty): modes (axis order), hw (their ħω_j,
     eV), fractions (Δn = 0 share of backscattering and by order Σ|Δn_j|: name -> (mean, sem)),
     channels (the Δn patterns carrying backscattering, largest first). final (only with
@@ -358,7 +359,7 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     program, inputs = program_of(cfg)
     psi0 = initial_packet(cfg)
     keys = jax.random.split(jax.random.PRNGKey(seed), n_samples)
-    n_groups = min(N_GROUPS, n_samples)
+    n_groups = min(N_GROUPS, n_samples, max(2, COHERENT_ENTRIES // state_size(cfg)))
     groups = (np.arange(n_samples) * n_groups) // n_samples
     static = dict(program=program, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
                   n_groups=n_groups, keep_final=bool(keep_final))
@@ -381,8 +382,8 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
 
     t0 = time.perf_counter()
     tallies, frames, finals = [], [], []
-    S = np.zeros((n_groups, cfg.chain.N), complex)
-    A = np.zeros((n_groups, cfg.chain.N))
+    S = np.zeros((n_groups, state_size(cfg)), complex)
+    A = np.zeros((n_groups, state_size(cfg)))
     report = chunk_progress(progress, n_samples)
     for lo in range(0, n_samples, chunk_size):
         t, f, s_, a_, fin = _devices.gather(compiled(*chunk_args(lo), *dyn))
@@ -391,9 +392,8 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
         tallies.append(cut(t))
         frames.append(cut(f))
         finals.append(cut(fin))
-        if s_ is not None:
-            S += np.asarray(s_, complex)
-            A += np.asarray(a_, float)
+        S += np.asarray(s_, complex)
+        A += np.asarray(a_, float)
         report(lo + take)
     report.close()
     run_s = time.perf_counter() - t0
@@ -406,13 +406,14 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
         final = cat(finals)
         if cfg.dynamics == "quantum":
             final["psi"] = _fock_final(program, inputs, final["psi"])
+    # the coherent split of the final amplitudes (per Fock state and k for a quantum lattice)
+    counts = np.bincount(groups, minlength=n_groups)
+    back = np.tile(k_grid(cfg.chain.N, cfg.chain.a) < 0, state_size(cfg) // cfg.chain.N)
+    coherent = coherent_split(S, A, counts, back) if n_samples > 1 else {}
     if cfg.dynamics == "quantum":
-        return _quantum_result(cfg, n_samples, seed, times, per_sample, traces, compile_s, run_s, final)
+        return _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final)
     stats = {k: mean_sem(per_sample[k]) for k in ("P_b", "P_b0", "dE_e", "dE_cm", "norm", "P_R_f")}
     stats["dE_b"] = weighted_mean_sem(per_sample["dE_b"], per_sample["P_b"])
-    counts = np.bincount(groups, minlength=n_groups)
-    back = k_grid(cfg.chain.N, cfg.chain.a) < 0
-    coherent = coherent_split(S, A, counts, back) if n_samples > 1 else {}
     return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats, coherent, compile_s, run_s,
                           final=final)
 
@@ -447,7 +448,7 @@ def _fock_final(program, inputs, psi):
     return np.asarray(_to_fock(jnp.asarray(psi), inputs, program))
 
 
-def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, compile_s, run_s, final):
+def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final):
     hw = hbar_omega(cfg)
     add, stats, fractions, channels = quantum_summary(per_sample, traces, hw)
     per_sample.update(add)
@@ -462,6 +463,6 @@ def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, compile_s, 
         warnings.warn(f"quantum lattice: {n_clip} of {n_samples} thermal Fock draws exceeded n_max={ql.n_max} "
                       f"({'n_+ + n_- of a pair' if ql.basis == 'running' else 'a mode'}) and were clipped to it; "
                       "raise n_max", stacklevel=3)
-    return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats, {}, compile_s, run_s,
+    return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats, coherent, compile_s, run_s,
                           modes=ql.sorted_modes(), hw=np.asarray(hw), fractions=fractions, channels=channels,
                           final=final)

@@ -125,40 +125,84 @@ def _electron(program: Program, inputs: Inputs, hs, coords0):
     model state with nothing pending (ψ at the current time); extras: per sub-step, what is computed
     once outside the loop (a static lattice's layers and merged first layers)."""
     model, backend, mp = program.model, program.backend, inputs.model
-    static = backend.static_coordinates
-    layers = [model.layers(coords0, h, mp) for h in hs] if static else None
-
+    layers = [model.layers(coords0, h, mp) for h in hs] if backend.static_coordinates else None
     if backend.whole_electron:
-        extras = [{"layers": lay, "join": model.join(None, lay)} for lay in layers] if static else [{}] * len(hs)
+        return _whole(model, mp, layers, len(hs))
+    if layers is not None:
+        return _merged_static(model, layers)
+    return _merged_moving(model, mp, jax.eval_shape(lambda: model.layers(coords0, hs[0], mp).trail), len(hs))
 
-        def evolve(z, coords, x):
-            lay = x["layers"] if static else model.layers(coords, x["sub"].h, mp)
-            join = x["join"] if static else model.join(None, lay)
-            return model.close(model.advance(z, lay, join, x["fixed"]), lay.trail)
 
-        return (lambda z: z), evolve, (lambda z: z), extras
+def _whole(model, mp, layers, n):
+    """Every sub-step ends with ψ whole (its trailing half applied); layers given: a static lattice."""
+    static = layers is not None
+    extras = [{"layers": lay, "join": model.join(None, lay)} for lay in layers] if static else [{}] * n
 
-    if static:
-        # every sub-step's coefficients are fixed: the carried z is opened by the last sub-step's
-        # trailing half, which then is the pending half of every step, so each sub-step's merged
-        # first layer is computed once here
-        extras = [{"layers": layers[i], "join": model.join(layers[i - 1].trail, layers[i])} for i in range(len(hs))]
-        last = layers[-1].trail
+    def evolve(z, coords, x):
+        lay = x["layers"] if static else model.layers(coords, x["sub"].h, mp)
+        join = x["join"] if static else model.join(None, lay)
+        return model.close(model.advance(z, lay, join, x["fixed"]), lay.trail)
 
-        def evolve(z, coords, x):
-            return model.advance(z, x["layers"], x["join"], x["fixed"])
+    return (lambda z: z), evolve, (lambda z: z), extras
 
-        return (lambda z: model.close(z, _negate(last))), evolve, (lambda z: model.close(z, last)), extras
 
-    # moving coordinates, ψ not read between steps: carry (z, trailing half) and merge
-    trail0 = jax.eval_shape(lambda: model.layers(coords0, hs[0], mp).trail)
+def _merged_static(model, layers):
+    """A static lattice, ψ not read between steps: every sub-step's coefficients are fixed, so the
+    carried z is opened by the last sub-step's trailing half, which then is the pending half of every
+    step, and each sub-step's merged first layer is computed once, outside the loop."""
+    extras = [{"layers": layers[i], "join": model.join(layers[i - 1].trail, layers[i])} for i in range(len(layers))]
+    last = layers[-1].trail
 
+    def evolve(z, coords, x):
+        return model.advance(z, x["layers"], x["join"], x["fixed"])
+
+    return (lambda z: model.close(z, _negate(last))), evolve, (lambda z: model.close(z, last)), extras
+
+
+def _merged_moving(model, mp, trail_shape, n):
+    """Moving coordinates, ψ not read between steps: carry (z, trailing half) and merge it into the
+    next sub-step's first layer."""
     def evolve(carried, coords, x):
         z, trail = carried
         lay = model.layers(coords, x["sub"].h, mp)
         return model.advance(z, lay, model.join(trail, lay), x["fixed"]), lay.trail
 
-    return (lambda z: (z, _zeros_like_shape(trail0))), evolve, (lambda c: model.close(*c)), [{}] * len(hs)
+    return (lambda z: (z, _zeros_like_shape(trail_shape))), evolve, (lambda c: model.close(*c)), [{}] * n
+
+
+def substeps(plan: Plan, dt):
+    """The sub-steps of one step: their lengths w·dt (COMPOSITIONS[plan.order]), each with the next's."""
+    hs = [w * dt for w in COMPOSITIONS[plan.order]]
+    return [Substep(h=hs[i], h_next=hs[(i + 1) % len(hs)]) for i in range(len(hs))]
+
+
+def _one_step(backend, lp, base: ElectronOps, evolve, xs):
+    """carry (e, lat) -> carry after one step: every sub-step a backend step around evolve."""
+    def sub_step(carry, x):
+        e, lat = carry
+        ops = dataclasses.replace(base, evolve=lambda e_, coords: evolve(e_, coords, x))
+        return backend.step(e, lat, lp, x["sub"], ops)
+
+    if len(xs) == 1:
+        return lambda carry: sub_step(carry, xs[0])
+    # the sub-steps of one step run as an inner lax.scan over their constants (not unrolled: XLA
+    # fuses an unrolled chain of steps badly on the CPU, measured 2-4x slower per sub-step)
+    stacked = _stack(xs)
+    return lambda carry: jax.lax.scan(lambda c, x: (sub_step(c, x), None), carry, stacked)[0]
+
+
+def _repeat(step, plan: Plan, n_traced):
+    """carry -> carry after the steps of one frame: a while loop over the traced count, or a static
+    lax.scan (reverse-mode differentiable) when the plan fixes it."""
+    if plan.steps_per_frame is None:
+        return lambda carry: jax.lax.fori_loop(0, n_traced, lambda _, c: step(c), carry)
+    return lambda carry: jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=plan.steps_per_frame)[0]
+
+
+def _with_first(first, frames):
+    """Frames of the scan (n_frames, B, ...) after the t = 0 frame (B, ...): (B, n_frames + 1, ...)."""
+    return jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:, None], jnp.moveaxis(r, 0, 1)], axis=1),
+                                  first, frames)
 
 
 @partial(jax.jit, static_argnames=("program",))
@@ -173,30 +217,16 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     """
     model, backend, plan = program.model, program.backend, program.plan
     mp, lp = inputs.model, inputs.lattice
-    hs = [w * inputs.dt for w in COMPOSITIONS[plan.order]]
-    subs = [Substep(h=hs[i], h_next=hs[(i + 1) % len(hs)]) for i in range(len(hs))]
-    fixed = [model.fixed(h, mp, Q) for h in hs]
+    subs = substeps(plan, inputs.dt)
+    hs = [sub.h for sub in subs]
 
-    psi0 = backend.initial_electron(psi0, lat0, lp)
-    e0 = model.start(psi0, mp)
+    e0 = model.start(backend.initial_electron(psi0, lat0, lp), mp)
     base = ElectronOps(evolve=None, force=_force(model, mp), amplitudes=lambda e: model.amplitudes(e, mp),
                        start=lambda psi: model.start(psi, mp))
     lat = backend.start(lat0, e0, lp, subs[0], base)
     prepare, evolve, view, extras = _electron(program, inputs, hs, backend.coordinates(lat, lp))
-    xs = [{"sub": subs[i], "fixed": fixed[i], **extras[i]} for i in range(len(hs))]
-
-    def sub_step(carry, x):
-        e, lat_ = carry
-        ops = dataclasses.replace(base, evolve=lambda e_, coords: evolve(e_, coords, x))
-        return backend.step(e, lat_, lp, x["sub"], ops)
-
-    if len(hs) == 1:
-        step = lambda carry: sub_step(carry, xs[0])
-    else:
-        # the sub-steps of one step run as an inner lax.scan over their constants (not unrolled: XLA
-        # fuses an unrolled chain of steps badly on the CPU, measured 2-4x slower per sub-step)
-        stacked = _stack(xs)
-        step = lambda carry: jax.lax.scan(lambda c, x: (sub_step(c, x), None), carry, stacked)[0]
+    xs = [{"sub": sub, "fixed": model.fixed(sub.h, mp, Q), **extra} for sub, extra in zip(subs, extras)]
+    steps = _repeat(_one_step(backend, lp, base, evolve, xs), plan, inputs.steps_per_frame)
 
     def settle(e, lat_):
         """ψ (amplitudes) and the lattice (SiteState) at the current step boundary."""
@@ -210,18 +240,11 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
             out["u"] = sites.u
         return out
 
-    def steps(carry):
-        if plan.steps_per_frame is None:
-            return jax.lax.fori_loop(0, inputs.steps_per_frame, lambda _, c: step(c), carry)
-        return jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=plan.steps_per_frame)[0]
-
     def frame(carry, _):
         carry = steps(carry)
         return carry, observe(*carry)
 
     first = observe(prepare(e0), lat)
     (e, lat), frames = jax.lax.scan(frame, (prepare(e0), lat), None, length=plan.n_frames)
-    frames = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:, None], jnp.moveaxis(r, 0, 1)], axis=1),
-                                    first, frames)
     psi_f, lat_f = settle(e, lat)
-    return psi_f, lat_f, frames
+    return psi_f, lat_f, _with_first(first, frames)

@@ -225,9 +225,12 @@ class Quantum:
 
     def tallies(self, psi0, psi_f, lat0, lat_f, Q, model, mp, p: QuantumParams):
         """Per-sample final populations and backscattered weights of every Fock state of the analysis
-        basis, (B, *dims) each (the Δn resolution is wow.tally.quantum_summary); no coherent split."""
-        pop, back = model.weights(self.analysis(psi_f, p), mp)
-        return {"pop": jnp.moveaxis(pop, -1, 0), "back": jnp.moveaxis(back, -1, 0)}, None
+        basis, (B, *dims) each (the Δn resolution is wow.tally.quantum_summary), and the final
+        amplitudes resolved by Fock state and k, (B, Π dims x N), for the coherent split."""
+        c = self.analysis(psi_f, p)
+        pop, back = model.weights(c, mp)
+        psik = jnp.fft.fft(jnp.moveaxis(c, -2, 0), axis=-1, norm="ortho")
+        return {"pop": jnp.moveaxis(pop, -1, 0), "back": jnp.moveaxis(back, -1, 0)}, psik.reshape(psik.shape[0], -1)
 
 
 def build_quantum(cfg, real, free):
