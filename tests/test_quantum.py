@@ -53,7 +53,7 @@ def _sites(b, D, a, boundary):
 
 def full_H(cfg, modes, n_max, u_cl):
     """Dense H = H_e(u_cl) ⊗ 1 + Σ_j X_j ⊗ H_j + Σ_j ħω_j(n_j + 1/2), axes (modes..., sites), written
-    from MODEL.md in numpy, independently of wow.quantum: H_j is the electron Hamiltonian's linear
+    from MODEL.md in numpy, independently of wow.dynamics.quantum: H_j is the electron Hamiltonian's linear
     part in Q_j = ℓ_j X_j (SSH bonds -α ℓ_j Δe_bj, site energies D ℓ_j (Δe_{b-1,j} + Δe_bj)/(2a))."""
     c, e = cfg.chain, cfg.electron
     d, m, N = n_max + 1, len(modes), c.N

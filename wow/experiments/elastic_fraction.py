@@ -1,7 +1,7 @@
 """Is electron backscattering on a thermal chain phonon-diagonal? The quantum lattice's answer beside
 the paper's Debye-Waller and Huang-Rhys estimates, at the same T and N.
 
-The modes able to take the backscattering momentum are quantum (wow.quantum): on the open chain the
+The modes able to take the backscattering momentum are quantum (dynamics='quantum'): on the open chain the
 standing waves with q = 2k0 (one-phonon backscattering) and q = k0 (two-phonon processes whose net
 occupation change can be zero), on the ring the cos/sin pairs of the same |q|. The other modes are
 absent by default, so every backscattered electron scattered off these quantum modes. Initial
@@ -278,7 +278,7 @@ def main(argv=None):
     for case in args.case_list:
         try:
             st = case_setup(case, args)
-            wow.quantum.setup(st["cfg"], st["ql"])  # refuses bad inputs before any run
+            wow.validate(dataclasses.replace(st["cfg"], dynamics="quantum", quantum=st["ql"]))  # before any run
         except wow.ConfigError as e:
             p.exit(2, f"{p.prog}: error in case {case}: {e}\n")
         setups[case] = st
