@@ -121,11 +121,16 @@ def lattice_budget(chain: Chain, lat0: SiteState, lat_f: SiteState) -> dict:
             "dn": jnp.sum(nf - n0)}
 
 
+def momentum_budget(dP_e, dP_ph) -> dict:
+    """The momentum budget of one sample from the electron's and the phonons' changes (eV·fs/Å):
+    what the CM takes is the rest (MODEL.md)."""
+    return {"dP_e": dP_e, "dP_ph": dP_ph, "dP_cm": -(dP_e + dP_ph)}
+
+
 def budget(chain: Chain, psi0, psi_f, lat0: SiteState, lat_f: SiteState) -> dict:
     """Per-sample momentum and energy budget (module doc): dP_e, dP_ph, dP_cm (eV·fs/Å), and the
     lattice side's energy change dE_lat (eV) and net classical quanta created dn (Σ_j Δn_j)."""
     k = jnp.asarray(k_grid(chain.N, chain.a), lat0.u.dtype)
     dP_e = HBAR * (mean_k(psi_f, k) - mean_k(psi0, k))
-    out = {"dP_e": dP_e, **lattice_budget(chain, lat0, lat_f)}
-    out["dP_cm"] = -(dP_e + out["dP_ph"])
-    return out
+    lat = lattice_budget(chain, lat0, lat_f)
+    return {**lat, **momentum_budget(dP_e, lat["dP_ph"])}

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .. import lattice
 from ..lattice import Chain, SiteState
-from ..occupations import lattice_budget
+from ..occupations import lattice_budget, momentum_budget
 
 
 @jax.tree_util.register_dataclass
@@ -87,8 +87,8 @@ class Classical:
         and what the CM takes, dP_cm = -(dP_e + dP_ph)."""
         def one(psi0_, psi_f_, s0, sf, Q_):
             out, psik = model.tallies(psi0_, psi_f_, s0.u, sf.u, Q_, mp)
-            out.update(lattice_budget(self.chain, s0, sf))
-            out["dP_cm"] = -(out["dP_e"] + out["dP_ph"])
+            lat = lattice_budget(self.chain, s0, sf)
+            out.update(lat, **momentum_budget(out["dP_e"], lat["dP_ph"]))
             return out, psik
 
         return jax.vmap(one)(psi0, psi_f, lat0, lat_f, Q)
