@@ -1,12 +1,40 @@
 """Tests run on the CPU in float64 with strict promotion (STYLE.md): the library itself never flips
-global JAX config; the test session does, once, here."""
+global JAX config; the test session does, once, here.
+
+Speed of the suite: one persistent compilation cache per test session (a fresh temporary folder, named
+in the environment so that pytest-xdist workers and the subprocesses of the command-line tests share
+it: a program compiled once is loaded, not recompiled). Exhaustive checks that a faster test already
+guards are marked `slow` and run only with `--runslow`."""
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="wow-test-jax-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the exhaustive checks marked slow (a faster test guards each)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: exhaustive check; a faster test guards the same thing (--runslow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="exhaustive check: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

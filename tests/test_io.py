@@ -259,6 +259,7 @@ def test_points_do_not_rewrite_the_file(tmp_path):
         assert f.attrs["wall_s"] == pytest.approx(sum(g.attrs["wall_s"] for g in f["points"].values()))
 
 
+@pytest.mark.slow
 def test_random_kills_resume_to_identical_numbers(tmp_path):
     """SIGKILL at random moments (in runs, writes and the final merge): after every kill the file is
     readable and holds a prefix of the points; resuming ends with the numbers of an uninterrupted run."""
