@@ -22,8 +22,8 @@ from wow.propagate import propagate
 from wow.theory import reflection_probability
 from wow.units import HBAR
 
-from test_order import magnus4
-from test_propagate import dense_H
+from references import config_H
+from test_propagate import LIGHT, magnus4
 
 #: Backend compilations seen by this test module (jax.monitoring: one event per XLA compile).
 _COMPILES = []
@@ -64,17 +64,18 @@ def test_every_model_with_every_dynamics_through_one_entry(model, dynamics):
 def test_given_state_frozen_equals_expm():
     """n_samples = 1 from a given lattice (u) and CM momentum: a frozen ring with recoil and site
     energies against expm of its Hamiltonian (the recoil term in the sector Q = P_R + ħk0)."""
-    cfg = wow.Config(chain=wow.Chain(N=32, boundary="ring"), electron=wow.Electron(alpha=2.0, D=1.5, sigma=3.0),
+    cfg = wow.Config(chain=wow.Chain(N=32, boundary="ring", mass=LIGHT), electron=wow.Electron(alpha=2.0, D=1.5, sigma=3.0),
                      temperature=300.0, dynamics="frozen", recoil=True, dt=0.005, duration=2.0, n_frames=1,
                      check_inside=False)
     lat = L.to_sites(cfg.chain, L.sample_modes(jax.random.PRNGKey(5), cfg.chain, 300.0, "classical"))
     P_R = 0.3
     r = wow.run(cfg, 1, initial=wow.InitialState(u=lat.u, v=lat.v, P_R=P_R), keep_final=True)
     Q = P_R + HBAR * cfg.k0
-    ref = sla.expm(-1j * dense_H(cfg, lat.u, Q) * cfg.t_final / HBAR) @ np.asarray(ensemble.initial_packet(cfg))
+    ref = sla.expm(-1j * config_H(cfg, lat.u, Q) * cfg.t_final / HBAR) @ np.asarray(ensemble.initial_packet(cfg))
     assert np.linalg.norm(r.final["psi"][0] - ref) < 2e-5  # Strang at dt = 0.005 fs (measured 4e-6)
     assert r.per_sample["P_R0"][0] == P_R
     np.testing.assert_array_equal(r.final["u"][0], lat.u)  # frozen
+    np.testing.assert_array_equal(r.final["v"][0], 0.0)  # a frozen lattice carries no velocity
 
 
 def test_given_state_wow_equals_magnus_and_exact_lattice():
@@ -86,7 +87,7 @@ def test_given_state_wow_equals_magnus_and_exact_lattice():
     s = L.sample_modes(jax.random.PRNGKey(0), chain, 300.0, "classical")
     lat = L.to_sites(chain, s)
     r = wow.run(cfg, 1, initial=wow.InitialState(u=lat.u, v=lat.v, P_R=0.0), keep_final=True)
-    ref = magnus4(cfg, s, HBAR * cfg.k0, ensemble.initial_packet(cfg), 5.0, n_sub=100)
+    ref = magnus4(cfg, lat, HBAR * cfg.k0, ensemble.initial_packet(cfg), 5.0, n_sub=100)
     err = np.linalg.norm(r.final["psi"][0] - ref)
     assert 1e-5 < err < 2e-3  # the Strang error at dt = 0.025 fs (test_propagate: 9.8e-4 at dt = 0.1 x 1/4²)
     exact = L.harmonic_motion(chain, s, 5.0)

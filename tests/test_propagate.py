@@ -15,17 +15,24 @@ from scipy.special import jv
 
 import wow
 from wow import lattice as L
-from wow.electron import bonds, hamiltonian, hoppings, k_grid, onsite
+from wow.electron import k_grid
 from wow.ensemble import initial_packet, program_of
 from wow.propagate import propagate
 from wow.theory import reflection_probability
 from wow.units import HBAR, mass_ev
 
+from references import config_H, free_motion
+
+#: A light chain (amu) for the recoil cases: (Q - ħk)²/(2NM) spans ~0.1 eV over the zone at N = 24-64,
+#: so a recoil bug moves ψ by far more than the tolerances (copper's recoil term is ~1e-7 eV).
+LIGHT = 0.002
+
 
 def make(N=32, boundary="open", dynamics="frozen", recoil=False, D=0.0, alpha=2.0, T=300.0,
-         dt=0.02, steps=100, n_frames=1, seed=0, cm=0.3):
-    cfg = wow.Config(chain=wow.Chain(N=N, boundary=boundary),
-                     electron=wow.Electron(alpha=alpha, D=D, sigma=3.0),
+         dt=0.02, steps=100, n_frames=1, seed=0, cm=0.3, mass=63.546, bond_defects=(), onsite_defects=()):
+    cfg = wow.Config(chain=wow.Chain(N=N, boundary=boundary, mass=mass),
+                     electron=wow.Electron(alpha=alpha, D=D, sigma=3.0, bond_defects=bond_defects,
+                                           onsite_defects=onsite_defects),
                      temperature=T, dynamics=dynamics, recoil=recoil, cm_momentum=cm, dt=dt,
                      duration=dt * steps, n_frames=n_frames, check_inside=False)
     s = L.sample_modes(jax.random.PRNGKey(seed), cfg.chain, T, "classical")
@@ -53,38 +60,34 @@ def run_core(cfg, lat0, Q, psi0=None, backward=False, dt_scale=1.0):
     return psi, lat_f, frames
 
 
-def dense_H(cfg, u, Q=None):
-    e = cfg.electron
-    b = np.asarray(bonds(jnp.asarray(u), cfg.chain.boundary))
-    H = hamiltonian(hoppings(b, e.t0, e.alpha), np.asarray(onsite(jnp.asarray(b), e.D, cfg.chain.a, cfg.chain.boundary)),
-                    cfg.chain.boundary)
-    if cfg.recoil:
-        N = cfg.chain.N
-        F = np.fft.fft(np.eye(N), norm="ortho")
-        k = k_grid(N, cfg.chain.a)
-        H = H + F.conj().T @ np.diag((Q - HBAR * k) ** 2 / (2 * N * cfg.chain.mass_ev)) @ F
-    return H
-
-
-def wow_reference(cfg, s, Q, psi0, t_final, n_sub=400):
-    """Fourth-order Magnus (two Gauss points per sub-step) with u(t) from the exact normal-mode
-    solution: global error ~ (t_final/n_sub)^4, far below the Strang errors it is held against."""
+def magnus4(cfg, lat0, Q, psi0, t_final, n_sub=400):
+    """Fourth-order Magnus (two Gauss points per sub-step) of the test's own H (references.config_H)
+    with u(t) the free chain's motion from lat0 by the test's own spring matrix: global error
+    ~ (t_final/n_sub)^4, far below the Strang errors it is held against."""
     h = t_final / n_sub
-    g = (0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6)
+    g = np.array([0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6])
+    us = free_motion(cfg.chain, lat0.u, lat0.v, ((np.arange(n_sub)[:, None] + g[None, :]) * h).ravel())
     psi = np.asarray(psi0)
     for m in range(n_sub):
-        A1, A2 = (-1j / HBAR * dense_H(cfg, L.harmonic_motion(cfg.chain, s, (m + gi) * h).u, Q) for gi in g)
+        A1, A2 = (-1j / HBAR * config_H(cfg, us[2 * m + i], Q) for i in range(2))
         Om = h / 2 * (A1 + A2) + math.sqrt(3) * h**2 / 12 * (A2 @ A1 - A1 @ A2)
         psi = sla.expm(Om) @ psi
     return psi
 
 
-@pytest.mark.parametrize("boundary,N,recoil,D", [("open", 33, False, 0.0), ("open", 64, True, 1.5),
-                                                 ("ring", 32, False, 1.5), ("ring", 64, True, 0.0)])
-def test_frozen_against_expm(boundary, N, recoil, D):
-    cfg, s, lat0, Q = make(N=N, boundary=boundary, recoil=recoil, D=D, dt=0.005, steps=400)
+@pytest.mark.parametrize("boundary,N,recoil,D,defects", [
+    ("open", 33, False, 0.0, (((10, -0.3),), ((20, 0.4),))),  # site energies from a defect alone (D = 0)
+    ("open", 64, True, 1.5, ((), ())),
+    ("ring", 32, False, 1.5, (((31, 0.2),), ((5, -0.25),))),  # the closing bond N-1 -> 0 modified
+    ("ring", 64, True, 0.0, ((), ()))])
+def test_frozen_against_expm(boundary, N, recoil, D, defects):
+    """H written out in the test from the model's formulas (references.config_H: SSH bonds, the
+    deformation potential with missing bonds 0, bond and site defects, the recoil term in k space);
+    the recoil cases on a light chain, where the recoil term spans ~0.07 eV over the zone."""
+    cfg, s, lat0, Q = make(N=N, boundary=boundary, recoil=recoil, D=D, dt=0.005, steps=400,
+                           mass=LIGHT if recoil else 63.546, bond_defects=defects[0], onsite_defects=defects[1])
     psi, _, _ = run_core(cfg, lat0, Q)
-    H = dense_H(cfg, lat0.u, Q)
+    H = config_H(cfg, lat0.u, Q)
     ref = sla.expm(-1j * H * cfg.t_final / HBAR) @ np.asarray(initial_packet(cfg))
     err = np.linalg.norm(np.asarray(psi) - ref)
     # Strang global error ~ C dt²: measured ~1e-5 here; halving dt must quarter it (order test below)
@@ -100,9 +103,10 @@ def test_frozen_global_error_is_second_order(recoil):
     dts = np.array([0.08, 0.04, 0.02, 0.01])
     errs = []
     for dt in dts:
-        cfg, s, lat0, Q = make(N=24, boundary="ring", recoil=recoil, D=1.0, dt=dt, steps=int(round(4.0 / dt)))
+        cfg, s, lat0, Q = make(N=24, boundary="ring", recoil=recoil, D=1.0, dt=dt, steps=int(round(4.0 / dt)),
+                               mass=LIGHT if recoil else 63.546)
         psi, _, _ = run_core(cfg, lat0, Q)
-        ref = sla.expm(-1j * dense_H(cfg, lat0.u, Q) * 4.0 / HBAR) @ np.asarray(initial_packet(cfg))
+        ref = sla.expm(-1j * config_H(cfg, lat0.u, Q) * 4.0 / HBAR) @ np.asarray(initial_packet(cfg))
         errs.append(np.linalg.norm(np.asarray(psi) - ref))
     assert 1.9 <= _order(errs, dts) <= 2.1
 
@@ -119,7 +123,7 @@ def test_wow_against_magnus_reference_second_order():
         s = L.sample_modes(jax.random.PRNGKey(0), cfg.chain, 300.0, "classical")
         psi, _, _ = run_core(cfg, L.to_sites(cfg.chain, s), Q)
         if dt == dts[0]:
-            ref = wow_reference(cfg, s, Q, initial_packet(cfg), t_final, n_sub=200)
+            ref = magnus4(cfg, L.to_sites(cfg.chain, s), Q, initial_packet(cfg), t_final, n_sub=200)
             # the lattice really moves during the run (ω_max t_final ~ 3)
             du = L.harmonic_motion(cfg.chain, s, t_final).u - L.to_sites(cfg.chain, s).u
             assert float(jnp.abs(du).max()) > 0.1
@@ -212,7 +216,9 @@ def test_recoil_kinematics_A6_to_A8():
 @pytest.mark.parametrize("t1", [0.6, 1.3])
 def test_reflection_from_one_modified_bond_matches_transfer_matrix(t1):
     """P_b of a packet sent onto one bond of hopping t1 (perfect chain, T = 0) equals the exact
-    R(k) averaged over the packet's momentum distribution."""
+    R(k) averaged over the packet's momentum distribution. And the CM's momentum trace follows
+    paper Eq. A5: each reflected k -> -k hands the CM 2ħk, so <P_R>(t_f) - <P_R>(0) =
+    2ħ Σ_k k R(k) w(k) (exact, from the transfer matrix), ≈ 2ħk0 P_b for this narrow packet."""
     cfg = wow.Config(chain=wow.Chain(N=400, a=1.0),
                      electron=wow.Electron(t0=1.0, alpha=0.0, k0=math.pi / 3, sigma=10.0, x0=100.0,
                                            bond_defects=((199, t1 - 1.0),)),
@@ -227,3 +233,6 @@ def test_reflection_from_one_modified_bond_matches_transfer_matrix(t1):
     expected = np.sum(w[fwd] * R)
     assert np.sum(w[~fwd]) < 1e-12  # the packet starts with no backward weight
     assert r.per_sample["P_b"][0] == pytest.approx(expected, rel=2e-4)
+    dP_R = r.traces["P_R"][0, -1] - r.traces["P_R"][0, 0]
+    assert dP_R == pytest.approx(2 * HBAR * np.sum(k[fwd] * R * w[fwd]), rel=2e-4)
+    assert dP_R == pytest.approx(2 * HBAR * cfg.k0 * r.per_sample["P_b"][0], rel=0.01)
