@@ -19,9 +19,10 @@ from scipy.special import eval_laguerre, i0
 import wow
 from wow import fock
 from wow import lattice as L
-from wow.electron import hamiltonian, k_grid, packet
+from wow.electron import k_grid, packet
 from wow.units import HBAR
 
+from references import dft_weights, electron_fock_H, free_motion, lowering, mode
 from test_propagate import run_core
 
 
@@ -33,47 +34,11 @@ def small(N=6, boundary="open", mass=1.0, alpha=2.0, D=0.0, dt=0.01, duration=4.
                       dynamics=dynamics, dt=dt, duration=duration, n_frames=n_frames, check_inside=False)
 
 
-def _kron(ops):
-    out = ops[0]
-    for o in ops[1:]:
-        out = np.kron(out, o)
-    return out
-
-
-def _bonds(u, boundary):
-    return np.roll(u, -1) - u if boundary == "ring" else u[1:] - u[:-1]
-
-
-def _sites(b, D, a, boundary):
-    """ε_n = D (b_{n-1} + b_n)/(2a), a missing bond counting as 0 (MODEL.md)."""
-    if boundary == "ring":
-        return D * (np.roll(b, 1) + b) / (2 * a)
-    return D * (np.concatenate([[0.0], b]) + np.concatenate([b, [0.0]])) / (2 * a)
-
-
 def full_H(cfg, modes, n_max, u_cl):
     """Dense H = H_e(u_cl) ⊗ 1 + Σ_j X_j ⊗ H_j + Σ_j ħω_j(n_j + 1/2), axes (modes..., sites), written
-    from MODEL.md in numpy, independently of wow.dynamics.quantum: H_j is the electron Hamiltonian's linear
-    part in Q_j = ℓ_j X_j (SSH bonds -α ℓ_j Δe_bj, site energies D ℓ_j (Δe_{b-1,j} + Δe_bj)/(2a))."""
-    c, e = cfg.chain, cfg.electron
-    d, m, N = n_max + 1, len(modes), c.N
-    b = _bonds(np.asarray(u_cl), c.boundary)
-    He = hamiltonian(e.t0 - e.alpha * b, _sites(b, e.D, c.a, c.boundary), c.boundary)
-    X = np.diag(np.sqrt(np.arange(1, d)), 1)
-    X = X + X.T
-    w, E = L.mode_frequencies(c), L.mode_matrix(c)
-    H = _kron([np.eye(d)] * m + [He])
-    for i, j in enumerate(modes):
-        ell = math.sqrt(HBAR / (2 * c.mass_ev * w[j - 1]))
-        db = ell * _bonds(E[:, j - 1], c.boundary)
-        Hj = hamiltonian(-e.alpha * db, _sites(db, e.D, c.a, c.boundary), c.boundary)
-        ops = [np.eye(d)] * m + [Hj]
-        ops[i] = X
-        H = H + _kron(ops)
-        ops = [np.eye(d)] * m + [np.eye(N)]
-        ops[i] = HBAR * w[j - 1] * np.diag(np.arange(d) + 0.5)
-        H = H + _kron(ops)
-    return H
+    in the test from MODEL.md (references.electron_fock_H: explicit loops over bonds and sites, the
+    modes by their formulas), independently of wow.electron, wow.lattice and wow.dynamics.quantum."""
+    return electron_fock_H(cfg, modes, n_max, u_cl)
 
 
 def quantum(cfg, **kw):
@@ -93,60 +58,142 @@ def classical_sample(cfg, key=jax.random.PRNGKey(0)):
     return L.ModeSample(Q=s.Q * mask, P=P, P_R=s.P_R)
 
 
-def evolve(cfg, occ, psi_e=None, s_cl=None):
+def evolve(cfg, occ, psi_e=None, s_cl=None, result=False):
     """One sample from the Fock state occ (analysis basis) ⊗ psi_e (default: the packet), the classical
     modes at s_cl (default: ``classical_sample``), through wow.run. Returns (Fock amplitudes (d,)*m + (N,)
-    in the standing basis at t_final, frames of the sample)."""
+    in the standing basis at t_final, frames of the sample[, the EnsembleResult])."""
     s_cl = classical_sample(cfg) if s_cl is None else s_cl
     with warnings.catch_warnings():  # the truncation diagnostic is tested on its own below
         warnings.simplefilter("ignore")
         r = wow.run(cfg, 1, initial=wow.InitialState(occupations=occ, Q=s_cl.Q, P=s_cl.P, P_R=0.0, psi=psi_e),
                     keep_final=True)
-    return r.final["psi"][0], {k: v[0] for k, v in r.traces.items()}
+    out = r.final["psi"][0], {k: v[0] for k, v in r.traces.items()}
+    return out + (r,) if result else out
 
 
 def harmonic_u(chain, s, t):
-    """u_n(t) = Σ_j e_nj (Q_j cos ω_j t + P_j/(Mω_j) sin ω_j t), numpy."""
-    w = L.mode_frequencies(chain)
-    Q, P = np.asarray(s.Q), np.asarray(s.P)
-    return L.mode_matrix(chain) @ (Q * np.cos(w * t) + P / (chain.mass_ev * w) * np.sin(w * t))
+    """u(t) of the free chain from the sample's sites, by the test's own spring matrix."""
+    lat = L.to_sites(chain, s)
+    return free_motion(chain, lat.u, lat.v, [t])[0]
 
 
-def initial_vector(cfg, n_max, occ):
-    ph = np.zeros((n_max + 1,) * len(occ))
-    ph[tuple(occ)] = 1.0
-    e = packet(cfg.chain.N, cfg.chain.a, cfg.x0, cfg.electron.sigma, cfg.k0)
-    return np.kron(ph.ravel(), np.asarray(e))
+def gaussian(cfg):
+    """ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na}, normalised (MODEL.md), in numpy."""
+    x = np.arange(cfg.chain.N) * cfg.chain.a
+    psi = np.exp(-((x - cfg.x0) ** 2) / (4 * cfg.electron.sigma**2) + 1j * cfg.k0 * x)
+    return psi / np.linalg.norm(psi)
+
+
+def running_pair(d):
+    """(a_c, a_s, a_+, a_-) on a cos/sin pair truncated at d levels each: a_{±q} = (a_c ± i a_s)/√2.
+    Why +: the sine partner of mode j is e_{n,N-j} = √(2/N) sin(2π(N-j)n/N) = -√(2/N) sin(qna), so
+    u_n ⊃ √(2/N)[Q_c cos(qna) - Q_s sin(qna)] = √(2/N) Re[(Q_c + iQ_s) e^{iqna}], and the operator
+    multiplying e^{+iqna} (annihilating crystal momentum +q) is (a_c + i a_s)/√2."""
+    a, I = lowering(d), np.eye(d)
+    ac, as_ = np.kron(a, I), np.kron(I, a)
+    return ac, as_, (ac + 1j * as_) / math.sqrt(2), (ac - 1j * as_) / math.sqrt(2)
+
+
+def running_states(d):
+    """{(n_+, n_-): the pair state (a_+†)^n+ (a_-†)^n- |0,0>/√(n+! n-!) on the (n_c, n_s) box of d
+    levels}, built in a box of 2d levels (exact for every n_+ + n_- < 2d) and cut to the d box: the
+    truncated running state whose overlap the tally reports."""
+    big = 2 * d
+    _, _, ap, am = running_pair(big)
+    vac = np.zeros(big * big, complex)
+    vac[0] = 1.0
+    out = {}
+    for npl in range(d):
+        for nmi in range(d):
+            v = vac
+            for _ in range(npl):
+                v = ap.conj().T @ v
+            for _ in range(nmi):
+                v = am.conj().T @ v
+            v = v / math.sqrt(math.factorial(npl) * math.factorial(nmi))
+            out[(npl, nmi)] = v.reshape(big, big)[:d, :d].ravel()
+    return out
+
+
+def initial_vector(cfg, n_max, occ, basis="standing"):
+    """|occ> ⊗ the packet; occ in the standing basis, or (n_+, n_-) of one cos/sin pair (running)."""
+    d = n_max + 1
+    if basis == "running":
+        ph = running_states(d)[tuple(occ)]
+    else:
+        ph = np.zeros((d,) * len(occ))
+        ph[tuple(occ)] = 1.0
+    return np.kron(ph.ravel(), gaussian(cfg))
+
+
+def resolved_reference(psi, cfg, n_max, m, n0, hw, basis):
+    """From a final state psi ((d^m) x N, standing Fock basis): per Fock state of the analysis basis
+    its population and backscattered weight (own DFT, k < 0 folded into the zone), and P_b, the
+    Δn = 0 part, the energy Σ_j ħω_j Δn_j given to the phonons averaged over the backscattered part,
+    and the one-phonon share; running: projections on the test's own running-wave states."""
+    d, N = n_max + 1, cfg.chain.N
+    psi = psi.reshape(d**m, N)
+    if basis == "running":
+        states = running_states(d)
+        amp = np.array([states[n].conj() @ psi for n in sorted(states)]).reshape(d, d, N)
+    else:
+        amp = psi.reshape((d,) * m + (N,))
+    k, w = dft_weights(amp, cfg.chain.a)
+    pop, back = w.sum(-1), w[..., k < 0].sum(-1)
+    P_b = P_el = E = P_1 = 0.0
+    for n in np.ndindex(*back.shape):
+        dn = np.array(n) - np.array(n0)
+        P_b += back[n]
+        P_el += back[n] if not dn.any() else 0.0
+        P_1 += back[n] if np.abs(dn).sum() == 1 else 0.0
+        E += back[n] * float(np.dot(hw, dn))
+    return {"pop": pop, "back": back, "P_b": P_b, "P_b_el": P_el, "E_ph_b": E / P_b, "f_order1": P_1 / P_b}
 
 
 def _order(errs, dts):
     return np.polyfit(np.log(dts), np.log(errs), 1)[0]
 
 
-@pytest.mark.parametrize("boundary,modes,D,every", [("open", (2,), 0.0, 1), ("ring", (1, 5), 1.0, 2)])
-def test_against_expm_second_order(boundary, modes, D, every):
-    """One quantum mode on the open chain; a ring cos/sin pair with a deformation potential and the
-    phonon phases applied every second step. Other modes frozen at a thermal sample."""
+@pytest.mark.parametrize("boundary,modes,D,every,basis", [("open", (2,), 0.0, 1, "standing"),
+                                                          ("ring", (1, 5), 1.0, 2, "running")])
+def test_against_expm_second_order(boundary, modes, D, every, basis):
+    """One quantum mode on the open chain; a ring cos/sin pair with a deformation potential, the
+    phonon phases applied every second step, and the Δn tallies in the running basis (from |1_+, 1_->).
+    Other modes frozen at a thermal sample. The final state against expm of the test's own
+    electron x Fock Hamiltonian; the Δn-resolved tallies (per Fock state populations and
+    backscattered weights, P_b, its Δn = 0 part, the energy given to the phonons E_ph_b, the
+    one-phonon share) against the same quantities computed from the expm state by the test's own
+    Fock indexing, running-wave states and DFT (resolved_reference)."""
     n_max, occ = 4, (1,) * len(modes)
     dts = np.array([0.02, 0.01, 0.005])
-    states, ref = [], None
+    states, tallies, ref = [], [], None
     for dt in dts:
         cfg = quantum(small(boundary=boundary, D=D, dt=dt), modes=modes, n_max=n_max, others="frozen",
-                      phonon_every=every)
-        c, frames = evolve(cfg, occ)
+                      phonon_every=every, basis=basis)
+        c, frames, r = evolve(cfg, occ, result=True)
         states.append(np.asarray(c).ravel())
+        tallies.append({k: np.asarray(r.per_sample[k][0]) for k in ("pop", "back", "P_b", "P_b_el", "E_ph_b")}
+                       | {"f_order1": np.asarray(r.fractions["f_order1"][0])})
         if ref is None:
-            u_cl = np.asarray(L.modes_to_sites(cfg.chain, classical_sample(cfg).Q))
+            Q_cl = np.asarray(classical_sample(cfg).Q)
+            u_cl = sum(Q_cl[j - 1] * mode(cfg.chain, j)[1] for j in range(1, cfg.chain.N))
             assert np.abs(u_cl).max() > 0.02  # the frozen modes are there (measured 0.045 Å)
             H = full_H(cfg, sorted(modes), n_max, u_cl)
-            ref = sla.expm(-1j * H * cfg.t_final / HBAR) @ initial_vector(cfg, n_max, occ)
+            ref = sla.expm(-1j * H * cfg.t_final / HBAR) @ initial_vector(cfg, n_max, occ, basis)
             # the phonons take part: occupations move by a few hundredths (measured 0.045, 0.035)
             assert np.abs(np.asarray(frames["n_mean"][-1]) - 1.0).max() > 0.02
+            hw = np.array([HBAR * mode(cfg.chain, j)[0] for j in sorted(modes)])
     errs = [np.linalg.norm(s - ref) for s in states]
     assert 1.9 <= _order(errs, dts) <= 2.1
     rich = (4 * states[-1] - states[-2]) / 3  # Strang's error is even in dt
     assert np.linalg.norm(rich - ref) < 1e-8  # measured 1.7e-9 (open), 3.7e-9 (ring)
     assert abs(np.linalg.norm(states[-1]) - 1) < 1e-12
+    # the tallies: smooth in the amplitudes, so Richardson-extrapolated too
+    want = resolved_reference(ref, cfg, n_max, len(modes), occ, hw, basis)
+    assert 0.02 < want["P_b"] and want["P_b_el"] < 0.98 * want["P_b"] and abs(want["E_ph_b"]) > 1e-3
+    for key, v in want.items():
+        extrapolated = (4 * tallies[-1][key] - tallies[-2][key]) / 3
+        np.testing.assert_allclose(extrapolated, v, rtol=0, atol=1e-8 * max(1.0, np.abs(v).max()), err_msg=key)
 
 
 def test_moving_classical_modes_against_magnus():
@@ -262,50 +309,51 @@ def test_displaced_oscillator_huang_rhys():
     assert theory.huang_rhys_fraction(chain, q, 300.0, site=8) == pytest.approx(prod, rel=1e-12)
 
 
-def _total_momentum_distribution(c, cfg):
-    """Weights of the total crystal momentum K = k + Σ q Δ(n_+ - n_-) + (π/a) n_{N/2} (mod 2π/a), in
-    units of 2π/(Na), from standing-basis Fock amplitudes c (modes..., sites) of a ring with every
-    internal mode quantum."""
-    ql = cfg.quantum
-    modes = ql.sorted_modes()
-    N, d = cfg.chain.N, ql.n_max + 1
-    pairs = fock.ring_pairs(cfg.chain, modes)
-    Ws = [jnp.asarray(fock.running_wave_matrix(ql.n_max)) for _ in pairs]
-    w = np.abs(np.fft.fft(np.asarray(fock.apply_pairs(jnp.asarray(c), pairs, Ws)), axis=-1, norm="ortho")) ** 2
-    grid = np.stack(np.meshgrid(*[np.arange(d)] * (N - 1), indexing="ij"), -1)
-    P = sum((j if 2 * j <= N else -(N - j)) * grid[..., j - 1] for j in range(1, N))  # a_{+q} on j < N/2
-    kidx = np.round(k_grid(N, cfg.chain.a) * N * cfg.chain.a / (2 * np.pi)).astype(int)
-    K = (P[..., None] + kidx) % N
-    return np.array([w[K == x].sum() for x in range(N)]), w
-
-
 def test_ring_crystal_momentum_conserved():
     """A 4-site ring with all three internal modes quantum (running basis: a ±q pair and the π/a
     mode), strong coupling: the electron's crystal momentum plus the phonons' is conserved modulo
-    2π/a to truncation accuracy, although more than a tenth of the weight changes phonon state."""
+    2π/a to truncation accuracy, although more than a tenth of the weight changes phonon state.
+
+    Everything on the phonon side is built here from dense truncated ladder operators: a_± of the
+    pair (running_pair), the phonons' crystal momentum J = n_+ - n_- + (N/2) n_{N/2} in units of
+    2π/(Na), the distribution of the total K = k + J (mod N) from J's eigenvectors, and <P_ph>
+    = ħ (2π/(Na)) <J>: not the code's running-wave matrix or ladder tally."""
     N, occ = 4, (0, 1, 0)
     cfg = small(N=N, boundary="ring", mass=4.0, alpha=1.0, dt=0.01, duration=5.0, n_frames=1, sigma=0.3, a=1.0, k0=1.0)
     rng = np.random.default_rng(0)
     psi_e = rng.normal(size=N) + 1j * rng.normal(size=N)
     psi_e /= np.linalg.norm(psi_e)
-    k_w0 = np.abs(np.fft.fft(psi_e, norm="ortho")) ** 2
-    kidx = np.round(k_grid(N, 1.0) * N / (2 * np.pi)).astype(int)
+    k, k_w0 = dft_weights(psi_e, 1.0)
+    kidx = np.round(k * N / (2 * np.pi)).astype(int)
     dist0 = np.array([k_w0[(kidx + 2) % N == x].sum() for x in range(N)])  # n_{N/2} = 1 carries N/2 = 2
+    unit = 2 * np.pi / (N * cfg.chain.a)
     viol = {}
     for n_max in (3, 5):
+        d = n_max + 1
         cq = quantum(cfg, modes=(1, 2, 3), n_max=n_max, others="absent", basis="running")
-        c, frames = evolve(cq, occ, psi_e=psi_e)
-        dist, w = _total_momentum_distribution(c, cq)
-        viol[n_max] = np.abs(dist - dist0).max()
-        assert 1 - w.reshape(-1, N)[np.ravel_multi_index(occ, (n_max + 1,) * 3)].sum() > 0.1
-        # <P_ph> tallied with ladder operators = Σ ħq (n_+ - n_-) + ħ(π/a) n_{N/2} over running-basis populations
-        pop = w.sum(-1)
-        n = np.indices(pop.shape)
-        q1 = 2 * np.pi / (N * cfg.chain.a)
-        P_ph = HBAR * np.sum(pop * (q1 * (n[0] - n[2]) + np.pi / cfg.chain.a * n[1]))
-        assert float(frames["P_ph"][-1]) == pytest.approx(P_ph, abs={3: 1e-4, 5: 1e-7}[n_max])  # truncation: 7e-6 at n_max = 3
+        c, frames = evolve(cq, occ, psi_e=psi_e)  # standing-basis amplitudes (mode 1, mode 2, mode 3, sites)
+        # axes: mode 1 (cos of q = 2π/(Na)), mode 2 (the π/a mode), mode 3 (the sine partner)
+        _, _, ap, am = running_pair(d)  # on (mode 1, mode 3)
+        pair_J = ap.conj().T @ ap - am.conj().T @ am
+        nh = np.diag(np.arange(d, dtype=float))
+        # J on (mode 1, mode 2, mode 3): pair_J acts on modes 1 and 3, (N/2) n on mode 2
+        pj = pair_J.reshape(d, d, d, d)  # (1, 3, 1', 3')
+        J = (np.einsum("acbd,ef->aecbfd", pj, np.eye(d)) + (N // 2) * np.einsum("ab,ef,cd->aecbfd", np.eye(d), nh, np.eye(d)))
+        J = J.reshape(d**3, d**3)
+        psi = np.asarray(c).reshape(d**3, N)
+        P_ph = HBAR * unit * np.real(np.vdot(psi, J @ psi))
+        assert float(frames["P_ph"][-1]) == pytest.approx(P_ph, abs=1e-12)
         assert float(frames["P_ph"][0]) == pytest.approx(HBAR * np.pi / cfg.chain.a, abs=1e-12)
         assert abs(float(frames["P_ph"][-1]) - float(frames["P_ph"][0])) > 0.01  # it changed
+        lam, V = np.linalg.eigh(J)
+        exact = np.abs(lam - np.round(lam)) < 1e-9  # blocks n_+ + n_- <= n_max; the rest is truncation
+        _, w = dft_weights(V.conj().T @ psi, 1.0)  # (J eigenvector, k)
+        assert w[~exact].sum() < {3: 1e-5, 5: 1e-7}[n_max], (n_max, w[~exact].sum())  # truncation
+        K = (np.round(lam).astype(int)[:, None] + kidx[None, :]) % N
+        dist = np.array([w[exact][K[exact] == x].sum() for x in range(N)])
+        viol[n_max] = np.abs(dist - dist0).max()
+        changed = 1 - np.sum(np.abs(np.asarray(c)[occ]) ** 2)  # weight off the initial standing Fock state
+        assert changed > 0.1
     assert viol[5] < 1e-7  # measured 4e-9 (n_max = 5), 9e-7 (n_max = 3); a wrong sign of q gives 1.5e-3
     assert viol[5] < viol[3] / 10
 
