@@ -274,3 +274,40 @@ def test_ensemble_dE_b_is_the_energy_of_all_backscattered_weight():
     s_hand = math.sqrt(2 * (P_b[0] ** 2 * (x[0] - m) ** 2 + P_b[1] ** 2 * (x[1] - m) ** 2) / P_b.sum() ** 2)
     assert s == pytest.approx(s_hand, rel=1e-9)
     assert abs(x.mean() - m) > 0.05 * abs(x[0] - x[1])  # measured -0.126 unweighted, -0.139 weighted
+
+
+# ------------------------------------------------------------------------------------------------
+# The quantum lattice's ensemble numbers: ratio estimators over samples, by hand
+# ------------------------------------------------------------------------------------------------
+def test_quantum_summary_weights_samples_by_their_backscattering():
+    """Two samples of one quantum mode pair (d = 3 levels each) with hand-placed backscattered weights:
+    the Δn = 0 share and the one-phonon share are Σ_s P_c,s / Σ_s P_b,s, the energy given to the
+    phonons is Σ_s Σ_n w_s(n) ħω·Δn / Σ_s P_b,s, each with the two-sample delta-method error written
+    out; the unweighted means of the per-sample values differ."""
+    from wow.tally import quantum_summary
+
+    hw = np.array([0.02, 0.05])
+    n0 = np.array([[1, 0], [0, 2]])
+    back = np.zeros((2, 3, 3))
+    back[0][1, 0], back[0][2, 0], back[0][1, 1], back[0][0, 2] = 0.10, 0.05, 0.02, 0.01  # Δn 0, +1, +1, (-1, +2)
+    back[1][0, 2], back[1][0, 1], back[1][1, 2] = 0.01, 0.03, 0.004  # Δn 0, -1, +1
+    pop = back * 3.0
+    traces = {"P_ph": np.zeros((2, 2)), "P_R": np.zeros((2, 2)), "top": np.zeros((2, 2, 2)), "norm": np.ones((2, 2))}
+    add, stats, fr, _ = quantum_summary({"n0": n0, "back": back, "pop": pop}, traces, hw)
+    P_b = np.array([0.18, 0.044])
+    P_el = np.array([0.10, 0.01])
+    P_1 = np.array([0.05 + 0.02, 0.03 + 0.004])
+    E = np.array([0.05 * 0.02 + 0.02 * 0.05 + 0.01 * (-0.02 + 2 * 0.05), 0.03 * (-0.05) + 0.004 * 0.02])
+    np.testing.assert_allclose(add["P_b"], P_b, rtol=1e-12)
+    np.testing.assert_allclose(add["P_b_el"], P_el, rtol=1e-12)
+    np.testing.assert_allclose(add["E_ph_b"], E / P_b, rtol=1e-12)
+
+    def ratio(num):
+        f = num.sum() / P_b.sum()
+        return f, math.sqrt(2 * np.sum((num - f * P_b) ** 2) / P_b.sum() ** 2)
+
+    assert fr["f_el"] == pytest.approx(ratio(P_el), rel=1e-10)
+    assert fr["f_order1"] == pytest.approx(ratio(P_1), rel=1e-10)
+    assert stats["E_ph_b"] == pytest.approx(ratio(E), rel=1e-10)
+    assert abs(np.mean(P_el / P_b) - fr["f_el"][0]) > 0.05  # the weighting matters here
+    assert abs(np.mean(E / P_b) - stats["E_ph_b"][0]) > 1e-3

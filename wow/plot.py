@@ -187,6 +187,17 @@ def _recoil_parts(res):
     return ref, fixed, thermal
 
 
+def _electron_recoil(p, ref):
+    """(mean, sem) of -(ΔE_b - ΔE_b[recoil off]) of point p against its reference (NaN without one).
+    The reference runs at T = 0 with a fixed CM momentum: nothing in it is random, every sample is the
+    same and its error is 0, so the difference carries p's own error (it shares p's seed, but a
+    deterministic run has no covariance with anything)."""
+    if ref is None:
+        return math.nan, math.nan
+    m, s = p.stats["dE_b"]
+    return ref.stats["dE_b"][0] - m, s
+
+
 def recoil_rows(res):
     """Per recoil point: (N, P label, (mean, sem) of the recoil energy taken from the electron
     -(ΔE_b - ΔE_b[recoil off]), the CM's ΔE_cm/P_b, A8 (its thermal mean 2(ħk0)²/NM for thermal
@@ -197,17 +208,14 @@ def recoil_rows(res):
                                                     q.values["P_over_hbar_k0"] or 0)):
         N, cfg = p.values["N"], p.config
         hk, NM = HBAR * cfg.k0, N * cfg.chain.mass_ev
-        r = ref.get(N)
-        e0, s0 = r.stats["dE_b"] if r is not None else (math.nan, math.nan)
-        m, s = p.stats["dE_b"]
+        elec = _electron_recoil(p, ref.get(N))
         pb = p.stats["P_b"][0]
         if p.values["kind"] == "fixed":
             P = p.values["P_over_hbar_k0"]
-            rows.append((N, f"{P:g}", (e0 - m, math.hypot(s, s0)), p.stats["dE_cm"][0] / pb,
-                         recoil_energy_a8(hk, P * hk, NM), pb))
+            rows.append((N, f"{P:g}", elec, p.stats["dE_cm"][0] / pb, recoil_energy_a8(hk, P * hk, NM), pb))
         else:
-            rows.append((N, f"thermal {cfg.temperature:g} K", (e0 - m, math.hypot(s, s0)),
-                         p.stats["dE_cm"][0] / pb, recoil_energy_a8(hk, 0.0, NM), pb))
+            rows.append((N, f"thermal {cfg.temperature:g} K", elec, p.stats["dE_cm"][0] / pb,
+                         recoil_energy_a8(hk, 0.0, NM), pb))
     return rows
 
 
@@ -233,8 +241,7 @@ def figure_recoil(res):
         cfg = sel[0].config
         hk, NM = HBAR * cfg.k0, N * cfg.chain.mass_ev
         x = np.array([p.values["P_over_hbar_k0"] for p in sel])
-        m = np.array([e_ref[N][0] - p.stats["dE_b"][0] for p in sel]) * UE
-        s = np.array([math.hypot(p.stats["dE_b"][1], e_ref[N][1]) for p in sel]) * UE
+        m, s = (np.array(x) * UE for x in zip(*(_electron_recoil(p, ref[N]) for p in sel)))
         cm = np.array([p.stats["dE_cm"][0] / p.stats["P_b"][0] for p in sel]) * UE
         ax.errorbar(x, m, s, marker="o", ls="none", color=c, capsize=3,
                     label=rf"N = {N}: electron, $-(\Delta E_b - \Delta E_b^{{no\,recoil}})$")
@@ -256,14 +263,14 @@ def figure_recoil(res):
     zero = sorted((p for p in fixed if p.values["P_over_hbar_k0"] == 0 and p.values["N"] in e_ref),
                   key=lambda p: p.values["N"])
     if zero:
-        ax.errorbar([p.values["N"] for p in zero], [(e_ref[p.values["N"]][0] - p.stats["dE_b"][0]) * UE for p in zero],
-                    [math.hypot(p.stats["dE_b"][1], e_ref[p.values["N"]][1]) * UE for p in zero], marker="o",
+        ez = [_electron_recoil(p, ref[p.values["N"]]) for p in zero]
+        ax.errorbar([p.values["N"] for p in zero], [e[0] * UE for e in ez], [e[1] * UE for e in ez], marker="o",
                     ls="none", capsize=3, label=r"$P = 0$, from the electron")
     th = sorted((p for p in thermal if p.values["N"] in e_ref), key=lambda p: p.values["N"])
     if th:
+        et = [_electron_recoil(p, ref[p.values["N"]]) for p in th]
         ax.errorbar([p.values["N"] * 2**0.06 for p in th],  # beside the P = 0 points, not on them
-                    [(e_ref[p.values["N"]][0] - p.stats["dE_b"][0]) * UE for p in th],
-                    [math.hypot(p.stats["dE_b"][1], e_ref[p.values["N"]][1]) * UE for p in th], marker="s",
+                    [e[0] * UE for e in et], [e[1] * UE for e in et], marker="s",
                     mfc="none", ls="none", capsize=5,
                     label=rf"thermal $P$ (A10, $T$ = {th[0].config.temperature:g} K), mean over samples")
     NN = np.geomspace(min(Ns) / 1.3, max(Ns) * 1.3, 50)

@@ -66,15 +66,14 @@ def points(args):
 
 
 def table(res) -> list[list[str]]:
-    import math
-
     rows = [["N", "T (K)", "statistics", "dynamics", "P_b", "ΔE_b (meV)", "P_coh", "P_inc"]]
     for p in res.points:
         v, co = p.values, p.coherent
         m, s = p.stats["P_b"]
         e, es = p.stats["dE_b"]
-        inc = co["P_tot"] - co["P_coh"]
-        inc_s = math.hypot(co["P_tot_sem"], co["P_coh_sem"])
+        # P_inc's own jackknife: P_tot and P_coh are correlated (the same samples), so their errors
+        # do not add in quadrature
+        inc, inc_s = co["P_inc"], co["P_inc_sem"]
         rows.append([str(v["N"]), f"{v['temperature']:g}", v["statistics"], v["dynamics"],
                      f"{m:.4f} ± {s:.4f}", f"{e * 1e3:.1f} ± {es * 1e3:.1f}",
                      f"{co['P_coh']:.4f} ± {co['P_coh_sem']:.4f}", f"{inc:.4f} ± {inc_s:.4f}"])

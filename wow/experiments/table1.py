@@ -109,8 +109,10 @@ def points(args, wow):
 
 
 def coherent_fraction(co):
+    """The coherent split's numbers for the table: the fraction P_coh/P_tot with its own jackknife
+    error (not P_coh_sem/P_tot, which ignores the correlation of P_coh and P_tot)."""
     return dict(P_tot=co["P_tot"], P_tot_sem=co["P_tot_sem"], P_coh=co["P_coh"], P_coh_sem=co["P_coh_sem"],
-                frac=co["P_coh"] / co["P_tot"], frac_sem=co["P_coh_sem"] / co["P_tot"])
+                frac=co["coherent_fraction"], frac_sem=co["coherent_fraction_sem"])
 
 
 def extras(args, u2_debye, cu, chain_rows):
