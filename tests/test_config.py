@@ -48,7 +48,8 @@ def cfg(**kw):
     (dict(dynamics="quantum"), ["dynamics='quantum'", "QuantumLattice"]),
     (dict(quantum=wow.QuantumLattice(modes=(3,))), ["quantum=", "dynamics='wow'"]),
     (dict(duration=200.0), ["packet leaves the open chain", "x0=", "check_inside=False"]),
-    (dict(electron=dict(k0=-0.4, x0=200.0)), ["moving left", "the front reaches", "left end"]),
+    (dict(electron=dict(k0=-0.4)), ["electron.k0=-0.4", "towards +x", "k < 0", "0 < k0 < π/a", "mirror"]),
+    (dict(electron=dict(k0=0.0)), ["electron.k0=0.0", "0 < k0"]),
     (dict(electron=dict(k0=0.4, x0=200.0)), ["moving right", "the backscattered part reaches", "left end"]),
     (dict(chain=dict(boundary="ring", N=16)), ["sigma=25", "ring"]),
 ])

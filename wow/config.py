@@ -213,7 +213,15 @@ def validate(cfg: Config) -> Config:
     _number("electron.sigma", e.sigma, low=0, low_open=True)
     zone = math.pi / c.a
     if e.k0 is not None:
+        # every tally counts backscattering as the weight at k < 0, i.e. against a packet moving towards
+        # +x: a packet at k0 <= 0 would report its own incoming weight as backscattered. A left-moving
+        # packet is the mirror image of a right-moving one (site n -> N-1-n, bond n -> N-2-n), so
+        # nothing is lost by refusing it.
         _number("electron.k0", e.k0, low=-zone, high=zone, low_open=True, high_open=True)
+        if e.k0 <= 0:
+            raise ConfigError(f"electron.k0={e.k0!r}: the packet must move towards +x (backscattering is the "
+                              f"weight at k < 0): allowed 0 < k0 < π/a = {zone:g} 1/Å; for a packet moving left, "
+                              "mirror the chain instead (x0 -> (N-1)a - x0, site n -> N-1-n, bond n -> N-2-n)")
     L = (c.N - 1) * c.a
     if e.x0 is not None:
         _number("electron.x0", e.x0, low=0, high=L)

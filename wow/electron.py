@@ -23,7 +23,8 @@ class Electron:
     """Tight-binding electron and its initial packet.
 
     t0: bare hopping (eV, > 0); alpha: SSH bond coupling (eV/Å); D: deformation potential (eV);
-    k0: packet momentum (1/Å), inside (-π/a, π/a), None = π/(3a) (ε = -t0, v = √3 t0 a/ħ). Not the band centre
+    k0: packet momentum (1/Å), inside (0, π/a) (the packet moves towards +x: backscattering is the
+    weight at k < 0; a left-moving packet is the mirror image), None = π/(3a) (ε = -t0, v = √3 t0 a/ħ). Not the band centre
     π/(2a): there, with SSH coupling only, chiral symmetry pins <H_e> at 0 and no energy is exchanged;
     sigma: packet width (Å) in ψ_n ∝ exp(-(n a - x0)²/(4σ²)) e^{i k0 n a}; x0: packet centre (Å),
     None = the middle of the chain (the backscattered part needs as much room as the forward part).
