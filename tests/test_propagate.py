@@ -194,20 +194,24 @@ def _recoil_run(P, recoil, N):
 def test_recoil_kinematics_A6_to_A8():
     """The backscattered part's band-energy shift due to recoil equals -ΔE_recoil = -2ħk(P+ħk)/(NM)
     (A8): zero at P = -ħk (A7), and halving with doubled N. The recoil-off run removes the
-    packet-filtering shift that the defect's R(k) causes by itself."""
+    packet-filtering shift that the defect's R(k) causes by itself (recoil off, the CM momentum
+    does not enter: one reference run per N). A8 is first order in ħk/(NM): measured within 0.03,
+    0.43, 0.69 % (N = 450; P = -2ħk, 0, ħk) and 0.03, 0.18, 0.33 % (N = 900), the remainder halving
+    with N, so it is held at 0.8 %."""
     k0 = math.pi / 3
     hk = HBAR * k0
     for N in (450, 900):
         M = N * mass_ev(0.0023)
+        off = _recoil_run(0.0, False, N)
         for P in (-2 * hk, -hk, 0.0, hk):
-            on, off = _recoil_run(P, True, N), _recoil_run(P, False, N)
+            on = _recoil_run(P, True, N)
             shift = on.per_sample["dE_b"][0] - off.per_sample["dE_b"][0]
             a8 = 2 * hk * (P + hk) / M
             assert on.per_sample["P_b"][0] > 0.2  # a substantial reflection
             if P == -hk:  # strict-elastic resonance (A7): shift below 0.1% of the P = 0 recoil energy
                 assert abs(shift) < 1e-3 * 2 * hk**2 / M
             else:
-                assert shift == pytest.approx(-a8, rel=0.01)
+                assert shift == pytest.approx(-a8, rel=0.008)
             # the CM takes the momentum: <P_R> = Q - ħ<k>; frozen + recoil conserves <H_e> + <CM>
             assert on.per_sample["P_R_f"][0] == pytest.approx(P + hk - HBAR * on.per_sample["k_f"][0], abs=1e-12)
             assert abs(on.per_sample["dE_e"][0] + on.per_sample["dE_cm"][0]) < 1e-5
