@@ -56,15 +56,19 @@ def longest_flow(cfg: Config) -> float:
     return cfg.dt * max(abs(w) for w in COMPOSITIONS[cfg.order])
 
 
-def program_of(cfg: Config, steps_per_frame: int | None = None):
+def program_of(cfg: Config, steps_per_frame: int | None = None, *, omega_max: float | None = None,
+               checkpoint_every: int | None = None):
     """(Program, Inputs) of a validated config: the electron model and the lattice backend it
     selects, the loop's plan, and the traced parameters. steps_per_frame None: traced (no
-    recompilation over dt or duration); an int: a static scan (reverse-mode differentiable)."""
+    recompilation over dt or duration); an int: a static scan (reverse-mode differentiable).
+    For gradients (wow.gradients): omega_max, a bound on ω_max over the traced spring constants and
+    masses that the lattice flow's Taylor order is chosen for; checkpoint_every, blocks of that many
+    steps under jax.checkpoint (Plan.checkpoint_every; needs a static steps_per_frame)."""
     real, _ = dtypes(cfg)
     model, mp = models.build(cfg, real)
-    backend, lp = dynamics.build(cfg, real, longest_flow(cfg))
+    backend, lp = dynamics.build(cfg, real, longest_flow(cfg), omega_max)
     plan = Plan(order=cfg.order, n_frames=cfg.n_frames, steps_per_frame=steps_per_frame,
-                save_lattice=cfg.save_density)
+                save_lattice=cfg.save_density, checkpoint_every=checkpoint_every)
     inputs = Inputs(model=mp, lattice=lp, dt=jnp.asarray(cfg.dt, real),
                     steps_per_frame=jnp.asarray(cfg.steps_per_frame, jnp.int32))
     return Program(model, backend, plan), inputs
@@ -196,8 +200,9 @@ def _starts(source, given, T, P_R_fixed, statistics, fixed_cm, program: Program,
     return Start(sites=sites, P_R=P_R, extra=extra)
 
 
-def _one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
-    """Propagate a block of samples from their initial states; per-sample tallies and frames."""
+def one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
+    """Propagate a block of samples from their initial states; per-sample tallies and frames.
+    (Public: wow.gradients runs its traced parameters through the same block.)"""
     model, backend = program.model, program.backend
     block = starts  # samples first: the lattice block layout (B, N)
     lat0 = backend.initial_lattice(block)
@@ -225,7 +230,7 @@ def _chunk(source, groups, T, P_R_fixed, k0, psi0, inputs, program, statistics, 
     S = source["keys"].shape[0]
     psi = jnp.broadcast_to(given["psi"], (S,) + given["psi"].shape[1:]).astype(psi0.dtype) if "psi" in given \
         else jnp.broadcast_to(psi0, (S,) + psi0.shape)
-    tallies, frames, psik, final = _one_block(starts, psi, k0, inputs, program)
+    tallies, frames, psik, final = one_block(starts, psi, k0, inputs, program)
     S_ = jax.ops.segment_sum(psik, groups, num_segments=n_groups)
     A_ = jax.ops.segment_sum(jnp.abs(psik) ** 2, groups, num_segments=n_groups)
     return tallies, frames, S_, A_, (final if keep_final else None)

@@ -83,13 +83,24 @@ class SiteState:
 # --------------------------------------------------------------------------------------------
 # Normal modes
 # --------------------------------------------------------------------------------------------
+def mode_shape(chain: Chain) -> np.ndarray:
+    """ω_j/ω_max for j = 1..N-1: sin(jπ/2N) (open), |sin(πj/N)| (ring). Fixed by N and the boundary
+    alone, so ω_j = 2 sqrt(K/M) x this for any (traced) K/M."""
+    j = np.arange(1, chain.N)
+    if chain.boundary == "open":
+        return np.sin(j * np.pi / (2 * chain.N))
+    return np.abs(np.sin(np.pi * j / chain.N))
+
+
 def mode_frequencies(chain: Chain) -> np.ndarray:
     """ω_j for j = 1..N-1 (1/fs), MODEL.md formulas."""
-    j = np.arange(1, chain.N)
-    w0 = chain.omega_max
-    if chain.boundary == "open":
-        return w0 * np.sin(j * np.pi / (2 * chain.N))
-    return w0 * np.abs(np.sin(np.pi * j / chain.N))
+    return chain.omega_max * mode_shape(chain)
+
+
+def traced_frequencies(chain: Chain, omega2, dtype=jnp.float64):
+    """ω_j (1/fs) from a traced K/M = omega2 (1/fs²), in jnp: what d/dspring and d/dmass of the
+    thermal widths go through (``mode_frequencies`` is numpy from the static chain)."""
+    return 2.0 * jnp.sqrt(omega2) * jnp.asarray(mode_shape(chain), dtype)
 
 
 def mode_matrix(chain: Chain) -> np.ndarray:
@@ -166,10 +177,13 @@ def thermal_factor(omega, T):
     return jnp.where(T > 0, 1.0 / jnp.tanh(x), 1.0)
 
 
-def mode_variances(chain: Chain, T, statistics: str, dtype=jnp.float64):
-    """Analytic <Q_j²> (Å²) and <P_j²> ((eV·fs/Å)²) of the internal modes (MODEL.md)."""
-    w = jnp.asarray(mode_frequencies(chain), dtype)
-    M = chain.mass_ev
+def mode_variances(chain: Chain, T, statistics: str, dtype=jnp.float64, *, omega2=None, mass=None):
+    """Analytic <Q_j²> (Å²) and <P_j²> ((eV·fs/Å)²) of the internal modes (MODEL.md).
+
+    omega2 (K/M, 1/fs²) and mass (M, eV·fs²/Å²): traced values to use instead of the chain's (both or
+    neither), so the widths are differentiable in the spring constant and the mass."""
+    w = jnp.asarray(mode_frequencies(chain), dtype) if omega2 is None else traced_frequencies(chain, omega2, dtype)
+    M = chain.mass_ev if mass is None else mass
     if statistics == "classical":
         kT = KB * T
         return kT / (M * w**2), M * kT * jnp.ones_like(w)
@@ -179,28 +193,30 @@ def mode_variances(chain: Chain, T, statistics: str, dtype=jnp.float64):
     raise ValueError(f"statistics={statistics!r}: allowed 'classical' or 'quantum'")
 
 
-def cm_momentum_std(chain: Chain, T):
-    """σ_P = sqrt(N M k_B T) (paper Eq. A10), eV·fs/Å."""
-    return jnp.sqrt(chain.N * chain.mass_ev * KB * T)
+def cm_momentum_std(chain: Chain, T, mass=None):
+    """σ_P = sqrt(N M k_B T) (paper Eq. A10), eV·fs/Å (mass: a traced M in eV·fs²/Å², else the chain's)."""
+    return jnp.sqrt(chain.N * (chain.mass_ev if mass is None else mass) * KB * T)
 
 
-def sample_modes(key, chain: Chain, T, statistics: str, dtype=jnp.float64) -> ModeSample:
+def sample_modes(key, chain: Chain, T, statistics: str, dtype=jnp.float64, *, omega2=None,
+                 mass=None) -> ModeSample:
     """One thermal sample of the internal modes (``classical`` or ``quantum`` Wigner, zero point
     included) and of the CM momentum P_R ~ N(0, N M k_B T). vmap over ``key`` for an ensemble.
 
     Reparameterised: fixed standard normals (from ``key``) scaled by the thermal widths, so jax.grad
     in T at a fixed key is the pathwise derivative. The classical sample and P_R scale as sqrt(T):
     their d/dT is infinite at T = 0 (callers that differentiate refuse T = 0); the Wigner internal
-    modes have d/dT = 0 there."""
+    modes have d/dT = 0 there. omega2, mass: traced K/M and M instead of the chain's (mode_variances),
+    so the same normals are scaled by widths that are differentiable in the spring and the mass."""
     kq, kp, kr = jax.random.split(key, 3)
-    varQ, varP = mode_variances(chain, T, statistics, dtype)
+    varQ, varP = mode_variances(chain, T, statistics, dtype, omega2=omega2, mass=mass)
     # Standard normals are drawn in float32 whatever the working dtype, so that a float32 and a
     # float64 run of the same seed see the same thermal samples (to float32 rounding); the
     # float32 draw truncates the Gaussian at ~5.3σ, a 1e-7 effect on thermal moments.
     z = lambda k, shape: jax.random.normal(k, shape, jnp.float32).astype(dtype)
     Q = jnp.sqrt(varQ) * z(kq, varQ.shape)
     P = jnp.sqrt(varP) * z(kp, varP.shape)
-    P_R = cm_momentum_std(chain, T).astype(dtype) * z(kr, ())
+    P_R = jnp.asarray(cm_momentum_std(chain, T, mass), dtype) * z(kr, ())
     return ModeSample(Q=Q, P=P, P_R=P_R)
 
 
@@ -219,9 +235,11 @@ def fock_mean(chain: Chain, T) -> np.ndarray:
     return 1.0 / np.expm1(x)
 
 
-def to_sites(chain: Chain, s: ModeSample) -> SiteState:
-    """Site displacements and velocities of a mode sample (the CM excluded: sum u = sum v = 0)."""
-    return SiteState(u=modes_to_sites(chain, s.Q), v=modes_to_sites(chain, s.P) / chain.mass_ev)
+def to_sites(chain: Chain, s: ModeSample, mass=None) -> SiteState:
+    """Site displacements and velocities of a mode sample (the CM excluded: sum u = sum v = 0);
+    mass: a traced M (eV·fs²/Å²) instead of the chain's."""
+    M = chain.mass_ev if mass is None else mass
+    return SiteState(u=modes_to_sites(chain, s.Q), v=modes_to_sites(chain, s.P) / M)
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,13 +47,16 @@ COMPOSITIONS = {2: (1.0,), 4: (1 / (2 - _CBRT2), -_CBRT2 / (2 - _CBRT2), 1 / (2 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """The loop's static shape: composition order, frames, steps per frame (None: traced, from
-    Inputs.steps_per_frame; an int: a static scan), and whether frames record the lattice
-    displacements ('u')."""
+    Inputs.steps_per_frame; an int: a static scan), whether frames record the lattice
+    displacements ('u'), and checkpoint_every (with a static count: the steps of a frame run in
+    blocks of this many under jax.checkpoint, so reverse mode keeps one state per block and
+    recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps))."""
 
     order: int = 2
     n_frames: int = 1
     steps_per_frame: int | None = None
     save_lattice: bool = False
+    checkpoint_every: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +199,25 @@ def _repeat(step, plan: Plan, n_traced):
     lax.scan (reverse-mode differentiable) when the plan fixes it."""
     if plan.steps_per_frame is None:
         return lambda carry: jax.lax.fori_loop(0, n_traced, lambda _, c: step(c), carry)
+    if plan.checkpoint_every is not None:
+        return _checkpointed(step, plan.steps_per_frame, plan.checkpoint_every)
     return lambda carry: jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=plan.steps_per_frame)[0]
+
+
+def _scan_steps(step, n: int):
+    return lambda carry: jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=n)[0] if n else carry
+
+
+def _checkpointed(step, n: int, block: int):
+    """carry -> carry after n steps: n // block blocks of ``block`` steps, each under jax.checkpoint
+    (reverse mode stores only a block's first state and recomputes its steps), then the rest."""
+    n_blocks, rest = divmod(n, max(1, min(block, n)))
+    block = jax.checkpoint(_scan_steps(step, min(block, n)))
+
+    def run(carry):
+        carry = jax.lax.scan(lambda c, _: (block(c), None), carry, None, length=n_blocks)[0]
+        return _scan_steps(step, rest)(carry)
+    return run
 
 
 def _with_first(first, frames):

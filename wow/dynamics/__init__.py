@@ -13,7 +13,8 @@ samples: lattice arrays have the samples first and the sites last, (B, N))::
     whole_electron: bool       the backend reads or changes the electron between its steps
                                (Ehrenfest's force, quantum phonon layers), so every sub-step must
                                leave ψ whole (no pending half layer)
-    draw(key, T, statistics, real) -> Start        one sample's thermal initial lattice (vmapped)
+    draw(key, T, statistics, real, p=None) -> Start   one sample's thermal initial lattice (vmapped);
+                                                   p given: the widths from its traced parameters
     prepare(sites) -> sites                        a given or drawn lattice as the backend uses it
     initial_electron(psi, lat0, p) -> psi          the electron amplitudes with the backend's own
                                                    leading axes (quantum: DVR points), else psi
@@ -50,18 +51,22 @@ DYNAMICS = ("frozen", "wow", "ehrenfest", "quantum")
 FLOW_BUCKETS = (3e-3, 3e-2, 3e-1, 4.0)
 
 
-def flow_order(chain, longest_flow: float, real) -> int:
+def flow_order(chain, longest_flow: float, real, omega_max: float | None = None) -> int:
     """Taylor order of the free lattice flow for flows up to ``longest_flow`` fs: the order that is
-    exact to rounding at the upper edge of its FLOW_BUCKETS bucket."""
-    x = chain.omega_max * abs(longest_flow)
+    exact to rounding at the upper edge of its FLOW_BUCKETS bucket. omega_max: a bound on ω_max
+    (1/fs) over a range of traced spring constants and masses (default: the chain's own ω_max), so
+    that a gradient step that stiffens the lattice stays inside the order (wow.gradients)."""
+    w = chain.omega_max if omega_max is None else float(omega_max)
+    x = w * abs(longest_flow)
     edge = next((b for b in FLOW_BUCKETS if x <= b), x)
     return lattice.flow_terms(chain, edge / chain.omega_max, real)
 
 
-def build(cfg, real, longest_flow: float):
-    """(backend, traced parameters) of cfg.dynamics (validated cfg)."""
+def build(cfg, real, longest_flow: float, omega_max: float | None = None):
+    """(backend, traced parameters) of cfg.dynamics (validated cfg); omega_max: the bound the free
+    flow's Taylor order is chosen for (``flow_order``)."""
     chain = cfg.chain
-    free = ChainFlow(chain.boundary, flow_order(chain, longest_flow, real))
+    free = ChainFlow(chain.boundary, flow_order(chain, longest_flow, real, omega_max))
     if cfg.dynamics == "frozen":
         return Frozen(chain), lattice_params(chain, real)
     if cfg.dynamics == "wow":

@@ -41,10 +41,15 @@ class Start:
 jax.tree_util.register_dataclass(Start, data_fields=["sites", "P_R", "extra"], meta_fields=[])
 
 
-def thermal_sites(key, chain: Chain, T, statistics: str, real):
-    """One thermal sample of the internal modes on the sites and its CM momentum (wow.lattice)."""
-    s = lattice.sample_modes(key, chain, T, statistics, real)
-    return lattice.to_sites(chain, s), s.P_R
+def thermal_sites(key, chain: Chain, T, statistics: str, real, p: LatticeParams | None = None):
+    """One thermal sample of the internal modes on the sites and its CM momentum (wow.lattice).
+    p: traced lattice parameters whose K/M and M set the thermal widths (differentiable in them);
+    None: the chain's own (numpy) frequencies and mass."""
+    if p is None:
+        s = lattice.sample_modes(key, chain, T, statistics, real)
+        return lattice.to_sites(chain, s), s.P_R
+    s = lattice.sample_modes(key, chain, T, statistics, real, omega2=p.omega2, mass=p.mass)
+    return lattice.to_sites(chain, s, p.mass), s.P_R
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +62,8 @@ class Classical:
     static_coordinates = False
     whole_electron = False
 
-    def draw(self, key, T, statistics: str, real) -> Start:
-        sites, P_R = thermal_sites(key, self.chain, T, statistics, real)
+    def draw(self, key, T, statistics: str, real, p=None) -> Start:
+        sites, P_R = thermal_sites(key, self.chain, T, statistics, real, p)
         return Start(sites=self.prepare(sites), P_R=P_R)
 
     def prepare(self, sites: SiteState) -> SiteState:

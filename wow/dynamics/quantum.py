@@ -108,15 +108,22 @@ class Quantum:
         return len(self.modes)
 
     # -- the initial state ------------------------------------------------------------------------
-    def draw(self, key, T, statistics: str, real) -> Start:
+    def draw(self, key, T, statistics: str, real, p: QuantumParams | None = None) -> Start:
         """Thermal Fock occupations of the quantum modes (clipped to n_max; in the running basis
         n_+ + n_- <= n_max) and the classical sample of the other modes (quantum modes removed; no
-        velocities unless they move)."""
+        velocities unless they move). p given: the classical widths from its traced K/M and M (the
+        Fock draw is piecewise constant in T and in ω: it has no pathwise derivative)."""
         kf, kc = jax.random.split(key)
         n0 = lattice.sample_fock(kf, self.chain, T)[jnp.asarray(self.modes) - 1]
         n0, clipped = self.clip(n0)
-        s = lattice.sample_modes(kc, self.chain, T, statistics, real)
-        return Start(sites=self.classical_sites(s.Q, s.P), P_R=s.P_R, extra={"n0": n0, "clipped": clipped})
+        if p is None:
+            s = lattice.sample_modes(kc, self.chain, T, statistics, real)
+            sites = self.classical_sites(s.Q, s.P)
+        else:
+            lp = p.classical
+            s = lattice.sample_modes(kc, self.chain, T, statistics, real, omega2=lp.omega2, mass=lp.mass)
+            sites = self.classical_sites(s.Q, s.P, lp.mass)
+        return Start(sites=sites, P_R=s.P_R, extra={"n0": n0, "clipped": clipped})
 
     def clip(self, n0):
         nmax = jnp.asarray(self.dims, jnp.int32) - 1
@@ -134,11 +141,12 @@ class Quantum:
             m[:] = 0.0
         return jnp.asarray(m, real)
 
-    def classical_sites(self, Q, P) -> SiteState:
-        """Sites of the classical modes of a mode sample (quantum modes removed; P only when they move)."""
+    def classical_sites(self, Q, P, mass=None) -> SiteState:
+        """Sites of the classical modes of a mode sample (quantum modes removed; P only when they
+        move); mass: a traced M instead of the chain's."""
         mask = self.mask(Q.dtype)
         P = P * mask if self.others_name == "wow" else jnp.zeros_like(P)
-        return lattice.to_sites(self.chain, lattice.ModeSample(Q=Q * mask, P=P, P_R=jnp.zeros((), Q.dtype)))
+        return lattice.to_sites(self.chain, lattice.ModeSample(Q=Q * mask, P=P, P_R=jnp.zeros((), Q.dtype)), mass)
 
     def prepare(self, sites: SiteState) -> SiteState:
         """The classical modes of a given lattice: its components along the quantum modes removed."""
@@ -190,6 +198,29 @@ class Quantum:
 
     def finish(self, lat: QuantumLattice, p: QuantumParams, sub) -> SiteState:
         return self.others.finish(lat.classical, p.classical, sub)
+
+    def traced_params(self, p: QuantumParams, lp, dt) -> QuantumParams:
+        """p with the quantum modes' DVR displacements u_q and phonon propagators recomputed in jnp
+        from traced lattice parameters lp (K/M and M) and step dt: what d/dspring and d/dmass go
+        through (build_quantum makes the same arrays on the host from the static chain)."""
+        modes = np.array(self.modes) - 1
+        w = lattice.traced_frequencies(self.chain, lp.omega2, p.u_q.dtype)[modes]
+        ell = jnp.sqrt(HBAR / (2 * lp.mass * w))
+        E = lattice.mode_matrix(self.chain)[:, modes]
+        m, N = self.m, self.chain.N
+        u_q = jnp.zeros(self.dims + (1, N), p.u_q.dtype)
+        for i, d in enumerate(self.dims):
+            shape = [1] * m + [1, 1]
+            shape[i] = d
+            x = jnp.asarray(fock.dvr(d - 1)[0], p.u_q.dtype)
+            u_q = u_q + (ell[i] * x).reshape(shape) * jnp.asarray(E[:, i], p.u_q.dtype).reshape([1] * m + [1, N])
+        cplx = p.U_full[0].dtype
+
+        def Us(tau):
+            return tuple((V.T.astype(cplx) @ (jnp.exp(-1j * w[i] * (jnp.arange(V.shape[0]) + 0.5) * tau)[:, None]
+                                              * V.astype(cplx))) for i, V in enumerate(p.V))
+
+        return dataclasses.replace(p, classical=lp, u_q=u_q, U_full=Us(self.K * dt), U_half=Us(self.K * dt / 2))
 
     # -- observables ------------------------------------------------------------------------------
     def to_fock(self, psi, p: QuantumParams):

@@ -1,0 +1,141 @@
+"""Derivatives of the ensemble tallies (wow.gradients) through the whole propagator, per parameter,
+against central finite differences with Richardson extrapolation (wow.fdcheck: Ridders) at 1e-6
+relative in float64, on tiny chains for the frozen, wow, ehrenfest and quantum lattices; reverse
+mode with jax.checkpoint blocks against the plain scan and against forward mode; the ensemble
+means against wow.run's at the same seed; the refusals (names, Fock-sampled T, T = 0, bounds).
+
+Cost: one compiled (value, jvp) function per lattice (module fixtures), shared by the derivative
+and by the finite differences (the value is the jvp's primal output at a zero tangent)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import wow
+from wow import gradients as G
+from wow.fdcheck import central_difference
+
+BASE = wow.Config(chain=wow.Chain(N=12, boundary="ring"), electron=wow.Electron(sigma=2.0, alpha=2.0, D=0.5),
+                  temperature=300.0, cm_momentum=0.5, recoil=True, dt=0.1, duration=1.0, n_frames=1)
+QUANTUM = dataclasses.replace(BASE, dynamics="quantum", recoil=False, statistics="quantum",
+                              quantum=wow.QuantumLattice(modes=(2,), n_max=2, others="wow"))
+CONFIGS = {"frozen": dataclasses.replace(BASE, dynamics="frozen"), "wow": BASE,
+           "ehrenfest": dataclasses.replace(BASE, dynamics="ehrenfest"), "quantum": QUANTUM}
+N_SAMPLES, SEED = 3, 1
+#: XLA's backend optimisation off: these tiny programs are compile-bound (about half the compile
+#: time for ~10x the run time of a few milliseconds). Its exp/sin differ from the optimised ones at
+#: ~1e-10 relative: a derivative and its finite differences always come from one compiled function.
+FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _outputs(means, quantum):
+    names = ("P_b", "P_R") if quantum else ("P_b", "dE_b", "P_R")
+    return jnp.stack([means[n] for n in names])
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def compiled(request):
+    """(cfg, p0, value_and_tangent): (P_b, dE_b, <P_R>) of the ensemble and its directional
+    derivative, one compiled function per lattice."""
+    cfg = CONFIGS[request.param]
+    f, p0 = G.means_function(cfg, N_SAMPLES, seed=SEED)
+    quantum = cfg.dynamics == "quantum"
+    vt = jax.jit(lambda p, dp: jax.jvp(lambda q: _outputs(f(q), quantum), (p,), (dp,)), compiler_options=FAST)
+    return cfg, p0, vt
+
+
+def test_every_parameter_against_richardson_differences(compiled):
+    """For every differentiable parameter of the run (α, D, t0, M, K, T where the sampler is
+    reparameterised, the fixed P_R), the forward-mode derivative of (P_b, ΔE_b, <P_R>) equals the
+    Ridders-extrapolated central difference to 1e-6 relative (error floor: the estimate's own)."""
+    cfg, p0, vt = compiled
+    assert set(p0) == set(G.differentiable(cfg))
+    if cfg.dynamics == "quantum":
+        assert "temperature" not in p0  # Fock-sampled: refused, tested below
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    # the parameters' own dtype: a weakly typed Python float would compile vt a second time
+    value = lambda p: np.asarray(vt({k: jnp.asarray(v, p0[k].dtype) for k, v in p.items()}, zero)[0])  # noqa: E731
+    point = {k: float(v) for k, v in p0.items()}
+    # steps small enough to stay inside the flow's ω bound and away from T = 0
+    est, err = central_difference(value, point, step={"chain.spring": 0.2, "chain.mass": 5.0, "temperature": 30.0})
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.isfinite(d)), name
+        # 1e-6 relative; the absolute floor is the differences' rounding (ε |f| / h ~ 1e-13)
+        assert np.all(np.abs(d - est[name]) <= 1e-6 * np.abs(est[name]) + 1e-13), (name, d, est[name], err[name])
+    # the tallies do depend on the parameters that matter (a test that cannot pass with zeros)
+    for name in ("electron.alpha", "electron.t0", "chain.spring"):
+        assert abs(est[name][0]) > 1e-4, name
+
+
+def test_value_is_wow_run_at_the_same_seed():
+    """The differentiable ensemble is wow.run's: same keys, same samples, same means (to rounding,
+    with the lattice flow's order chosen for the chain's own ω_max as wow.run does)."""
+    cfg = CONFIGS["wow"]
+    f, p0 = G.means_function(cfg, N_SAMPLES, seed=SEED, wrt=("electron.alpha",), omega_max=cfg.chain.omega_max)
+    m = jax.jit(f)(p0)  # default compiler options as wow.run (FAST changes exp/sin at 1e-10)
+    r = wow.run(cfg, N_SAMPLES, seed=SEED)
+    assert abs(float(m["P_b"]) - r.stats["P_b"][0]) < 1e-13
+    assert abs(float(m["dE_b"]) - r.stats["dE_b"][0]) < 1e-12 * max(1.0, abs(r.stats["dE_b"][0]))
+    assert np.allclose(np.asarray(m["P_R_t"]), r.traces["P_R"].mean(0), rtol=0, atol=1e-12)
+
+
+def test_checkpointed_reverse_mode_equals_plain_and_forward_mode():
+    """Reverse mode with blocks of steps under jax.checkpoint equals the plain scan's to rounding and
+    forward mode's to 1e-10 (frozen lattice: the cheapest program)."""
+    cfg = dataclasses.replace(CONFIGS["frozen"], duration=1.2)  # 12 steps: blocks of 3 (+ none left)
+    wrt = ("electron.alpha", "chain.spring", "temperature")
+    grads = {}
+    for ck in ("auto", None, 5):  # 5: 2 blocks of 5 and a rest of 2
+        f, p0 = G.means_function(cfg, 2, seed=SEED, wrt=wrt, checkpoint_every=ck)
+        grads[ck] = jax.jit(jax.grad(lambda p: f(p)["P_b"]), compiler_options=FAST)(p0)
+    fwd = jax.jit(jax.jacfwd(lambda p: f(p)["P_b"]), compiler_options=FAST)(p0)
+    for name in wrt:
+        g0 = float(grads[None][name])
+        assert abs(g0) > 0, name
+        for ck in ("auto", 5):
+            assert abs(float(grads[ck][name]) - g0) <= 1e-13 * abs(g0), (name, ck)
+        assert abs(float(fwd[name]) - g0) <= 1e-10 * abs(g0), name
+
+
+def test_outside_the_flow_bound_is_nan(compiled):
+    """A spring stiffer than the bound the lattice flow's order was chosen for gives NaN, never a
+    truncated number; inside it, finite."""
+    cfg, p0, vt = compiled
+    if "chain.spring" not in p0:
+        pytest.skip("no spring")
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    assert np.all(np.isfinite(np.asarray(vt({**p0, "chain.spring": p0["chain.spring"] * 3.9}, zero)[0])))
+    assert np.all(np.isnan(np.asarray(vt({**p0, "chain.spring": p0["chain.spring"] * 4.1}, zero)[0])))
+
+
+@pytest.mark.parametrize("cfg,name,match", [
+    (QUANTUM, "temperature", "piecewise constant in T"),
+    (BASE, "chain.N", "an integer"),
+    (BASE, "dt", "numerical step"),
+    (BASE, "statistics", "a choice of sampler"),
+    (dataclasses.replace(BASE, cm_momentum=None), "cm_momentum", "drawn per sample"),
+    (dataclasses.replace(BASE, temperature=0.0), "temperature", "infinite"),
+    (BASE, "electron.alpah", "did you mean 'electron.alpha'"),
+])
+def test_refusals_name_the_parameter_and_the_reason(cfg, name, match):
+    with pytest.raises(G.GradientError, match=match) as e:
+        G.means_function(cfg, 2, wrt=("electron.alpha", name))
+    assert name in str(e.value)
+
+
+def test_refusals_of_the_layout():
+    with pytest.raises(G.GradientError, match="omega_max"):
+        G.layout(BASE, omega_max=0.5 * BASE.chain.omega_max)
+    with pytest.raises(G.GradientError, match="checkpoint_every"):
+        G.layout(BASE, checkpoint_every=0)
+    with pytest.raises(G.GradientError, match="named twice"):
+        G.check_names(BASE, ("electron.alpha", "electron.alpha"))
+    lay = G.layout(BASE)
+    with pytest.raises(G.GradientError, match="a scalar"):
+        G.ensemble_means({"electron.alpha": jnp.ones(2)}, lay, G.keys(0, 2))
+    # Wigner statistics with a fixed P_R: T = 0 is differentiable (the widths have d/dT = 0 there)
+    assert "temperature" in G.differentiable(dataclasses.replace(BASE, temperature=0.0, statistics="quantum"))
