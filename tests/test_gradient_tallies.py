@@ -139,3 +139,41 @@ def test_refusals_of_the_layout():
         G.ensemble_means({"electron.alpha": jnp.ones(2)}, lay, G.keys(0, 2))
     # Wigner statistics with a fixed P_R: T = 0 is differentiable (the widths have d/dT = 0 there)
     assert "temperature" in G.differentiable(dataclasses.replace(BASE, temperature=0.0, statistics="quantum"))
+
+
+def test_fit_recovers_alpha_from_a_wow_target_within_its_error(tmp_path):
+    """wow.fit through the differentiable tallies (fit_alpha's model) recovers the α a synthetic
+    P_b(T) target was made with, by wow.run at other seeds (one independent ensemble per T, errors
+    its standard errors), within 3 of its reported (curvature) errors; the model's ensemble is 4x
+    the target's, so its own noise adds ~1/2 σ."""
+    from wow import fit as F
+    from wow.experiments.fit_alpha import model_of
+
+    cfg = dataclasses.replace(BASE, recoil=False, cm_momentum=None, electron=wow.Electron(sigma=2.0, alpha=1.5))
+    temps = [100.0, 200.0, 300.0, 400.0]
+    ys, es = [], []
+    for i, T in enumerate(temps):
+        r = wow.run(dataclasses.replace(cfg, temperature=T), 16, seed=100 + i)
+        ys.append(r.stats["P_b"][0])
+        es.append(r.stats["P_b"][1])
+    target = F.Target(x=temps, y=ys, sigma=es, x_name="T", x_unit="K", y_name="P_b", y_unit="")
+    model = model_of(dataclasses.replace(cfg, electron=wow.Electron(sigma=2.0, alpha=1.0)), 64)
+    res = F.fit(model, target, {"electron.alpha": 1.0}, seed=0, max_iter=30, checkpoint=tmp_path / "fit.h5")
+    a, e = res.values["electron.alpha"], res.errors["electron.alpha"]
+    assert res.converged and 0 < e < 0.2, res
+    assert abs(a - 1.5) < 3 * e, res
+    with pytest.raises(F.FitError, match="electron.t0"):  # not offered by this model, said so
+        F.fit(model, target, {"electron.t0": 1.0}, seed=0)
+
+
+def test_fit_alpha_refuses_bad_options_before_work(tmp_path, capsys):
+    from wow.experiments import fit_alpha
+
+    out = str(tmp_path / "f.h5")
+    for argv, msg in ((["--out", out], "--target FILE"),
+                      (["--out", out, "--synthetic", "2", "--start", "1,2"], "one starting value"),
+                      (["--out", out, "--synthetic", "2", "--temperatures", "0,100"], "--temperatures=0")):
+        with pytest.raises(SystemExit) as e:
+            fit_alpha.main(argv)
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
