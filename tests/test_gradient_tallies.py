@@ -144,20 +144,21 @@ def test_refusals_of_the_layout():
 def test_fit_recovers_alpha_from_a_wow_target_within_its_error(tmp_path):
     """wow.fit through the differentiable tallies (fit_alpha's model) recovers the α a synthetic
     P_b(T) target was made with, by wow.run at other seeds (one independent ensemble per T, errors
-    its standard errors), within 3 of its reported (curvature) errors; the model's ensemble is 4x
-    the target's, so its own noise adds ~1/2 σ."""
+    its standard errors), within 3 of its reported (curvature) errors; the model's ensemble is 2x
+    the target's, so its own noise adds ~0.7 σ. (Frozen lattice: the cheapest program.)"""
     from wow import fit as F
     from wow.experiments.fit_alpha import model_of
 
-    cfg = dataclasses.replace(BASE, recoil=False, cm_momentum=None, electron=wow.Electron(sigma=2.0, alpha=1.5))
-    temps = [100.0, 200.0, 300.0, 400.0]
+    cfg = dataclasses.replace(BASE, dynamics="frozen", recoil=False, cm_momentum=None,
+                              electron=wow.Electron(sigma=2.0, alpha=1.5))
+    temps = [100.0, 200.0, 400.0]
     ys, es = [], []
     for i, T in enumerate(temps):
         r = wow.run(dataclasses.replace(cfg, temperature=T), 16, seed=100 + i)
         ys.append(r.stats["P_b"][0])
         es.append(r.stats["P_b"][1])
     target = F.Target(x=temps, y=ys, sigma=es, x_name="T", x_unit="K", y_name="P_b", y_unit="")
-    model = model_of(dataclasses.replace(cfg, electron=wow.Electron(sigma=2.0, alpha=1.0)), 64)
+    model = model_of(dataclasses.replace(cfg, electron=wow.Electron(sigma=2.0, alpha=1.0)), 32)
     res = F.fit(model, target, {"electron.alpha": 1.0}, seed=0, max_iter=30, checkpoint=tmp_path / "fit.h5")
     a, e = res.values["electron.alpha"], res.errors["electron.alpha"]
     assert res.converged and 0 < e < 0.2, res

@@ -227,7 +227,7 @@ def _inputs(lay: Layout, params: dict):
     spring = get("chain.spring", cfg.chain.spring)
     mp = dataclasses.replace(inputs.model, alpha=get("electron.alpha", cfg.electron.alpha),
                              D=get("electron.D", cfg.electron.D), t0=get("electron.t0", cfg.electron.t0),
-                             inv_2NM=1.0 / (2 * cfg.chain.N * mass))
+                             inv_2NM=1.0 / (2 * cfg.chain.N * mass), omega_max=2.0 * jnp.sqrt(spring / mass))
     lp = LatticeParams(omega2=spring / mass, mass=mass)
     if cfg.dynamics == "quantum":
         lp = program.backend.traced_params(inputs.lattice, lp, inputs.dt) if _lattice_traced(params) \
