@@ -61,14 +61,22 @@ def test_every_parameter_against_richardson_differences(compiled):
     point = {k: float(v) for k, v in p0.items()}
     # steps small enough to stay inside the flow's ω bound and away from T = 0
     est, err = central_difference(value, point, step={"chain.spring": 0.2, "chain.mass": 5.0, "temperature": 30.0})
+    ds = {}
     for name in p0:
-        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        d = ds[name] = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
         assert np.all(np.isfinite(d)), name
         # 1e-6 relative; the absolute floor is the differences' rounding (ε |f| / h ~ 1e-13)
         assert np.all(np.abs(d - est[name]) <= 1e-6 * np.abs(est[name]) + 1e-13), (name, d, est[name], err[name])
     # the tallies do depend on the parameters that matter (a test that cannot pass with zeros)
     for name in ("electron.alpha", "electron.t0", "chain.spring"):
         assert abs(est[name][0]) > 1e-4, name
+    if cfg.dynamics in ("frozen", "wow") and cfg.statistics == "classical":
+        # a classical harmonic lattice that does not react moves as sqrt(T) x (fixed normals), and the
+        # electron sees it only through α u and D u: every tally is a function of α√T and D√T (P_R
+        # fixed), so α ∂/∂α + D ∂/∂D = 2T ∂/∂T exactly
+        lhs = p0["electron.alpha"] * ds["electron.alpha"] + p0["electron.D"] * ds["electron.D"]
+        rhs = 2 * p0["temperature"] * ds["temperature"]
+        assert np.allclose(lhs, rhs, rtol=1e-9, atol=1e-14), (lhs, rhs)
 
 
 def test_value_is_wow_run_at_the_same_seed():
