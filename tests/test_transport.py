@@ -703,3 +703,23 @@ def test_local_modes_thermal_widths_and_bad_input():
             wow.validate(dataclasses.replace(base, **kw))
         for w_ in words:
             assert w_ in str(e.value), (w_, str(e.value))
+
+
+def test_diffusion_experiment_writes_its_numbers(tmp_path):
+    """`wow run diffusion` on the Troisi-Orlandi model (one Config: local Peierls modes), tiny: the
+    point's statistics hold τ_p, the Kubo D and the energy exchange, with the table and figure beside
+    the file; a bad option is refused before any work."""
+    from wow import cli, io
+
+    out = tmp_path / "d.h5"
+    argv = ["run", "diffusion", "--model", "to", "--N", "32", "--samples", "2", "--duration", "40", "--dt", "1",
+            "--frames", "8", "--temperatures", "300", "--dynamics", "wow", "--out", str(out), "--quiet"]
+    with pytest.warns(UserWarning):  # far too short for the MSD window rule: the run says so
+        assert cli.main(argv) == 0
+    pt = io.read_results(out).points[0]
+    assert pt.config.local is not None and pt.config.kubo
+    for name in ("tau_p", "D_kubo", "rate_E", "dE_lat"):
+        assert np.all(np.isfinite(pt.stats[name])), name
+    assert (tmp_path / "d.md").exists() and (tmp_path / "d.png").exists()
+    assert cli.main(argv[:-3] + ["--temperatures=-5", "--out", str(tmp_path / "e.h5")]) == 2
+    assert not (tmp_path / "e.h5").exists()

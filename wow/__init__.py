@@ -3,7 +3,8 @@ mass included. Public API; everything else is private to its module.
 
 Two axes meet in one time loop (wow.propagate): an electron model (wow.models: today the
 tight-binding chain, selected by a wow.Electron) and a lattice backend (wow.dynamics: frozen, wow,
-ehrenfest, quantum, noise; the chain's own lattice or local modes, wow.LocalModes). ``wow.run(cfg, n_samples)`` runs any pair over thermal samples or given states.
+ehrenfest, quantum, noise; the chain's own lattice or local modes, wow.LocalModes).
+``wow.run(cfg, n_samples)`` runs any pair over thermal samples or given states.
 """
 
 from . import devices as devices

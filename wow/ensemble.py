@@ -315,7 +315,7 @@ def cache_bytes_per_sample(cfg: Config) -> int:
     """Bytes one sample's working set takes in the time loop: ψ, the lattice and the step's
     temporaries, ~16 real words per site."""
     real, _ = dtypes(cfg)
-    return state_size(cfg) * 16 * jnp.dtype(real).itemsize
+    return state_size(cfg) * (2 if cfg.kubo else 1) * 16 * jnp.dtype(real).itemsize  # kubo: ψ and φ
 
 
 def bytes_per_sample(cfg: Config) -> int:
@@ -323,8 +323,10 @@ def bytes_per_sample(cfg: Config) -> int:
     recorded frames."""
     real, _ = dtypes(cfg)
     N, rb = cfg.chain.N, jnp.dtype(real).itemsize
-    frames = (cfg.n_frames + 1) * (8 * rb + (3 * N * rb if cfg.save_density else 0))  # |ψ|², |ψ~|², u
-    return state_size(cfg) * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
+    per_frame = (8 + (10 if cfg.transport else 0)) * rb + (3 * N * rb if cfg.save_density else 0) \
+        + (2 * N * rb if cfg.save_amplitudes else 0)  # scalars, |ψ|², |ψ~|², u, ψ
+    frames = (cfg.n_frames + 1) * per_frame
+    return state_size(cfg) * (2 if cfg.kubo else 1) * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
 
 
 def _check_count(name, value, low):

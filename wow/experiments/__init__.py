@@ -14,6 +14,7 @@ EXPERIMENTS = {
     "table1": "the paper's Table I recomputed, and its 1D-chain analogue against the simulation",
     "elastic_fraction": "the Δn = 0 share of backscattering on the quantum lattice",
     "troisi_orlandi": "Troisi-Orlandi SSH model of an organic semiconductor (Ehrenfest diffusion)",
+    "diffusion": "τ_p, D, μ, α = D m*/ħ and the energy exchange against T and the lattice dynamics",
 }
 
 
