@@ -36,6 +36,8 @@ def small(dynamics, boundary="ring", **kw):
                      dynamics=dynamics, duration=1.0, n_frames=2, check_inside=False, **kw)
     if dynamics == "quantum":
         cfg = dataclasses.replace(cfg, quantum=wow.QuantumLattice(modes=(4, 28), n_max=2, others="wow"))
+    if dynamics == "noise":
+        cfg = dataclasses.replace(cfg, noise=wow.Noise(rate=0.5))
     return cfg
 
 

@@ -17,8 +17,10 @@ import numpy as np
 from .dynamics import DYNAMICS
 from .electron import Electron, group_velocity
 from .errors import ConfigError
+from .dynamics.noise import Noise, validate_noise
 from .fock import QuantumLattice, validate_quantum
 from .lattice import BOUNDARIES, STATISTICS, Chain
+from .dynamics.local import LocalModes, validate_local
 from .units import HBAR
 
 DTYPES = ("float64", "float32")
@@ -45,6 +47,15 @@ class Config:
     would pose as backscattering); set False to study end reflection on purpose.
     order: 2 (Strang) or 4 (Yoshida composition of three Strang sub-steps: ~3x the work per step,
     global error O(dt⁴); see wow.propagate and benchmarks/accuracy.py).
+    transport: frames also record the transport observables (wow.transport.chain_frame: <x - x0>,
+    the MSD about the packet's centre x0, D_run, <v>, E_e, E_band, the edge density, and the
+    lattice energy E_lattice), O(1) per frame and sample; kubo: also propagate φ(0) = vψ(0) beside ψ
+    (twice the work) and record the velocity correlation 'corr' (needs transport; a lattice that
+    does not react: not ehrenfest or quantum). noise: the dephasing noise of dynamics='noise' (a
+    wow.Noise: frozen thermal lattice plus Haken-Strobl-Reineker site noise). local: local
+    (Einstein) modes on every site (a wow.LocalModes: Holstein and Peierls couplings per mode; the
+    chain's own lattice is then absent), moved by 'frozen', 'wow' or 'ehrenfest'.
+    save_amplitudes: frames record ψ_n itself (complex, N per frame and sample).
     """
 
     chain: Chain = Chain()
@@ -62,6 +73,11 @@ class Config:
     check_inside: bool = True
     order: int = 2
     quantum: QuantumLattice | None = None
+    transport: bool = False
+    kubo: bool = False
+    noise: Noise | None = None
+    local: LocalModes | None = None
+    save_amplitudes: bool = False
 
     # Derived quantities (valid after ``validate``) --------------------------------------------
     @property
@@ -128,6 +144,37 @@ def _check_quantum(cfg: Config):
         raise ConfigError("recoil=True with dynamics='quantum' is not implemented (the CM energy at fixed total "
                           "momentum would depend on the phonons' momentum); allowed: recoil=False")
     validate_quantum(cfg.quantum, cfg.chain, cfg.steps_per_frame, MAX_QUANTUM_STATE)
+
+
+def _check_transport(cfg: Config):
+    """The transport switches, the noise and the local modes against the dynamics."""
+    for name in ("transport", "kubo", "save_amplitudes"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name}={getattr(cfg, name)!r} must be True or False")
+    if cfg.kubo and not cfg.transport:
+        raise ConfigError("kubo=True records the velocity correlation with the transport observables: set transport=True")
+    if cfg.kubo and cfg.dynamics in ("ehrenfest", "quantum"):
+        raise ConfigError(f"kubo=True with dynamics={cfg.dynamics!r}: the copy φ would feel (and exert) the mean-field "
+                          "force; allowed with 'frozen', 'wow' or 'noise'")
+    if cfg.dynamics == "quantum" and (cfg.transport or cfg.save_amplitudes):
+        raise ConfigError("transport=True or save_amplitudes=True with dynamics='quantum' is not implemented "
+                          "(frames see Fock amplitudes); allowed with 'frozen', 'wow', 'ehrenfest' or 'noise'")
+    if cfg.dynamics == "noise":
+        validate_noise(cfg.noise, cfg)
+    elif cfg.noise is not None:
+        raise ConfigError(f"noise={cfg.noise!r} is set but dynamics={cfg.dynamics!r}: the noise is used only with "
+                          "dynamics='noise' (set noise=None)")
+    if cfg.local is None:
+        return
+    validate_local(cfg.local)
+    if cfg.dynamics not in ("frozen", "wow", "ehrenfest"):
+        raise ConfigError(f"dynamics={cfg.dynamics!r} with local modes: allowed 'frozen', 'wow' or 'ehrenfest'")
+    e = cfg.electron
+    if e.alpha != 0 or e.D != 0:
+        raise ConfigError(f"electron.alpha={e.alpha!r}, electron.D={e.D!r} with local modes: the chain's own lattice "
+                          "is absent, the couplings are the modes' (local.g, local.alpha); allowed: alpha=0 and D=0")
+    if cfg.recoil:
+        raise ConfigError("recoil=True with local modes: pinned oscillators have no centre of mass; allowed: recoil=False")
 
 
 def packet_extent(cfg: Config) -> tuple[float, float]:
@@ -236,6 +283,7 @@ def validate(cfg: Config) -> Config:
         _number(f"electron.onsite_defects[{i}] site index", d[0], low=0, high=c.N - 1, integer=True)
         _number(f"electron.onsite_defects[{i}] δε", d[1])
     _check_quantum(cfg)
+    _check_transport(cfg)
     if c.boundary == "ring":
         if 2 * INSIDE_WIDTHS * e.sigma > c.N * c.a:
             raise ConfigError(f"electron.sigma={e.sigma:g} Å does not fit the ring: allowed "

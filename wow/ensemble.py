@@ -68,7 +68,8 @@ def program_of(cfg: Config, steps_per_frame: int | None = None, *, omega_max: fl
     model, mp = models.build(cfg, real)
     backend, lp = dynamics.build(cfg, real, longest_flow(cfg), omega_max)
     plan = Plan(order=cfg.order, n_frames=cfg.n_frames, steps_per_frame=steps_per_frame,
-                save_lattice=cfg.save_density, checkpoint_every=checkpoint_every)
+                save_lattice=cfg.save_density, checkpoint_every=checkpoint_every, transport=cfg.transport,
+                kubo=cfg.kubo)
     inputs = Inputs(model=mp, lattice=lp, dt=jnp.asarray(cfg.dt, real),
                     steps_per_frame=jnp.asarray(cfg.steps_per_frame, jnp.int32))
     return Program(model, backend, plan), inputs
@@ -92,7 +93,8 @@ class InitialState:
     Arrays may carry a leading sample axis (then it sets n_samples) or not (the same for every sample).
 
     u, v: site displacements (Å) and velocities (Å/fs), (N,), summing to zero over the sites (the
-    CM is not part of u); or Q, P: internal mode coordinates (Å) and momenta (eV·fs/Å), (N-1,), in
+    CM is not part of u); with local modes (Config.local) their coordinates q and velocities, (m, N),
+    any sum; or Q, P: internal mode coordinates (Å) and momenta (eV·fs/Å), (N-1,), in
     wow.lattice's numbering. For dynamics='quantum' these are the classical modes (their components
     along the quantum modes are removed). P_R: CM momentum (eV·fs/Å). occupations: the quantum modes'
     Fock occupations (m,) in the analysis basis (increasing mode order; (n_+, n_-) at the (j, N-j)
@@ -116,6 +118,7 @@ def _given_arrays(cfg: Config, init: InitialState, n_samples):
         raise ConfigError(f"initial={init!r}: allowed a wow.InitialState or None")
     N = cfg.chain.N
     real, cplx = dtypes(cfg)
+    local = cfg.local is not None
     width = {"u": N, "v": N, "Q": N - 1, "P": N - 1, "psi": N, "P_R": None,
              "occupations": len(cfg.quantum.modes) if cfg.dynamics == "quantum" else 0}
     out, sizes = {}, set()
@@ -125,15 +128,21 @@ def _given_arrays(cfg: Config, init: InitialState, n_samples):
             continue
         if name == "occupations" and cfg.dynamics != "quantum":
             raise ConfigError(f"initial.occupations={value!r}: only with dynamics='quantum'")
+        if local and name in ("Q", "P", "P_R"):
+            raise ConfigError(f"initial.{name}: local modes have no normal modes or centre of mass; give their "
+                              "coordinates and velocities as initial.u, initial.v, each (m, N)")
         x = np.asarray(value)
         if name == "occupations":
             x = x.astype(np.int64) if np.all(np.asarray(value) == np.round(np.asarray(value, float))) else x
-        single = x.ndim == (0 if n is None else 1)
-        if not single and x.ndim != (1 if n is None else 2):
-            raise ConfigError(f"initial.{name}: shape {x.shape}: allowed {'()' if n is None else (n,)} or with a "
-                              f"leading sample axis")
+        rank = 0 if n is None else (2 if local and name in ("u", "v") else 1)
+        single = x.ndim == rank
+        if not single and x.ndim != rank + 1:
+            shape = (cfg.local.m, n) if rank == 2 else (() if n is None else (n,))
+            raise ConfigError(f"initial.{name}: shape {x.shape}: allowed {shape} or with a leading sample axis")
         if n is not None and x.shape[-1] != n:
             raise ConfigError(f"initial.{name}: shape {x.shape}: the last axis must be {n}")
+        if rank == 2 and x.shape[-2] != cfg.local.m:
+            raise ConfigError(f"initial.{name}: shape {x.shape}: one row per local mode ({cfg.local.m}) then the sites")
         if not np.all(np.isfinite(x)):
             raise ConfigError(f"initial.{name}: contains non-finite values")
         x = x[None] if single else x
@@ -142,7 +151,7 @@ def _given_arrays(cfg: Config, init: InitialState, n_samples):
         out[name] = x
     if ("u" in out and "Q" in out) or ("v" in out and "P" in out):
         raise ConfigError("initial: give the lattice either on the sites (u, v) or in modes (Q, P), not both")
-    for name in ("u", "v"):
+    for name in (() if local else ("u", "v")):  # local modes have no centre of mass to keep out
         if name in out:
             tot = np.abs(out[name].sum(-1))
             if np.any(tot > 1e-9 * (1 + np.abs(out[name]).sum(-1))):
@@ -306,7 +315,7 @@ def cache_bytes_per_sample(cfg: Config) -> int:
     """Bytes one sample's working set takes in the time loop: ψ, the lattice and the step's
     temporaries, ~16 real words per site."""
     real, _ = dtypes(cfg)
-    return state_size(cfg) * 16 * jnp.dtype(real).itemsize
+    return state_size(cfg) * (2 if cfg.kubo else 1) * 16 * jnp.dtype(real).itemsize  # kubo: ψ and φ
 
 
 def bytes_per_sample(cfg: Config) -> int:
@@ -314,8 +323,10 @@ def bytes_per_sample(cfg: Config) -> int:
     recorded frames."""
     real, _ = dtypes(cfg)
     N, rb = cfg.chain.N, jnp.dtype(real).itemsize
-    frames = (cfg.n_frames + 1) * (8 * rb + (3 * N * rb if cfg.save_density else 0))  # |ψ|², |ψ~|², u
-    return state_size(cfg) * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
+    per_frame = (8 + (10 if cfg.transport else 0)) * rb + (3 * N * rb if cfg.save_density else 0) \
+        + (2 * N * rb if cfg.save_amplitudes else 0)  # scalars, |ψ|², |ψ~|², u, ψ
+    frames = (cfg.n_frames + 1) * per_frame
+    return state_size(cfg) * (2 if cfg.kubo else 1) * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
 
 
 def _check_count(name, value, low):

@@ -48,7 +48,10 @@ COMPOSITIONS = {2: (1.0,), 4: (1 / (2 - _CBRT2), -_CBRT2 / (2 - _CBRT2), 1 / (2 
 class Plan:
     """The loop's static shape: composition order, frames, steps per frame (None: traced, from
     Inputs.steps_per_frame; an int: a static scan), whether frames record the lattice
-    displacements ('u'), and checkpoint_every (with a static count: the steps of a frame run in
+    displacements ('u'), the lattice energy ('E_lattice', from the backend's ``lattice_energy``:
+    transport runs), whether the electron carries the Kubo copy φ(0) = vψ(0) beside ψ on a
+    leading axis of size 2 (``kubo``: the model's ``current`` makes φ; ψ alone is returned), and
+    checkpoint_every (with a static count: the steps of a frame run in
     blocks of this many under jax.checkpoint, so reverse mode keeps one state per block and
     recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps))."""
 
@@ -57,6 +60,8 @@ class Plan:
     steps_per_frame: int | None = None
     save_lattice: bool = False
     checkpoint_every: int | None = None
+    transport: bool = False
+    kubo: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,11 +184,19 @@ def substeps(plan: Plan, dt):
     return [Substep(h=hs[i], h_next=hs[(i + 1) % len(hs)]) for i in range(len(hs))]
 
 
-def _one_step(backend, lp, base: ElectronOps, evolve, xs):
+def _lift(plan: Plan):
+    """Coordinates (and the model's fixed part) as the electron's layers see them: with the Kubo
+    copy the electron has one more leading axis (ψ, φ), so they gain a leading axis of size 1."""
+    if not plan.kubo:
+        return lambda tree: tree
+    return lambda tree: jax.tree_util.tree_map(lambda x: x[None], tree)
+
+
+def _one_step(backend, lp, base: ElectronOps, evolve, xs, lift=lambda tree: tree):
     """carry (e, lat) -> carry after one step: every sub-step a backend step around evolve."""
     def sub_step(carry, x):
         e, lat = carry
-        ops = dataclasses.replace(base, evolve=lambda e_, coords: evolve(e_, coords, x))
+        ops = dataclasses.replace(base, evolve=lambda e_, coords: evolve(e_, lift(coords), x))
         return backend.step(e, lat, lp, x["sub"], ops)
 
     if len(xs) == 1:
@@ -241,13 +254,16 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     subs = substeps(plan, inputs.dt)
     hs = [sub.h for sub in subs]
 
+    if plan.kubo:  # φ(0) = v ψ(0) at the t = 0 lattice, propagated beside ψ by the same steps
+        psi0 = jnp.stack([psi0, model.current(psi0, backend.coordinates(lat0, lp), mp)])
     e0 = model.start(backend.initial_electron(psi0, lat0, lp), mp)
     base = ElectronOps(evolve=None, force=_force(model, mp), amplitudes=lambda e: model.amplitudes(e, mp),
                        start=lambda psi: model.start(psi, mp))
     lat = backend.start(lat0, e0, lp, subs[0], base)
-    prepare, evolve, view, extras = _electron(program, inputs, hs, backend.coordinates(lat, lp))
-    xs = [{"sub": sub, "fixed": model.fixed(sub.h, mp, Q), **extra} for sub, extra in zip(subs, extras)]
-    steps = _repeat(_one_step(backend, lp, base, evolve, xs), plan, inputs.steps_per_frame)
+    lift = _lift(plan)
+    prepare, evolve, view, extras = _electron(program, inputs, hs, lift(backend.coordinates(lat, lp)))
+    xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
+    steps = _repeat(_one_step(backend, lp, base, evolve, xs, lift), plan, inputs.steps_per_frame)
 
     def settle(e, lat_):
         """ψ (amplitudes) and the lattice (SiteState) at the current step boundary."""
@@ -259,6 +275,8 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
         out = backend.observe(psi, sites, lp, model, mp)
         if plan.save_lattice:
             out["u"] = sites.u
+        if plan.transport:
+            out["E_lattice"] = backend.lattice_energy(sites, lp)
         return out
 
     def frame(carry, _):
@@ -268,4 +286,6 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     first = observe(prepare(e0), lat)
     (e, lat), frames = jax.lax.scan(frame, (prepare(e0), lat), None, length=plan.n_frames)
     psi_f, lat_f = settle(e, lat)
+    if plan.kubo:
+        psi_f = psi_f[0]
     return psi_f, lat_f, _with_first(first, frames)

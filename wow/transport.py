@@ -1,11 +1,12 @@
-"""Transport: the chain's velocity operator and per-frame transport observables, the estimators of
-D, τ_p, τ_E, μ and α = D m*/ħ from decimated per-sample time series, and a stochastic
-Haken-Strobl-Reineker (HSR) reference propagator.
+"""Transport: the chain's velocity operator and per-frame transport observables, and the
+estimators of D, τ_p, τ_E, μ and α = D m*/ħ from decimated per-sample time series.
 
 Units as everywhere in wow: eV, Å, fs, K; D in Å²/fs (1 Å²/fs = 0.1 cm²/s); μ in cm²/(V·s).
 
-Observables of one sample (jnp; write for one sample, vmap over samples)
-    velocity, apply_velocity, position_velocity, transport_observables
+Observables (jnp)
+    velocity, apply_velocity, position_velocity, transport_observables   one sample
+    chain_frame                  a block of samples: what the chain model's frames record with
+                                 Config.transport (wow.models.chain.TightBinding.observe)
 The velocity of the chain is v = (i/ħ)[H, x], x = Σ_n (x_n - x0)|n><n|:
     v = -(i a/ħ) Σ_b t_b (|n><n+1| - |n+1><n|),   <v> = (2a/ħ) Σ_b t_b Im(ψ_n* ψ_{n+1}),
 bond b joining n and n+1 with hopping t_b (eV). Site energies commute with x, so v is the same
@@ -16,7 +17,7 @@ observable of ψ(t) alone (no time derivative of noisy data, no second state).
 
 Estimators (host numpy; inputs (n_samples, n_times) arrays, numpy or jax, and the times)
     msd, spread, ensemble_spread, series_mean_sem, jackknife
-    fit_window, inside_until, diffusion_msd, running_slope    D from the slope of the MSD
+    fit_window, inside_until, edge_until, diffusion_msd, running_slope    D from the MSD slope
     relaxation_time, kubo_diffusion      τ_p (integral time of a decaying signal), D = ∫ C_vv dt
     energy_exchange                      dE_e/dt and τ_E
     mobility, band_mass, planckian_alpha, alpha_chain
@@ -31,9 +32,8 @@ The MSD and the ensemble spread have the same long-time slope once the drift fro
 misses the diffusion of semiclassical packets in a slow landscape): a diagnostic. The closed
 forms of wow.theory.hsr_moments are of the sample-averaged density (msd and ensemble_spread).
 
-Reference propagator (one realisation; part 2 of the transport work replaces its chain step with
-the core's model layers and turns the noise into a lattice-side "noise" backend)
-    hsr_run
+The exact checks of this machinery (Haken-Strobl-Reineker dephasing through the "noise" lattice,
+frozen disorder against the transfer matrix) run through wow.run: tests/test_transport.py.
 """
 
 from __future__ import annotations
@@ -157,6 +157,52 @@ def transport_observables(psi, t_bonds, eps, a, x0, boundary: str, phi=None):
     }
     if phi is not None:
         out["corr"] = jnp.real(jnp.vdot(psi, apply_velocity(phi, t_bonds, a, boundary)))
+    return out
+
+
+def chain_frame(psi, rho, wk, t_bonds, eps, p, ring: bool, phi=None):
+    """The transport observables of a block of samples at one frame, each (B,) (normalised by the
+    norm; the block's ψ (B, N) complex, its |ψ_n|² ``rho`` and |ψ~(k)|² ``wk`` (B, N) as the chain's
+    observe has them; hoppings (B, nb) and site energies (B, N) or None at the frame's lattice;
+    ``p`` the chain's parameters: a, x0, t0, k):
+
+      dx        <x - x0> (Å), x0 = p.x0 (the minimum image on the ring)
+      msd       <(x - x0)²> (Å²), relative to x0 (raw <x²> of a long chain loses float32 precision)
+      D_run     Re<(x - x0) v> = ½ d msd/dt (Å²/fs)
+      v_mean    <v> (Å/fs)
+      E_e       <H_e> with the frame's hoppings and site energies (eV, interaction included)
+      E_band    Σ_k ε(k)|ψ~(k)|², ε(k) = -2 t0 cos(ka) (eV): the band (kinetic) energy
+      edge      the largest density on the sites farthest from x0 (open: the two ends; ring: the
+                two sites at the antipode): the boundary rule's input (edge_until)
+      corr      with phi (φ = U(t) v ψ(0)): Re<ψ|v|φ> = Re<ψ0|v(t) v(0)|ψ0> (Å²/fs²)
+
+    With bond products c_b = ψ_n* ψ_{n+1}: <v> = (2a/ħ) Σ t_b Im c_b, D_run = (a/ħ) Σ t_b Im c_b
+    (d_n + d_{n+1}) with d = x - x0, <H_e> = -2 Σ t_b Re c_b + Σ ε_n |ψ_n|². O(N) per sample."""
+    N = psi.shape[-1]
+    real = rho.dtype
+    norm = jnp.sum(rho, axis=-1)
+    d = displacements(N, p.a, p.x0, "ring" if ring else "open", real)
+    right = jnp.roll(psi, -1, axis=-1) if ring else psi[..., 1:]
+    left = psi if ring else psi[..., :-1]
+    c = jnp.conj(left) * right
+    tim = t_bonds * jnp.imag(c)
+    d_bond = d + jnp.roll(d, -1) if ring else d[:-1] + d[1:]
+    E = -2.0 * jnp.sum(t_bonds * jnp.real(c), axis=-1)
+    if eps is not None:
+        E = E + jnp.sum(eps * rho, axis=-1)
+    if ring:
+        far = jnp.floor(p.x0 / p.a + N / 2).astype(jnp.int32) % N
+        edge = jnp.maximum(jnp.take(rho, far, axis=-1), jnp.take(rho, (far + 1) % N, axis=-1))
+    else:
+        edge = jnp.maximum(rho[..., 0], rho[..., -1])
+    out = {"dx": rho @ d / norm, "msd": rho @ (d * d) / norm,
+           "D_run": (p.a / HBAR) * (tim @ d_bond) / norm, "v_mean": (2.0 * p.a / HBAR) * jnp.sum(tim, axis=-1) / norm,
+           "E_e": E / norm, "E_band": wk @ (-2.0 * p.t0 * jnp.cos(p.k * p.a)) / norm, "edge": edge / norm}
+    if phi is not None:
+        r_phi = jnp.roll(phi, -1, axis=-1) if ring else phi[..., 1:]
+        l_phi = phi if ring else phi[..., :-1]
+        out["corr"] = (p.a / HBAR) * jnp.sum(t_bonds * (jnp.imag(jnp.conj(left) * r_phi)
+                                                        - jnp.imag(jnp.conj(right) * l_phi)), axis=-1)
     return out
 
 
@@ -287,6 +333,26 @@ def inside_until(times, msd_samples, distance, n_sigma=5.0):
     if not ok[0]:
         raise ValueError(f"distance={distance!r} Å: the packet touches the boundary at t = 0")
     bad = np.flatnonzero(~ok)
+    return float(t[-1] if bad.size == 0 else t[bad[0] - 1])
+
+
+#: The boundary rule's limit on the sample-mean density at the sites farthest from the start.
+EDGE_LIMIT = 1e-6
+
+
+def edge_until(times, edge_samples, limit=EDGE_LIMIT):
+    """The last time (fs) before the sample-mean density on the sites farthest from the start
+    (transport frames' 'edge': the ends of an open chain, the antipode on a ring) first exceeds
+    ``limit``: after it the packet's tail feels the boundary (reflection, or on the ring the jump
+    of the minimum-image distance). With a density ρ_e there the MSD is off by ~L² ρ_e √MSD/a
+    (L the distance): below 1e-3 relative for ρ_e < 1e-6 and L < 5 √MSD at MSD < 1e4 a²."""
+    t = _times(times)
+    e = _series("edge_samples", edge_samples, t.size).mean(0)
+    if not limit > 0:
+        raise ValueError(f"limit={limit!r} is out of range: allowed > 0")
+    if e[0] > limit:
+        raise ValueError(f"the edge density is {e[0]:.3g} at t = 0, above limit={limit:g}: the packet starts at the boundary")
+    bad = np.flatnonzero(e > limit)
     return float(t[-1] if bad.size == 0 else t[bad[0] - 1])
 
 
@@ -476,140 +542,3 @@ def planckian_alpha(D, mass):
 def alpha_chain(D, t0, a):
     """α = D m*/ħ with the chain's band-bottom mass: D ħ/(2 t0 a²)."""
     return planckian_alpha(D, band_mass(t0, a))
-
-
-# --------------------------------------------------------------------------------------------
-# Stochastic HSR reference propagator (one realisation)
-# --------------------------------------------------------------------------------------------
-# PART 2 REPLACES: _chain_layers/_rotate_bonds below are a small complex-form copy of the chain's
-# Strang step (exact 2x2 bond rotations, bonds of one parity per layer), kept here only so that the
-# HSR and frozen-disorder checks run while the core (wow/propagate.py) is being refactored. The
-# core's model layers do the same with its fast paths; the noise becomes the site-phase layer of
-# a lattice-side "noise" backend: fresh, independent site phases in each outer V/2 layer (Gaussian
-# with variance Γ dt/2, or binary ±θ with cos θ = e^{-Γ dt/4}); the core's merged neighbouring half
-# layers then carry the sum of two independent draws, the same dephasing channel e^{-Γ dt}.
-def _rotate_bonds(psi, c, s, parity: int, boundary: str):
-    """exp(i θ σ_x) on the bonds of one parity along the last axis (c = cos θ, s = sin θ per
-    bond of that parity). psi (..., N)."""
-    N = psi.shape[-1]
-    lead = psi.shape[:-1]
-    c, s = (v.reshape((1,) * len(lead) + v.shape) for v in (c, s))  # explicit broadcast over lead
-    if boundary == "ring":
-        x = jnp.roll(psi, -parity, axis=-1) if parity else psi
-        p, q = x.reshape(*lead, N // 2, 2)[..., 0], x.reshape(*lead, N // 2, 2)[..., 1]
-        x = jnp.stack([c * p + 1j * s * q, 1j * s * p + c * q], axis=-1).reshape(*lead, N)
-        return jnp.roll(x, parity, axis=-1) if parity else x
-    n_pairs = (N - parity) // 2
-    seg = psi[..., parity:parity + 2 * n_pairs].reshape(*lead, n_pairs, 2)
-    p, q = seg[..., 0], seg[..., 1]
-    seg = jnp.stack([c * p + 1j * s * q, 1j * s * p + c * q], axis=-1).reshape(*lead, 2 * n_pairs)
-    return jnp.concatenate([psi[..., :parity], seg, psi[..., parity + 2 * n_pairs:]], axis=-1)
-
-
-def _chain_layers(t_bonds, dt):
-    """(c, s) of the half even layer and of the full odd layer for hoppings t_bonds, step dt."""
-    te, to = t_bonds[..., 0::2], t_bonds[..., 1::2]
-    th_e, th_o = te * dt / (2 * HBAR), to * dt / HBAR
-    return (jnp.cos(th_e), jnp.sin(th_e)), (jnp.cos(th_o), jnp.sin(th_o))
-
-
-def hsr_run(key, psi0, t_bonds, eps, *, gamma, dt, a, x0, n_frames, steps_per_frame,
-            boundary="open", kubo=False, z=None, noise="binary"):
-    """One realisation of the chain with static hoppings t_bonds and site energies eps plus HSR
-    dephasing noise of rate gamma: frames of transport_observables at n_frames + 1 times
-    (t = 0 included), every steps_per_frame steps of dt. Pure: jit and vmap it over keys (and
-    hoppings) for an ensemble.
-
-    One step (second order in dt for the noise-averaged dynamics):
-        N(φ1) · V/2 · B_even/2 · B_odd · B_even/2 · V/2 · N(φ2)
-    V/2: the static site phases e^{-i ε_n dt/(2ħ)}; B: exact bond rotations; N(φ): site phases
-    e^{-iφ_n}, fresh and independent on every site and in each half step. noise='gaussian':
-    φ_n ~ N(0, Γ dt/2), i.e. white noise ε_n(t) with <ε_n(t) ε_m(t')> = ħ²Γ δ_nm δ(t - t') held
-    as ε_n = ħφ_n/(dt/2) (variance 2ħ²Γ/dt) over each half step. noise='binary' (default):
-    φ_n = ±θ with equal probability, cos θ = e^{-Γ dt/4}: one random bit per site instead of a
-    normal deviate (~30x less random-number work). Both average to the same exact dephasing
-    channel, E[e^{-i(φ_n - φ_m)}] = e^{-Γ dt/2} (n != m), and every ensemble mean (the MSD, the
-    velocity correlation, E_e) is linear in that average, so both give the same means; only
-    the sample-to-sample fluctuations differ. The averaged step is the Strang splitting of the
-    Lindblad generator (wow.theory, HSR block): second order in dt. gamma = 0: a frozen chain
-    (no draws).
-
-    psi0: (N,) complex; t_bonds: (N-1,) open / (N,) ring (eV); eps: (N,) (eV) or None;
-    gamma (1/fs) >= 0, dt (fs) > 0, a (Å), x0 (Å): the MSD origin; boundary 'open' | 'ring' (even
-    N). kubo: also propagate φ = v ψ0 with the same noise and record 'corr' (the two-time velocity
-    correlation). z: a complex energy E + iη (eV, η > 0): also accumulate the resolvent column
-    (z - H)^{-1} ψ0 = -(i/ħ) ∫_0^T e^{izt/ħ} ψ(t) dt (trapezoid over every step; exact as T -> ∞
-    up to the splitting error O(dt²); needs e^{-ηT/ħ} negligible).
-    Returns (psi_f, frames, resolvent or None): frames a dict of (n_frames + 1,) arrays."""
-    if boundary not in ("open", "ring"):
-        raise ValueError(f"boundary={boundary!r}: allowed 'open' or 'ring'")
-    for name, v, lo in (("gamma", gamma, 0.0), ("dt", dt, None)):
-        if not isinstance(v, (int, float)) or not math.isfinite(v) or (v < 0 if lo == 0.0 else v <= 0):
-            raise ValueError(f"{name}={v!r} is out of range: allowed a finite float {'>= 0' if lo == 0.0 else '> 0'}")
-    for name, v in (("n_frames", n_frames), ("steps_per_frame", steps_per_frame)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}={v!r} is out of range: allowed integers >= 1")
-    N = psi0.shape[-1]
-    if boundary == "ring" and N % 2:
-        raise ValueError(f"N={N} with boundary='ring': allowed even N (bonds are paired by parity)")
-    if t_bonds.shape[-1] != (N if boundary == "ring" else N - 1):
-        raise ValueError(f"t_bonds has {t_bonds.shape[-1]} bonds: allowed {N if boundary == 'ring' else N - 1} "
-                         f"for N={N} ({boundary})")
-    if z is not None and not complex(z).imag > 0:
-        raise ValueError(f"z={z!r} is out of range: allowed Im z > 0 (eV)")
-    if noise not in ("binary", "gaussian"):
-        raise ValueError(f"noise={noise!r}: allowed 'binary' or 'gaussian'")
-    noisy = gamma > 0
-    real = jnp.real(psi0).dtype
-    (ce, se), (co, so) = _chain_layers(t_bonds, dt)
-    half_v = None if eps is None else jnp.exp(-1j * eps * dt / (2 * HBAR))[None]
-    sd = math.sqrt(gamma * dt / 2)
-    cos_th = math.exp(-gamma * dt / 4)
-    sin_th = math.sqrt(max(0.0, 1 - cos_th**2))
-    n_words = -(-N // 32)
-
-    def draw(k):
-        """The phase factors e^{-iφ} of one frame's half steps: (steps_per_frame, 2, N)."""
-        if noise == "gaussian":
-            xi = jax.random.normal(k, (steps_per_frame, 2, N), jnp.float32).astype(real)  # as wow.lattice
-            return jnp.exp(-1j * sd * xi)
-        words = jax.random.bits(k, (steps_per_frame, 2, n_words), jnp.uint32)
-        bits = (words[..., None] >> jnp.arange(32, dtype=jnp.uint32).reshape(1, 1, 1, 32)) & 1
-        sign = 1.0 - 2.0 * bits.reshape(steps_per_frame, 2, 32 * n_words)[..., :N].astype(real)
-        return jax.lax.complex(jnp.full_like(sign, cos_th), -sin_th * sign)
-
-    def kick(state, phase):
-        return state if phase is None else state * phase[None]
-
-    def coherent(state):
-        if half_v is not None:
-            state = state * half_v
-        state = _rotate_bonds(state, ce, se, 0, boundary)
-        state = _rotate_bonds(state, co, so, 1, boundary)
-        state = _rotate_bonds(state, ce, se, 0, boundary)
-        return state * half_v if half_v is not None else state
-
-    def step(carry, xs):
-        state, R, j = carry
-        xi = xs if noisy else None
-        state = kick(coherent(kick(state, None if xi is None else xi[0])), None if xi is None else xi[1])
-        if z is not None:
-            R = R + jnp.exp(1j * z * (j + 1) * dt / HBAR) * state[0]
-        return (state, R, j + 1), None
-
-    def observe(state):
-        return transport_observables(state[0], t_bonds, eps, a, x0, boundary,
-                                     phi=state[1] if kubo else None)
-
-    def frame(carry, k):
-        xs = draw(k) if noisy else None
-        carry, _ = jax.lax.scan(step, carry, xs, length=steps_per_frame)
-        return carry, observe(carry[0])
-
-    state0 = jnp.stack([psi0, apply_velocity(psi0, t_bonds, a, boundary)]) if kubo else psi0[None]
-    R0 = 0.5 * psi0 if z is not None else jnp.zeros((), psi0.dtype)
-    keys = jax.random.split(key, n_frames)
-    (state, R, _), frames = jax.lax.scan(frame, (state0, R0, 0), keys)
-    frames = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[None], r]), observe(state0), frames)
-    resolvent = None if z is None else (-1j * dt / HBAR) * R
-    return state[0], frames, resolvent

@@ -30,22 +30,31 @@ samples: lattice arrays have the samples first and the sites last, (B, N))::
 ``p`` is the backend's traced parameters (``build`` returns them with the backend), ``sub`` a
 ``wow.propagate.Substep`` (h, h_next), ``ops`` a ``wow.propagate.ElectronOps``.
 
-Adding a lattice (e.g. Holstein local modes, or on-site dephasing noise): a backend whose
-``coordinates`` return the extra entries ({'u': ..., 'q': ...} or {'field': ...}) and a model
-coupling that reads them; the loop is untouched.
+Transport runs (Config.transport) also ask every backend for ``frame_coordinates(sites, p)``
+(what the model reads at a step boundary, for the frame's velocity and energy) and
+``lattice_energy(sites, p)`` -> (B,) eV.
+
+Two lattices beyond the chain's own: ``noise`` (noise.py: a frozen thermal lattice with
+Haken-Strobl-Reineker dephasing, fresh site phases handed to the model as coords['kick']) and
+local (Einstein) modes (local.py: Config.local, the frozen, wow and ehrenfest steps on independent
+oscillators per site and mode, coordinates {'q': ...} read by wow.models.chain.HolsteinPeierls).
 """
 
 from __future__ import annotations
+
+import jax.numpy as jnp
 
 from .. import lattice
 from ..lattice import ChainFlow
 from .base import Classical, LatticeParams, Start, lattice_params
 from .ehrenfest import Ehrenfest
 from .frozen import Frozen
+from .local import build_local
+from .noise import Dephasing, Noise, NoiseParams
 from .prescribed import Prescribed
 from .quantum import Quantum, build_quantum
 
-DYNAMICS = ("frozen", "wow", "ehrenfest", "quantum")
+DYNAMICS = ("frozen", "wow", "ehrenfest", "quantum", "noise")
 #: Upper edges of ω_max·h at which the free lattice's Taylor order is chosen: the order is that of
 #: the bucket's edge, so every dt up to it (a dt-convergence study) shares one compiled program.
 FLOW_BUCKETS = (3e-3, 3e-2, 3e-1, 4.0)
@@ -66,6 +75,10 @@ def build(cfg, real, longest_flow: float, omega_max: float | None = None):
     """(backend, traced parameters) of cfg.dynamics (validated cfg); omega_max: the bound the free
     flow's Taylor order is chosen for (``flow_order``)."""
     chain = cfg.chain
+    if cfg.local is not None:
+        return build_local(cfg, real)
+    if cfg.dynamics == "noise":
+        return Dephasing(chain, kind=cfg.noise.kind), NoiseParams(rate=jnp.asarray(cfg.noise.rate, real))
     free = ChainFlow(chain.boundary, flow_order(chain, longest_flow, real, omega_max))
     if cfg.dynamics == "frozen":
         return Frozen(chain), lattice_params(chain, real)
@@ -78,5 +91,5 @@ def build(cfg, real, longest_flow: float, omega_max: float | None = None):
     raise ValueError(f"dynamics={cfg.dynamics!r}: allowed {DYNAMICS}")
 
 
-__all__ = ["DYNAMICS", "FLOW_BUCKETS", "Classical", "Ehrenfest", "Frozen", "LatticeParams", "Prescribed",
-           "Quantum", "Start", "build", "build_quantum", "flow_order", "lattice_params"]
+__all__ = ["DYNAMICS", "FLOW_BUCKETS", "Classical", "Dephasing", "Ehrenfest", "Frozen", "LatticeParams", "Noise",
+           "Prescribed", "Quantum", "Start", "build", "build_local", "build_quantum", "flow_order", "lattice_params"]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .. import lattice
 from ..lattice import Chain, SiteState
-from ..occupations import lattice_budget, momentum_budget
+from ..occupations import lattice_budget, lattice_energy, momentum_budget
 
 
 @jax.tree_util.register_dataclass
@@ -80,11 +80,19 @@ class Classical:
     def coordinates(self, lat, p):
         return {"u": lat.u}
 
+    def frame_coordinates(self, sites: SiteState, p):
+        """The coordinates the model reads at a step boundary (the lattice as ``finish`` gives it)."""
+        return {"u": sites.u}
+
     def view(self, e, lat, p, ops):
         return e
 
     def observe(self, psi, sites: SiteState, p, model, mp) -> dict:
-        return model.observe(psi, mp)
+        return model.observe(psi, mp, self.frame_coordinates(sites, p))
+
+    def lattice_energy(self, sites: SiteState, p):
+        """The internal lattice energy per sample (B,) (eV): Σ p²/2M + K/2 Σ b² (wow.occupations)."""
+        return jax.vmap(lambda s: lattice_energy(self.chain, s))(sites)
 
     def tallies(self, psi0, psi_f, lat0: SiteState, lat_f: SiteState, Q, model, mp, p):
         """Per-sample tallies of a block (name -> (B,)) and the final amplitudes the coherent split

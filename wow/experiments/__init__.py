@@ -15,6 +15,7 @@ EXPERIMENTS = {
     "elastic_fraction": "the Δn = 0 share of backscattering on the quantum lattice",
     "troisi_orlandi": "Troisi-Orlandi SSH model of an organic semiconductor (Ehrenfest diffusion)",
     "fit_alpha": "fit α (and D) to a target P_b(T) with errors, through the differentiable tallies",
+    "diffusion": "τ_p, D, μ, α = D m*/ħ and the energy exchange against T and the lattice dynamics",
 }
 
 

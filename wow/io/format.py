@@ -20,8 +20,11 @@ import numpy as np
 
 from .. import devices as _devices
 from ..config import Config
+from ..dynamics.noise import Noise
 from ..electron import Electron
+from ..fock import QuantumLattice
 from ..lattice import Chain
+from ..dynamics.local import LocalModes
 
 FORMAT = "wow-results"
 #: 2: CF ``units`` attributes (1: ``unit``), points kept in NAME.parts/ until the sweep ends, and a
@@ -58,6 +61,18 @@ CONFIG_UNITS = {
     "check_inside": ("", "refuse packets that reach the open chain's ends"),
     "order": ("", "split-operator order: 2 (Strang) or 4 (Yoshida)"),
     "quantum": ("", "quantum-lattice options (dynamics='quantum'; None otherwise)"),
+    "transport": ("", "frames record the transport observables (MSD, D_run, <v>, E_e, E_band, edge, E_lattice)"),
+    "kubo": ("", "propagate phi = v psi(0) beside psi and record the velocity correlation 'corr'"),
+    "noise": ("", "dephasing noise of dynamics='noise' (None otherwise)"),
+    "noise.rate": ("1/fs", "HSR dephasing rate Gamma: decay rate of site coherences"),
+    "noise.kind": ("", "'binary' or 'gaussian' site phases (the same averaged dynamics)"),
+    "local": ("", "local (Einstein) modes on every site (None: the chain's own lattice)"),
+    "local.omega": ("1/fs", "angular frequency of each local mode"),
+    "local.mass": ("amu", "mass of each local mode"),
+    "local.g": ("eV/angstrom", "Holstein coupling of each mode: eps_n = sum_m g_m q_mn"),
+    "local.alpha": ("eV/angstrom", "Peierls coupling of each mode: t_b = t0 - sum_m alpha_m (q_m,n+1 - q_mn)"),
+    "local.statistics": ("", "thermal sampler of each mode (None: the run's statistics)"),
+    "save_amplitudes": ("", "record psi_n (complex) per frame"),
 }
 #: Units and meanings of the per-sample tallies (wow.tally) and the per-frame traces.
 TALLY_UNITS = {
@@ -80,7 +95,16 @@ TALLY_UNITS = {
     "u": (ANG, "internal displacements u_n(t)"),
     "E_band": ("eV", "band energy sum_k eps(k) |psi(k)|^2"),
     "E_recoil": ("eV", "CM kinetic energy <(Q - hbar k)^2/(2NM)>"),
-    "E_lattice": ("eV", "internal lattice energy sum p^2/2M + K/2 sum b^2"),
+    "E_lattice": ("eV", "internal lattice energy sum p^2/2M + K/2 sum b^2 (local modes: sum M/2 (v^2 + w^2 q^2))"),
+    "dx": (ANG, "<x - x0>, x0 the packet's initial centre (minimum image on the ring)"),
+    "msd": ("angstrom^2", "<(x - x0)^2>, the mean-square displacement about the initial centre"),
+    "D_run": ("angstrom^2/fs", "Re<(x - x0) v> = (1/2) d msd/dt, the running diffusion coefficient"),
+    "v_mean": ("angstrom/fs", "<v>, v = (i/hbar)[H, x]"),
+    "E_e": ("eV", "<H_e> at the frame's lattice (interaction included)"),
+    "edge": ("", "largest density on the sites farthest from x0 (open: the ends; ring: the antipode)"),
+    "corr": ("angstrom^2/fs^2", "Re<psi0|v(t) v(0)|psi0>, the velocity correlation (kubo)"),
+    "dE_lat": ("eV", "lattice energy change"),
+    "noise_key": ("", "the sample's noise PRNG key (dynamics='noise')"),
 }
 
 
@@ -109,22 +133,30 @@ def config_to_flat(cfg: Config) -> dict:
 
 def config_from_flat(flat: dict) -> Config:
     """Inverse of config_to_flat."""
+    nested = {"chain": Chain, "electron": Electron, "noise": Noise, "local": LocalModes, "quantum": QuantumLattice}
     top, sub = {}, {"chain": {}, "electron": {}}
     for k, v in flat.items():
         head, _, tail = k.partition(".")
         if tail:
             if tail == "bond_defects":
                 v = tuple((int(b), float(d)) for b, d in v)
-            sub[head][tail] = v
+            elif isinstance(v, list):  # JSON lists back to the configs' (hashable) tuples
+                v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+            sub.setdefault(head, {})[tail] = v
         else:
             top[k] = v
-    for name, cls, given in (("", Config, top), ("chain.", Chain, sub["chain"]),
-                             ("electron.", Electron, sub["electron"])):
-        unknown = set(given) - {f.name for f in dataclasses.fields(cls)} - ({"chain", "electron"} if not name else set())
+    for head, given in sub.items():
+        cls = nested.get(head)
+        unknown = set(given) - {f.name for f in dataclasses.fields(cls)} if cls else set(given)
         if unknown:
-            raise ResultsError(f"inputs {sorted(name + u for u in unknown)} are not wow.Config fields of this "
+            raise ResultsError(f"inputs {sorted(head + '.' + u for u in unknown)} are not wow.Config fields of this "
                                f"version of wow (the file was written by another version)")
-    return Config(chain=Chain(**sub["chain"]), electron=Electron(**sub["electron"]), **top)
+    unknown = set(top) - {f.name for f in dataclasses.fields(Config)}
+    if unknown:
+        raise ResultsError(f"inputs {sorted(unknown)} are not wow.Config fields of this "
+                           f"version of wow (the file was written by another version)")
+    top.update({head: nested[head](**given) for head, given in sub.items()})
+    return Config(**top)
 
 
 def plain(v):

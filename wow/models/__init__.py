@@ -26,8 +26,9 @@ Lattice coordinates arrive in the lattice block layout (B, N) (with the backend'
     close(e, trail) -> e                 apply a pending trailing half (close(e, -t) reopens)
     energy(e, coords, p) -> (B,)         <H_e> (ψ whole); the Ehrenfest force is -jax.grad of it
                                          with respect to coords
-    observe(ψ, p) -> dict                per-frame tallies (B, ...) of amplitudes, summed over
-                                         leading axes (add an observable here: a model-side change)
+    observe(ψ, p, coords) -> dict        per-frame tallies (B, ...) of amplitudes, summed over
+                                         leading axes (add an observable here: a model-side change);
+                                         coords: the frame's lattice coordinates (or None)
     weights(ψ, p) -> (total, back)       probability of each leading index (..., B): all, backscattered
     tallies(ψ0, ψf, u0, uf, Q, p)        one sample's final tallies and the amplitudes the coherent
                                          split averages
@@ -46,15 +47,23 @@ a new file here, a config class for it, and an entry in ``MODELS`` (and its own 
 wow.config). Lattice coordinates are a dict so that a coupling may read more than 'u' (Holstein
 local modes, an on-site noise field): the chain's coupling is the replaceable
 ``chain.SSHDeformation`` (a ``TightBinding(coupling=...)`` field), which declares what it ``reads``.
-Per-frame accumulators for long runs (decimated <x>, <x²>, currents) are a change to ``observe``;
-the loop records whatever dict it returns.
+Per-frame transport observables (Config.transport: <x - x0>, the MSD, D_run, <v>, E_e, E_band, the
+edge density; with Config.kubo the velocity correlation) are the chain's ``observe(ψ, p, coords)``
+with the frame's lattice coordinates (wow.transport.chain_frame); the loop records whatever dict it
+returns. With ``kubo`` the model also gives ``current(ψ, coords, p)`` = vψ, the second state's start.
+Local (Einstein) modes couple through ``chain.HolsteinPeierls`` (reads 'q'); a noise backend's
+site kicks reach the chain's outer site layers as coords['kick'] (``layers``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+import jax.numpy as jnp
+
 from ..electron import Electron
 from . import chain
-from .chain import ChainParams, SSHDeformation, TightBinding
+from .chain import ChainParams, HolsteinPeierls, LocalCoupling, SSHDeformation, TightBinding
 
 #: The electron model of each electron config type (the type of Config.electron selects it).
 MODELS = {Electron: chain}
@@ -66,11 +75,22 @@ def build(cfg, real):
     if kind not in MODELS:
         raise ValueError(f"electron={cfg.electron!r}: no model for {kind.__name__}; allowed {[m.__name__ for m in MODELS]}")
     if MODELS[kind] is chain:
-        model = TightBinding(N=cfg.chain.N, boundary=cfg.chain.boundary, recoil=cfg.recoil,
-                             use_onsite=cfg.electron.D != 0 or bool(cfg.electron.onsite_defects),
-                             save_density=cfg.save_density)
-        return model, chain.params_of(cfg, real)
+        ring = cfg.chain.boundary == "ring"
+        mp = chain.params_of(cfg, real)
+        lm = cfg.local
+        coupling = None
+        onsite = cfg.electron.D != 0 or bool(cfg.electron.onsite_defects) or cfg.dynamics == "noise"
+        if lm is not None:  # local modes: their Holstein / Peierls couplings replace SSH + deformation
+            coupling = HolsteinPeierls(ring, holstein=lm.holstein, peierls=lm.peierls)
+            onsite = lm.holstein or bool(cfg.electron.onsite_defects)
+            mp = dataclasses.replace(mp, coupling=LocalCoupling(g=jnp.asarray(lm.g, real), alpha=jnp.asarray(lm.alphas(), real)),
+                                     omega_max=jnp.asarray(max(lm.omega), real))
+        model = TightBinding(N=cfg.chain.N, boundary=cfg.chain.boundary, recoil=cfg.recoil, use_onsite=onsite,
+                             save_density=cfg.save_density, coupling=coupling, transport=cfg.transport,
+                             kubo=cfg.kubo, save_amplitudes=cfg.save_amplitudes)
+        return model, mp
     raise ValueError(f"electron={cfg.electron!r}: unknown model")
 
 
-__all__ = ["MODELS", "ChainParams", "SSHDeformation", "TightBinding", "build", "chain"]
+__all__ = ["MODELS", "ChainParams", "HolsteinPeierls", "LocalCoupling", "SSHDeformation", "TightBinding", "build",
+           "chain"]

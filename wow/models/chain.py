@@ -43,6 +43,7 @@ import numpy as np
 from ..channels import channel_weights
 from ..electron import band, k_grid, momentum_amplitudes, packet
 from ..tally import final_tallies
+from ..transport import apply_velocity, chain_frame
 from ..units import HBAR
 
 
@@ -57,7 +58,9 @@ class ChainParams:
     t0, alpha, D (eV, eV/Å, eV); a (Å); t_static: static hopping offsets per bond (eV, (nb,));
     eps_static: static site-energy offsets (eV, (N,)); k: DFT momenta (1/Å, FFT order, (N,));
     inv_2NM = 1/(2NM) (Å²/(eV·fs²)) for the recoil phase; omega_max: the lattice's largest phonon
-    frequency (1/fs), which sets the energy windows of the backscattering channels (wow.channels).
+    frequency (1/fs), which sets the energy windows of the backscattering channels (wow.channels);
+    x0: the origin of the transport observables (Å, the packet's initial centre); coupling: the
+    traced parameters of a replaceable coupling that needs its own (e.g. LocalCoupling).
     """
 
     t0: jax.Array
@@ -69,6 +72,8 @@ class ChainParams:
     k: jax.Array
     inv_2NM: jax.Array
     omega_max: jax.Array
+    x0: jax.Array | None = None
+    coupling: object = None
 
 
 def params_of(cfg, real) -> ChainParams:
@@ -83,7 +88,7 @@ def params_of(cfg, real) -> ChainParams:
     f = lambda x: jnp.asarray(x, real)
     return ChainParams(t0=f(e.t0), alpha=f(e.alpha), D=f(e.D), a=f(c.a), t_static=f(t_static),
                        eps_static=f(eps_static), k=f(k_grid(c.N, c.a)),
-                       inv_2NM=f(1.0 / (2 * c.N * c.mass_ev)), omega_max=f(c.omega_max))
+                       inv_2NM=f(1.0 / (2 * c.N * c.mass_ev)), omega_max=f(c.omega_max), x0=f(cfg.x0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,8 +139,8 @@ def _row(v, ndim: int = 1):
 class SSHDeformation:
     """SSH bond coupling and deformation potential, linear in the displacements ``coords['u']``:
     t_b = t0 - α b + δt_b, ε_n = D s_n + δε_n (MODEL.md). ``reads`` names the coordinates used.
-    A coupling to other coordinates (e.g. Holstein local modes shifting ε_n) is another class with
-    the same ``terms`` method, and another ``reads``."""
+    A coupling to other coordinates is another class with the same ``terms`` method, and another
+    ``reads`` (``HolsteinPeierls``: local modes 'q')."""
 
     ring: bool
     use_onsite: bool
@@ -148,6 +153,65 @@ class SSHDeformation:
         if not self.use_onsite:
             return t, None
         return t, p.D * site_strains(b, p.a, self.ring) + _row(p.eps_static, b.ndim)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LocalCoupling:
+    """Traced per-mode couplings: g (Holstein) and alpha (Peierls), each (m,), eV/Å."""
+
+    g: jax.Array
+    alpha: jax.Array
+
+
+def _mode_column(x, ndim: int):
+    """Per-mode values (m,) shaped (1, ..., m, 1) against a (..., m, N) array of rank ndim."""
+    x = jnp.reshape(x, (-1,))
+    return x.reshape((1,) * (ndim - 2) + (x.shape[0], 1))
+
+
+def _stretches(q, ring: bool):
+    """q_{m,n+1} - q_mn along the site axis: N-1 (open) or N (ring) per mode."""
+    if ring:
+        return jnp.roll(q, -1, axis=-1) - q
+    return q[..., 1:] - q[..., :-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class HolsteinPeierls:
+    """The coupling to local (Einstein) modes (Config.local, wow.dynamics.local), reading
+    coords['q'] (..., m, N):
+
+        t_b = t0 - Σ_m α_m (q_{m,n+1} - q_mn) + δt_b,     ε_n = Σ_m g_m q_mn + δε_n,
+
+    per-mode couplings g_m, α_m (eV/Å) traced in ``ChainParams.coupling`` (``LocalCoupling``). The
+    Ehrenfest force -∂<H_e>/∂q (jax.grad of the model's energy): -g_m |ψ_n|² from the Holstein part,
+    α_m times the bond-energy difference of the two bonds at n from the Peierls part.
+    ring: the chain's boundary; holstein / peierls: whether any g_m / α_m is non-zero (static:
+    the absent part costs nothing). ``terms`` as chain.SSHDeformation's."""
+
+    ring: bool
+    holstein: bool = True
+    peierls: bool = False
+    reads = ("q",)
+
+    def terms(self, coords, p):
+        """(t, eps): hoppings (..., nb) and site energies (..., N) at the local coordinates."""
+        q = coords["q"]
+        c = p.coupling
+        nd = q.ndim
+        nb = q.shape[-1] if self.ring else q.shape[-1] - 1
+        if self.peierls:
+            t = p.t0 - jnp.sum(_mode_column(c.alpha, nd) * _stretches(q, self.ring), axis=-2)
+        else:
+            t = jnp.broadcast_to(p.t0, q.shape[:-2] + (nb,))
+        t = t + _row(p.t_static, nd - 1)
+        eps = _row(p.eps_static, nd - 1)
+        if self.holstein:
+            eps = eps + jnp.sum(_mode_column(c.g, nd) * q, axis=-2)
+        else:
+            eps = jnp.broadcast_to(eps, q.shape[:-2] + (q.shape[-1],))
+        return t, eps
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,11 +314,13 @@ def from_split(z, N: int):
 class Layers:
     """The coordinate-dependent coefficients of one sub-step: ``trail`` the outer half angle (even
     bonds: θ/2 (..., M); with site energies: (φ_A, φ_B)), ``even`` the even-bond rotation (1 - c, s, gc)
-    (only with site energies, where the outer layer is V), ``odd`` the odd-bond rotation (1 - c, s, gc)."""
+    (only with site energies, where the outer layer is V), ``odd`` the odd-bond rotation (1 - c, s, gc);
+    ``lead`` the leading half's angle where it differs from the trailing one (site kicks), else None."""
 
     trail: object
     even: object
     odd: object
+    lead: object = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,7 +330,10 @@ class Layers:
 class TightBinding:
     """The chain electron (static under jit): N sites, ring or open, recoil on/off, site energies
     on/off, the coupling, and whether frames record |ψ_n|² and |ψ~(k)|². See wow.models for the
-    protocol each method implements."""
+    protocol each method implements. transport: frames also record the transport observables
+    (wow.transport.chain_frame); kubo: the state carries a second copy φ, φ(0) = vψ(0), on a
+    leading axis of size 2 (ψ, φ), and frames record the velocity correlation; save_amplitudes:
+    frames record ψ_n itself (complex; memory grows with the frames)."""
 
     N: int
     boundary: str
@@ -272,6 +341,9 @@ class TightBinding:
     use_onsite: bool = False
     save_density: bool = False
     coupling: object = None
+    transport: bool = False
+    kubo: bool = False
+    save_amplitudes: bool = False
     sample_axis = -2
 
     def __post_init__(self):
@@ -320,7 +392,9 @@ class TightBinding:
         return jax.lax.complex(2 * jnp.sin(phi / 2) ** 2, jnp.sin(phi))
 
     def layers(self, coords, h, p: ChainParams) -> Layers:
-        """The coupling's hoppings and site energies at ``coords`` as this sub-step's coefficients."""
+        """The coupling's hoppings and site energies at ``coords`` as this sub-step's coefficients.
+        coords['kick'] (optional, with site energies): site phases (φ_lead, φ_trail), each (..., N)
+        radians, added to the leading and the trailing half layer (a noise backend's fresh draws)."""
         t, eps = self.coupling.terms(coords, p)
         k = h / HBAR
         te, to = by_parity(t, self.M)
@@ -328,12 +402,17 @@ class TightBinding:
         if not self.use_onsite:
             return Layers(trail=te * (k / 2), even=None, odd=odd)
         ea, eb = by_parity(eps, self.M)
-        return Layers(trail=(ea * (k / 2), eb * (k / 2)), even=rotation(te * (k / 2)), odd=odd)
+        half = (ea * (k / 2), eb * (k / 2))
+        if "kick" not in coords:
+            return Layers(trail=half, even=rotation(te * (k / 2)), odd=odd)
+        kick = [tuple(x + y for x, y in zip(half, by_parity(phi, self.M))) for phi in coords["kick"]]
+        return Layers(trail=kick[1], even=rotation(te * (k / 2)), odd=odd, lead=kick[0])
 
     def join(self, trail, layers: Layers):
         """The merged first layer of a sub-step: the previous sub-step's trailing half (None: none)
         and this sub-step's leading half, as one rotation (or pair of site phases)."""
-        angle = layers.trail if trail is None else jax.tree_util.tree_map(jnp.add, trail, layers.trail)
+        lead = layers.trail if layers.lead is None else layers.lead
+        angle = lead if trail is None else jax.tree_util.tree_map(jnp.add, trail, lead)
         return self._outer_coefficients(angle)
 
     def _outer_coefficients(self, angle):
@@ -379,10 +458,15 @@ class TightBinding:
             e = e + ea * (Ar**2 + Ai**2) + eb * (Br**2 + Bi**2)
         return jnp.sum(e, axis=tuple(range(e.ndim - 2)) + (e.ndim - 1,))
 
-    def observe(self, psi, p: ChainParams):
+    def observe(self, psi, p: ChainParams, coords=None):
         """Per-frame tallies of amplitudes ψ (..., B, N), summed over leading axes, each (B,):
         norm, <x> (Å), <k> (1/Å), P_b (weight at k < 0); with save_density also |ψ_n|² ('density')
-        and |ψ~(k)|² ('momentum', FFT order), each (B, N)."""
+        and |ψ~(k)|² ('momentum', FFT order), each (B, N); with save_amplitudes ψ_n ('psi', (B, N)).
+        With transport and the lattice coordinates ``coords`` of the frame, the transport
+        observables of wow.transport.chain_frame (with kubo, ψ is (2, B, N): ψ and φ)."""
+        phi = None
+        if self.kubo:
+            psi, phi = psi[0], psi[1]
         lead = tuple(range(psi.ndim - 2))
         rho = jnp.sum(jnp.abs(psi) ** 2, axis=lead)
         wk = jnp.sum(jnp.abs(jnp.fft.fft(psi, axis=-1, norm="ortho")) ** 2, axis=lead)
@@ -393,7 +477,17 @@ class TightBinding:
         if self.save_density:
             out["density"] = rho
             out["momentum"] = wk
+        if self.save_amplitudes:
+            out["psi"] = psi
+        if self.transport and coords is not None:
+            t, eps = self.coupling.terms(coords, p)
+            out.update(chain_frame(psi, rho, wk, t, eps, p, self.ring, phi))
         return out
+
+    def current(self, psi, coords, p: ChainParams):
+        """v ψ (Å/fs x amplitude) with the hoppings at ``coords``: the kubo state's φ(0)."""
+        t, _ = self.coupling.terms(coords, p)
+        return apply_velocity(psi, t, p.a, self.boundary)
 
     def weights(self, psi, p: ChainParams):
         """(total, backscattered) probability of every leading index of ψ (..., B, N): the sums of
@@ -404,8 +498,8 @@ class TightBinding:
     # -- per-sample tallies (one sample: ψ (N,), u (N,)) -----------------------------------------
     def energy_of(self, psi, u, p: ChainParams):
         """<ψ|H_e(u)|ψ> (eV) of one sample's complex amplitudes (N,) at displacements (N,)."""
-        t, eps = self.coupling.terms({"u": u}, p)
-        eps = jnp.zeros_like(u) if eps is None else eps
+        t, eps = self.coupling.terms({self.coupling.reads[0]: u}, p)  # one sample's lattice array
+        eps = jnp.zeros(psi.shape, t.dtype) if eps is None else eps
         right = jnp.roll(psi, -1) if self.ring else psi[1:]
         left = psi if self.ring else psi[:-1]
         return -2.0 * jnp.sum(t * jnp.real(jnp.conj(right) * left)) + jnp.sum(eps * jnp.abs(psi) ** 2)
