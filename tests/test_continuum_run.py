@@ -231,3 +231,18 @@ def test_quantum_mode_against_expm_of_the_grid_fock_problem():
     assert np.linalg.norm(rich - ref) < 1e-7, (np.linalg.norm(rich - ref), errs)
     assert abs(nbar - occ) > 1e-3  # the phonon does take part
 
+
+def test_dd_bragg_experiment_writes_its_outputs(tmp_path):
+    """The dd_bragg experiment on a tiny ring: table, figure and HDF5 beside --out, e^{-2W} in range,
+    the CM taking the electron's momentum change (dP_cm = -dP_e per sample) reported as a ratio."""
+    import h5py
+
+    from wow import cli
+
+    out = tmp_path / "dd_bragg.h5"
+    argv = ["run", "dd_bragg", "--sizes", "8", "--temperatures", "300", "--samples", "2", "--duration", "0.5",
+            "--dt", "0.05", "--sigma", "1.0", "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "dd_bragg.md").exists() and (tmp_path / "dd_bragg.png").exists()
+    with h5py.File(out) as f:
+        assert 0 < f["dw"][0] < 1 and np.isfinite(f["ratio"][0]) and f["P_static"][0] > 0
