@@ -41,13 +41,26 @@ def small(dynamics, boundary="ring", **kw):
     return cfg
 
 
+def small_continuum(dynamics, **kw):
+    """The density-density model on a small ring (N = 8, g = 8: 64 grid points), the same modes
+    quantum as ``small`` (4 and N - 4)."""
+    cfg = wow.Config(chain=wow.Chain(N=8, boundary="ring", mass=4.0),
+                     electron=wow.Continuum(V0=1.0, w=1.0, g=8, sigma=1.0, u_max=1.5),
+                     dynamics=dynamics, duration=1.0, n_frames=2, dt=0.05, **kw)
+    if dynamics == "quantum":
+        cfg = dataclasses.replace(cfg, quantum=wow.QuantumLattice(modes=(2, 6), n_max=2, others="wow"))
+    return cfg
+
+
 @pytest.mark.parametrize("model", list(models.MODELS))
 @pytest.mark.parametrize("dynamics", DYNAMICS)
 def test_every_model_with_every_dynamics_through_one_entry(model, dynamics):
     """Each pair runs through wow.run, keeps the norm, and returns the one result type with the same
     core tallies (quantum: the Δn-resolved ones beside them)."""
-    assert model is wow.Electron
-    r = wow.run(small(dynamics), 2, seed=1)
+    assert model in (wow.Electron, wow.Continuum)
+    cfg = small(dynamics) if model is wow.Electron else small_continuum(dynamics)
+    modes = (4, 28) if model is wow.Electron else (2, 6)
+    r = wow.run(cfg, 2, seed=1)
     assert isinstance(r, wow.EnsembleResult)
     for name in ("P_b", "P_R0", "P_R_f", "norm"):
         assert r.per_sample[name].shape == (2,), name
@@ -56,7 +69,7 @@ def test_every_model_with_every_dynamics_through_one_entry(model, dynamics):
     np.testing.assert_allclose(r.traces["norm"], 1.0, atol=1e-12)
     assert np.all(r.per_sample["P_b"] > 0) and np.all(r.per_sample["P_b"] < 1)
     if dynamics == "quantum":
-        assert r.per_sample["back"].shape == (2, 3, 3) and r.modes == (4, 28) and "f_el" in r.fractions
+        assert r.per_sample["back"].shape == (2, 3, 3) and r.modes == modes and "f_el" in r.fractions
     else:
         assert "dE_e" in r.per_sample
     # the coherent split's total is the mean backscattered probability (over Fock states too)

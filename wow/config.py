@@ -21,6 +21,8 @@ from .dynamics.noise import Noise, validate_noise
 from .fock import QuantumLattice, validate_quantum
 from .lattice import BOUNDARIES, STATISTICS, Chain
 from .dynamics.local import LocalModes, validate_local
+from .models import continuum
+from .models.continuum import Continuum
 from .units import HBAR
 
 DTYPES = ("float64", "float32")
@@ -35,7 +37,9 @@ MAX_QUANTUM_STATE = 2**27
 class Config:
     """Everything that defines one ensemble run (units: eV, Å, fs, amu, K).
 
-    electron: the electron model and its packet (a wow.Electron: the tight-binding chain);
+    electron: the electron model and its packet: a wow.Electron (the tight-binding chain) or a
+    wow.Continuum (the density-density model on a ring; then recoil is the CM term (Q - p)²/(2NM)
+    and Q = P_R(0) + <p>(0));
     temperature: T (K, >= 0); statistics: 'classical' | 'quantum' (Wigner, zero point included);
     dynamics: 'frozen' | 'wow' | 'ehrenfest' | 'quantum' (chosen modes quantum, the options in
     ``quantum``, a wow.QuantumLattice); recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
@@ -83,11 +87,15 @@ class Config:
     @property
     def k0(self) -> float:
         e = self.electron
+        if isinstance(e, Continuum):
+            return e.packet_k0(self.chain)
         return math.pi / (3 * self.chain.a) if e.k0 is None else float(e.k0)
 
     @property
     def x0(self) -> float:
         e = self.electron
+        if isinstance(e, Continuum):
+            return e.packet_x0(self.chain)
         if e.x0 is not None:
             return float(e.x0)
         return (self.chain.N - 1) * self.chain.a / 2
@@ -140,10 +148,13 @@ def _check_quantum(cfg: Config):
         raise ConfigError("dynamics='quantum' needs quantum=wow.QuantumLattice(modes=...): which modes are quantum")
     if cfg.order != 2:
         raise ConfigError(f"order={cfg.order!r}: the quantum lattice has the second-order (Strang) step only; allowed: 2")
-    if cfg.recoil:
-        raise ConfigError("recoil=True with dynamics='quantum' is not implemented (the CM energy at fixed total "
-                          "momentum would depend on the phonons' momentum); allowed: recoil=False")
-    validate_quantum(cfg.quantum, cfg.chain, cfg.steps_per_frame, MAX_QUANTUM_STATE)
+    dd = isinstance(cfg.electron, Continuum)
+    if cfg.recoil and not dd:
+        raise ConfigError("recoil=True with dynamics='quantum' on the chain is not implemented (the CM energy at "
+                          "fixed total momentum would depend on the phonons' crystal momentum); allowed: recoil=False "
+                          "(the density-density model, wow.Continuum, has it exactly)")
+    validate_quantum(cfg.quantum, cfg.chain, cfg.steps_per_frame, MAX_QUANTUM_STATE,
+                     n_points=cfg.chain.N * cfg.electron.g if dd else None)
 
 
 def _check_transport(cfg: Config):
@@ -227,9 +238,13 @@ def validate(cfg: Config) -> Config:
     if not isinstance(cfg, Config):
         raise ConfigError(f"config must be a wow.Config, got {type(cfg).__name__}")
     c, e = cfg.chain, cfg.electron
+    dd = isinstance(e, Continuum)
+    if not isinstance(e, (Electron, Continuum)):
+        raise ConfigError(f"electron={e!r}: allowed a wow.Electron (the tight-binding chain) or a wow.Continuum "
+                          "(the density-density model)")
     _number("chain.N", c.N, low=3, integer=True)
     _choice("chain.boundary", c.boundary, BOUNDARIES)
-    if c.boundary == "ring" and c.N % 2:
+    if c.boundary == "ring" and c.N % 2 and not dd:
         raise ConfigError(f"chain.N={c.N} with boundary='ring': the split-operator step pairs bonds "
                           "by parity, which needs an even number of ring sites; allowed: even N >= 4")
     _number("chain.mass", c.mass, low=0, low_open=True)
@@ -254,6 +269,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("dtype='float64' needs 64-bit JAX, which is off: call "
                           "jax.config.update('jax_enable_x64', True) at start-up (wow never changes "
                           "global JAX config itself), or use dtype='float32'")
+    if dd:
+        _validate_continuum(cfg)
+        return cfg
     _number("electron.t0", e.t0, low=0, low_open=True)
     _number("electron.alpha", e.alpha)
     _number("electron.D", e.D)
@@ -291,3 +309,20 @@ def validate(cfg: Config) -> Config:
     elif cfg.check_inside:
         _check_inside(cfg)
     return cfg
+
+
+def _validate_continuum(cfg: Config):
+    """The density-density model's inputs (wow.models.continuum.validate, naming 'electron.<field>'),
+    its time step and its quantum options."""
+    e = cfg.electron
+    continuum.validate(e, cfg.chain, prefix="electron.")
+    if 2 * abs(e.V0) * cfg.dt / HBAR > continuum.MAX_PHASE:
+        raise ConfigError(f"dt={cfg.dt!r} is out of range for electron.V0={e.V0!r}: the potential phase per step "
+                          f"2|V0| dt/ħ must be <= {continuum.MAX_PHASE:g}, allowed dt <= "
+                          f"{continuum.MAX_PHASE * HBAR / (2 * abs(e.V0)):.4g} fs")
+    if isinstance(cfg.electron, Continuum) and (cfg.transport or cfg.kubo or cfg.save_amplitudes or cfg.local is not None
+                                                or cfg.dynamics == "noise"):
+        raise ConfigError("transport/kubo/save_amplitudes, local modes and dynamics='noise' are implemented for the "
+                          "chain (wow.Electron) only; with wow.Continuum allowed: transport=False, kubo=False, "
+                          "save_amplitudes=False, local=None and dynamics 'frozen', 'wow', 'ehrenfest' or 'quantum'")
+    _check_quantum(cfg)

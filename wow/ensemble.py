@@ -26,13 +26,15 @@ import numpy as np
 
 from . import devices as _devices, dynamics, lattice, models
 from .config import Config, ConfigError, validate
+from .models.continuum import Continuum
 from .dynamics.base import Start
 from .dynamics.quantum import hbar_omega
 from .electron import k_grid
 from .lattice import SiteState
 from .progress import chunk_progress
 from .propagate import COMPOSITIONS, Inputs, Plan, Program, propagate
-from .tally import coherent_split, mean_sem, quantum_summary, weighted_mean_sem
+from .fock import axis_momenta
+from .tally import budget_classes, budget_summary, coherent_split, mean_sem, packet_window, quantum_summary, weighted_mean_sem
 from .units import HBAR
 
 #: Number of sample groups kept for the jackknife of the coherent split.
@@ -119,7 +121,7 @@ def _given_arrays(cfg: Config, init: InitialState, n_samples):
     N = cfg.chain.N
     real, cplx = dtypes(cfg)
     local = cfg.local is not None
-    width = {"u": N, "v": N, "Q": N - 1, "P": N - 1, "psi": N, "P_R": None,
+    width = {"u": N, "v": N, "Q": N - 1, "P": N - 1, "psi": amplitude_count(cfg), "P_R": None,
              "occupations": len(cfg.quantum.modes) if cfg.dynamics == "quantum" else 0}
     out, sizes = {}, set()
     for name, n in width.items():
@@ -215,15 +217,16 @@ def one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
     model, backend = program.model, program.backend
     block = starts  # samples first: the lattice block layout (B, N)
     lat0 = backend.initial_lattice(block)
-    Q = starts.P_R + HBAR * k0
     psi0 = model.to_block(psi)
+    Q = starts.P_R + model.initial_momentum(psi0, k0, inputs.model)
     psi_f, lat_f, frames = propagate(program, inputs, psi0, lat0, Q)
     tallies, psik = backend.tallies(psi0, psi_f, block.sites, lat_f, Q, model, inputs.model, inputs.lattice)
     tallies["P_R0"] = starts.P_R
     tallies.update({k: v for k, v in starts.extra.items()})
-    # <P_R>(t) = Q - ħ<k>(t) - (P_ph(t) - P_ph(0)) (MODEL.md); P_ph is recorded only where it moves
+    # <P_R>(t) = Q - ħ<k>(t) - (P_ph(t) - P_ph(0)) (MODEL.md); P_ph is recorded only where it moves.
+    # The density-density model's k_mean is the mechanical <p>/ħ and its <P_R> = Q - <p> exactly.
     frames["P_R"] = Q[:, None] - HBAR * frames["k_mean"]
-    if "P_ph" in frames:
+    if "P_ph" in frames and not model.exact_cm:
         frames["P_R"] = frames["P_R"] - (frames["P_ph"] - frames["P_ph"][:, :1])
         tallies["P_R_f"] = frames["P_R"][:, -1]
     final = {"psi": model.from_block(psi_f), "u": lat_f.u, "v": lat_f.v}
@@ -303,9 +306,14 @@ class EnsembleResult:
 #: last-level cache for all their steps: measured at N = 4096, 512 samples, 2 cores: wow float32
 #: 238 -> 420 M sample·site·steps/s, float64 89 -> 188 M/s against memory-sized chunks.
 CPU_CACHE_BYTES = 16 * 10**6
+def amplitude_count(cfg: Config) -> int:
+    """The electron's amplitudes per lattice state: N sites (chain) or g N grid points (continuum)."""
+    return cfg.chain.N * cfg.electron.g if isinstance(cfg.electron, Continuum) else cfg.chain.N
+
+
 def state_size(cfg: Config) -> int:
-    """Amplitudes per sample: N, times Π(n_max + 1) over the quantum modes."""
-    size = cfg.chain.N
+    """Amplitudes per sample: N (chain) or g N (continuum), times Π(n_max + 1) over the quantum modes."""
+    size = amplitude_count(cfg)
     if cfg.dynamics == "quantum":
         size *= int(np.prod(cfg.quantum.dims()))
     return size
@@ -398,8 +406,9 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
 
     t0 = time.perf_counter()
     tallies, frames, finals = [], [], []
-    S = np.zeros((n_groups, state_size(cfg)), complex)
-    A = np.zeros((n_groups, state_size(cfg)))
+    n_split = state_size(cfg) // amplitude_count(cfg) * int(np.asarray(program.model.split_mask(inputs.model)).size)
+    S = np.zeros((n_groups, n_split), complex)
+    A = np.zeros((n_groups, n_split))
     report = chunk_progress(progress, n_samples)
     for lo in range(0, n_samples, chunk_size):
         t, f, s_, a_, fin = _devices.gather(compiled(*chunk_args(lo), *dyn))
@@ -422,13 +431,18 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
         final = cat(finals)
         if cfg.dynamics == "quantum":
             final["psi"] = _fock_final(program, inputs, final["psi"])
-    # the coherent split of the final amplitudes (per Fock state and k for a quantum lattice)
+    _window_warning(cfg, per_sample, traces)
+    # the coherent split of the final amplitudes (per Fock state for a quantum lattice): the model's
+    # split amplitudes (chain: ψ~(k), k < 0 backscattered; continuum: Bloch amplitudes, v_n(k) < 0)
     counts = np.bincount(groups, minlength=n_groups)
-    back = np.tile(k_grid(cfg.chain.N, cfg.chain.a) < 0, state_size(cfg) // cfg.chain.N)
+    mask = np.asarray(program.model.split_mask(inputs.model))
+    back = np.tile(mask, S.shape[1] // mask.size)
     coherent = coherent_split(S, A, counts, back) if n_samples > 1 else {}
     if cfg.dynamics == "quantum":
-        return _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final)
-    stats = {k: mean_sem(per_sample[k]) for k in ("P_b", "P_b0", "dE_e", "dE_cm", "norm", "P_R_f")}
+        return _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final,
+                               program, inputs)
+    stats = {k: mean_sem(per_sample[k]) for k in ("P_b", "P_b0", "P_b_mech", "dE_e", "dE_cm", "norm", "P_R_f")
+             if k in per_sample}
     stats["dE_b"] = weighted_mean_sem(per_sample["dE_b"], per_sample["P_b"])
     return EnsembleResult(cfg, n_samples, seed, times, per_sample, traces, stats, coherent, compile_s, run_s,
                           final=final)
@@ -464,10 +478,46 @@ def _fock_final(program, inputs, psi):
     return np.asarray(_to_fock(jnp.asarray(psi), inputs, program))
 
 
-def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final):
+def _window_warning(cfg, per_sample, traces):
+    """The density-density model poisons a sample whose displacements left the potential's windows
+    (|u_j| > u_max at some step) with NaN: say so, with the count and the way out."""
+    if not isinstance(cfg.electron, Continuum):
+        return
+    bad = ~np.isfinite(np.asarray(traces["norm"])).all(axis=tuple(range(1, np.ndim(traces["norm"]))))
+    per_sample["window_ok"] = ~bad
+    if np.any(bad):
+        from .models.continuum import thermal_u_max
+
+        warnings.warn(f"density-density model: {int(bad.sum())} of {bad.size} samples reached displacements |u_j| "
+                      f"beyond the potential's window u_max = {thermal_u_max(cfg):.4g} Å and were poisoned with NaN "
+                      "(per_sample['window_ok'] is False for them; means skip NaN, the coherent split is NaN); "
+                      "raise electron.u_max", stacklevel=3)
+
+
+def _budget(cfg, per_sample, program, inputs):
+    """Per-sample energy classes of the backscattered weight, split by where the crystal momentum
+    went (wow.tally.budget_classes), with the packet's own crystal-momentum window."""
+    model, mp = program.model, inputs.model
+    psi0 = initial_packet(cfg)
+    w0 = np.asarray(model.crystal_weights(psi0, mp)[0])
+    k = k_grid(cfg.chain.N, cfg.chain.a)
+    k0, dk = packet_window(w0, k, cfg.chain.a)
+    hq, definite = axis_momenta(cfg.chain, cfg.quantum.sorted_modes(), cfg.quantum.basis)
+    out = budget_classes(per_sample["n0"], per_sample["back_k"], hbar_omega(cfg), hq, definite, k, cfg.chain.a, k0, dk)
+    out["k0_window"] = np.full(per_sample["n0"].shape[0], k0)
+    out["dk_window"] = np.full(per_sample["n0"].shape[0], dk)
+    return out
+
+
+def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final,
+                    program, inputs):
     hw = hbar_omega(cfg)
     add, stats, fractions, channels = quantum_summary(per_sample, traces, hw)
     per_sample.update(add)
+    per_sample.update(_budget(cfg, per_sample, program, inputs))
+    fractions.update(budget_summary(per_sample))
+    if "P_b_mech" in traces:
+        stats["P_b_mech"] = mean_sem(traces["P_b_mech"][:, -1])
     ql = cfg.quantum
     top = float(per_sample["top_max"].max())
     if top > TOP_WEIGHT_WARN:

@@ -68,8 +68,9 @@ class QuantumLattice:
         return tuple(nm[j] + 1 for j in self.sorted_modes())
 
 
-def validate_quantum(ql, chain: Chain, steps_per_frame: int, max_state: int):
-    """Check the quantum options against the chain; raise ConfigError naming the parameter."""
+def validate_quantum(ql, chain: Chain, steps_per_frame: int, max_state: int, n_points: int | None = None):
+    """Check the quantum options against the chain; raise ConfigError naming the parameter.
+    n_points: the electron's amplitudes per lattice state (None: N, one per site)."""
     if not isinstance(ql, QuantumLattice):
         raise ConfigError(f"quantum={ql!r}: dynamics='quantum' needs a wow.QuantumLattice")
     modes = tuple(ql.modes)
@@ -103,9 +104,11 @@ def validate_quantum(ql, chain: Chain, steps_per_frame: int, max_state: int):
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1 or steps_per_frame % K:
         raise ConfigError(f"quantum.phonon_every={K!r}: allowed integers >= 1 dividing the steps per frame "
                           f"({steps_per_frame} = duration/dt/n_frames)")
-    size = chain.N * math.prod(v + 1 for v in nm)
+    n = chain.N if n_points is None else n_points
+    size = n * math.prod(v + 1 for v in nm)
     if size > max_state:
-        raise ConfigError(f"N Π(n_max+1) = {size} amplitudes per sample (N={chain.N}, quantum.n_max={ql.n_max!r}): "
+        raise ConfigError(f"{'N' if n_points is None else 'N g'} Π(n_max+1) = {size} amplitudes per sample "
+                          f"(N={chain.N}, quantum.n_max={ql.n_max!r}): "
                           f"allowed <= {max_state}")
 
 
@@ -148,6 +151,27 @@ def half_axis(chain: Chain, modes: tuple) -> int:
     if chain.boundary != "ring" or chain.N % 2:
         return -1
     return modes.index(chain.N // 2) if chain.N // 2 in modes else -1
+
+
+def axis_momenta(chain: Chain, modes: tuple, basis: str):
+    """(hq, definite), each (m,) in the axis order of ``modes`` (sorted): the crystal momentum ħq
+    (eV·fs/Å) one quantum carries on each axis of the analysis basis, and whether it is definite.
+    Running basis: +ħq on the axis of mode j of a ring pair (j, N-j) (it holds n_+), -ħq on N-j's
+    (n_-); the ring's zone-boundary mode N/2 carries ħπ/a (≡ -ħπ/a mod ħG) in either basis. A
+    standing cos or sin mode (and every open-chain mode) is a superposition of ±q: not definite."""
+    from .units import HBAR
+
+    m = len(modes)
+    hq, definite = np.zeros(m), np.zeros(m, bool)
+    if basis == "running":
+        for ia, ib in ring_pairs(chain, modes):
+            q = mode_wavevector(chain, modes[ia])
+            hq[ia], hq[ib] = HBAR * q, -HBAR * q
+            definite[ia] = definite[ib] = True
+    h = half_axis(chain, modes)
+    if h >= 0:
+        hq[h], definite[h] = HBAR * math.pi / chain.a, True
+    return hq, definite
 
 
 # --------------------------------------------------------------------------------------------

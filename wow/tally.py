@@ -191,3 +191,92 @@ def quantum_summary(per_sample: dict, traces: dict, hw):
         name = f"f_order{o}" if o < by_order.shape[1] - 1 else f"f_order{o}+"
         fractions[name] = weighted_mean_sem(by_order[:, o] / np.maximum(P_b, 1e-300), P_b)
     return add, stats, fractions, channel_table(per_sample["n0"], per_sample["back"])
+
+
+# --------------------------------------------------------------------------------------------
+# Quantum lattice: where the backscattered weight's energy and crystal momentum go
+# --------------------------------------------------------------------------------------------
+#: The energy classes of the backscattered weight by the phonons' energy change E_ph = Σ ħω_m Δn_m.
+BUDGET_CLASSES = ("elastic", "inelastic", "superelastic", "neutral")
+#: How each class splits by crystal momentum: the phonons account for the electron's change
+#: ('phonon'), the CM takes the rest ('cm', the paper's quasielastic), or the basis cannot tell
+#: ('unresolved': a standing mode changed occupation).
+BUDGET_SPLITS = ("phonon", "cm", "unresolved")
+#: A packet's crystal momenta count as its own within this many standard deviations of its centre.
+K_WINDOW = 6.0
+
+
+def fold(q, a):
+    """q folded into [-π/a, π/a) (1/Å)."""
+    G = 2 * np.pi / a
+    return (np.asarray(q) + np.pi / a) % G - np.pi / a
+
+
+def packet_window(w0, k, a, sigmas: float = K_WINDOW):
+    """(k0, dk) of a crystal-momentum distribution w0 (N,) on the momenta k (1/Å): its centre (the
+    circular mean, in (-π/a, π/a]) and ``sigmas`` times its standard deviation about it."""
+    w0, k = np.asarray(w0, float), np.asarray(k, float)
+    k0 = float(np.angle(np.sum(w0 * np.exp(1j * k * a))) / a)
+    sd = float(np.sqrt(np.sum(w0 * fold(k - k0, a) ** 2) / np.sum(w0)))
+    return k0, sigmas * sd
+
+
+def budget_classes(n0, back_k, hw, hq, definite, k, a, k0, dk):
+    """Per sample, the backscattered weight of a quantum-lattice run by where its energy and its
+    crystal momentum go (MODEL.md, density-density part; the chain's crystal momentum works the same).
+
+    n0 (ns, m): initial occupations of the quantum modes (analysis basis); back_k (ns, *dims, N): the
+    final backscattered weight per Fock state and crystal momentum k (FFT order, 1/Å); hw (m,): ħω
+    (eV); hq (m,): the crystal momentum ħq of one quantum (eV·fs/Å), meaningful where ``definite``
+    (running waves, the ring's zone-boundary mode; wow.fock.axis_momenta); a: lattice spacing (Å);
+    k0, dk: the packet's crystal-momentum centre and window (``packet_window``).
+
+    For each final Fock state f and electron crystal momentum k_f: E_ph = Σ ħω_m Δn_m,
+    K_ph = Σ ħq_m Δn_m, q_el = k_f - k0 + K_ph/ħ folded into the zone. Classes: elastic (all Δn = 0),
+    inelastic (E_ph > 0), superelastic (E_ph < 0), neutral (some Δn ≠ 0, E_ph = 0 within 1e-6 of the
+    smallest ħω: e.g. one quantum moved within a ±q pair); each split into 'phonon' (|q_el| <= dk:
+    the phonons' crystal momentum accounts for the electron's change, which crystal-momentum
+    conservation on a perfect ring demands), 'cm' (|q_el| > dk: the CM took crystal momentum, the
+    paper's quasielastic) or 'unresolved' (a mode without definite crystal momentum changed).
+    Returns {'P_b_<class>': (ns,), 'P_b_<class>_<split>': (ns,), 'K_ph_b': the resolved
+    backscattered weight's mean K_ph (eV·fs/Å; NaN below 1e-12)}."""
+    n0, back_k = np.asarray(n0), np.asarray(back_k, float)
+    hw, hq, definite = np.asarray(hw, float), np.asarray(hq, float), np.asarray(definite, bool)
+    ns, m = n0.shape
+    N = back_k.shape[-1]
+    Bk = back_k.reshape(ns, -1, N)  # (ns, C, N)
+    dn = np.indices(back_k.shape[1:-1]).reshape(m, -1).T[None] - n0[:, None]  # (ns, C, m)
+    E = dn @ hw
+    K = dn @ np.where(definite, hq, 0.0)
+    tol = 1e-6 * float(np.min(hw))
+    elastic = np.all(dn == 0, axis=-1)
+    cls = {"elastic": elastic, "inelastic": ~elastic & (E > tol), "superelastic": ~elastic & (E < -tol),
+           "neutral": ~elastic & (np.abs(E) <= tol)}
+    resolved = np.all((dn == 0) | definite, axis=-1)  # (ns, C)
+    q_el = fold(np.asarray(k, float)[None, None, :] - k0 + K[..., None] / HBAR, a)  # (ns, C, N)
+    phonon = np.abs(q_el) <= dk
+    split = {"phonon": resolved[..., None] & phonon, "cm": resolved[..., None] & ~phonon,
+             "unresolved": np.broadcast_to(~resolved[..., None], Bk.shape)}
+    out = {}
+    for c, mask in cls.items():
+        Wc = np.where(mask[..., None], Bk, 0.0)
+        out[f"P_b_{c}"] = Wc.sum(axis=(1, 2))
+        for name, sm in split.items():
+            out[f"P_b_{c}_{name}"] = np.where(sm, Wc, 0.0).sum(axis=(1, 2))
+    Wr = np.where(resolved[..., None], Bk, 0.0).sum(-1)  # (ns, C)
+    Pr = Wr.sum(1)
+    out["K_ph_b"] = np.where(Pr > P_B_FLOOR, (Wr * K).sum(1) / np.maximum(Pr, P_B_FLOOR), np.nan)
+    return out
+
+
+def budget_summary(per_sample: dict) -> dict:
+    """Ensemble fractions of P_b in each budget class and split (ratio estimators with delta-method
+    errors, name -> (mean, sem)), from ``budget_classes``' per-sample keys and 'P_b'."""
+    P_b = np.asarray(per_sample["P_b"], float)
+    ok = P_b > P_B_FLOOR
+    out = {}
+    for c in BUDGET_CLASSES:
+        for key in [f"P_b_{c}"] + [f"P_b_{c}_{s}" for s in BUDGET_SPLITS]:
+            x = np.where(ok, np.asarray(per_sample[key], float) / np.where(ok, P_b, 1.0), np.nan)
+            out["f_" + key[4:]] = weighted_mean_sem(x, np.where(ok, P_b, 0.0))
+    return out

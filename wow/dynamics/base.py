@@ -96,12 +96,13 @@ class Classical:
 
     def tallies(self, psi0, psi_f, lat0: SiteState, lat_f: SiteState, Q, model, mp, p):
         """Per-sample tallies of a block (name -> (B,)) and the final amplitudes the coherent split
-        averages (B, N): the model's tallies, the lattice side of the budget (dP_ph, dE_lat, dn)
-        and what the CM takes, dP_cm = -(dP_e + dP_ph)."""
+        averages (B, n): the model's tallies, the lattice side of the budget (dP_ph, dE_lat, dn)
+        and the momentum budget as the model books it (``model.budget``: the chain's CM takes
+        dP_cm = -(dP_e + dP_ph), the density-density model's dP_cm = -dP_e exactly)."""
         def one(psi0_, psi_f_, s0, sf, Q_):
             out, psik = model.tallies(psi0_, psi_f_, s0.u, sf.u, Q_, mp)
             lat = lattice_budget(self.chain, s0, sf)
-            out.update(lat, **momentum_budget(out["dP_e"], lat["dP_ph"]))
+            out.update(lat, **model.budget(out, lat))
             return out, psik
 
         return jax.vmap(one)(psi0, psi_f, lat0, lat_f, Q)

@@ -18,7 +18,10 @@ gradient of the model's energy (``ops.force``, jax.grad), so it needs ψ whole b
 The force depends on u only through bond stretches (SSH hoppings and the deformation potential
 alike), so it sums to zero exactly (Σ_n ∂/∂u_n of a function of differences vanishes): the internal
 lattice momentum stays zero-sum and the CM is untouched. The mean of the force (zero up to rounding)
-is removed anyway so that Σv stays zero to rounding over long runs.
+is removed anyway so that Σv stays zero to rounding over long runs. The density-density model's
+force does not sum to zero (Σ_j F_j = -d<p>/dt, the push on the lattice as a whole): its mean is what
+the CM takes, which that model holds exactly in its sector Q (<P_R> = Q - <p>), so the internal
+lattice (Σ u = 0) gets the projected force, as here.
 
 With ``recoil`` on, the electron moves in the sector Q = P_R(0) + ħk0 with the CM kinetic energy
 (Q - ħk)²/(2NM); the crystal momentum taken by the phonons is not fed back into that sector (an

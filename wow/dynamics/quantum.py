@@ -20,9 +20,12 @@ phonon halves are merged (one d x d matrix per mode every K steps); the half lef
 frame is applied when ψ is observed (``view``). The phonon layers change ψ between steps, so the
 backend asks for ψ whole (``whole_electron``).
 
-The CM does not act on the electron here (no recoil phase: the CM kinetic energy at fixed total
-momentum would depend on the phonons' momentum too; a 1/N effect left out): validation refuses
-recoil with quantum modes, and order 4.
+With the chain electron the CM does not act on the electron here (no recoil phase: the CM kinetic
+energy at fixed total momentum would depend on the phonons' crystal momentum too; a 1/N effect left
+out): validation refuses recoil with quantum modes on the chain. The density-density model
+(wow.Continuum) has it exactly (the internal modes carry no mechanical momentum, so its sector Q is
+the lattice's whatever the phonons do): its recoil phase is the model's, untouched here. Order 4 is
+refused for both.
 """
 
 from __future__ import annotations
@@ -256,12 +259,16 @@ class Quantum:
 
     def tallies(self, psi0, psi_f, lat0, lat_f, Q, model, mp, p: QuantumParams):
         """Per-sample final populations and backscattered weights of every Fock state of the analysis
-        basis, (B, *dims) each (the Δn resolution is wow.tally.quantum_summary), and the final
-        amplitudes resolved by Fock state and k, (B, Π dims x N), for the coherent split."""
+        basis, (B, *dims) each, the backscattered weight per Fock state and crystal momentum
+        'back_k' (B, *dims, N) (the Δn resolution and the momentum budget are
+        wow.tally.quantum_summary), and the model's split amplitudes of every Fock state,
+        (B, Π dims x m), for the coherent split."""
         c = self.analysis(psi_f, p)
         pop, back = model.weights(c, mp)
-        psik = jnp.fft.fft(jnp.moveaxis(c, -2, 0), axis=-1, norm="ortho")
-        return {"pop": jnp.moveaxis(pop, -1, 0), "back": jnp.moveaxis(back, -1, 0)}, psik.reshape(psik.shape[0], -1)
+        _, back_k = model.crystal_weights(c, mp)
+        amps = model.split_amplitudes(jnp.moveaxis(c, -2, 0), mp)
+        return ({"pop": jnp.moveaxis(pop, -1, 0), "back": jnp.moveaxis(back, -1, 0),
+                 "back_k": jnp.moveaxis(back_k, -2, 0)}, amps.reshape(amps.shape[0], -1))
 
 
 def build_quantum(cfg, real, free):

@@ -13,6 +13,7 @@ EXPERIMENTS = {
     "trajectories": "a few thermal samples frame by frame",
     "table1": "the paper's Table I recomputed, and its 1D-chain analogue against the simulation",
     "elastic_fraction": "the Δn = 0 share of backscattering on the quantum lattice",
+    "dd_bragg": "the density-density model's elastic (Debye-Waller) share of Bragg reflection against T and N",
     "troisi_orlandi": "Troisi-Orlandi SSH model of an organic semiconductor (Ehrenfest diffusion)",
     "fit_alpha": "fit α (and D) to a target P_b(T) with errors, through the differentiable tallies",
     "diffusion": "τ_p, D, μ, α = D m*/ħ and the energy exchange against T and the lattice dynamics",

@@ -1,16 +1,25 @@
-"""Electron models: one file each. Today ``chain`` (the tight-binding chain of Appendix A, selected by
-a ``wow.Electron`` in ``Config.electron``). A model never knows which lattice backend moves the
+"""Electron models: one file each. ``chain`` (the tight-binding chain of Appendix A, selected by a
+``wow.Electron`` in ``Config.electron``) and ``continuum`` (the density-density model of the paper's
+§IV-V: an electron on a real-space grid around a ring of Gaussian pseudopotentials, the lattice CM
+exact; selected by a ``wow.Continuum``). A model never knows which lattice backend moves the
 lattice: it maps lattice *coordinates* to its layer coefficients and applies them (wow.propagate).
 
 The protocol (a frozen dataclass instance, static under jit; ``p`` is its traced parameters, which
 ``build`` returns with it). A model owns its state layout: everything below works on a block of
-samples with the sample axis where the model puts it (``sample_axis``; the chain: samples first,
-sites last, (B, N)), and with extra leading axes that broadcast (a quantum backend's DVR points).
-Lattice coordinates arrive in the lattice block layout (B, N) (with the backend's leading axes).
+samples with the sample axis where the model puts it (``sample_axis``; both models: samples first,
+sites or grid points last, (B, n)), and with extra leading axes that broadcast (a quantum backend's
+DVR points). Lattice coordinates arrive in the lattice block layout (B, N) (with the backend's
+leading axes).
 
     sample_axis                          where a block's samples sit in the amplitudes
+    n_amplitudes                         amplitudes per sample (chain: N sites; continuum: g N points)
+    exact_cm                             <P_R> = Q - ħ<k> exactly (True: mechanical momentum, the
+                                         continuum), or minus the phonons' crystal momentum change
+                                         too (False: the chain's bookkeeping, MODEL.md)
     packet(cfg, cplx) -> (n,)            the configured initial amplitudes of one sample
     to_block(psi) / from_block(x)        samples first (S, ..., n)  <->  the block layout
+    initial_momentum(psi, k0, p) -> (B,) the electron's part of each sample's total momentum
+                                         Q = P_R(0) + this (chain: ħk0; continuum: <p> of ψ)
     start(psi, p) -> e                   the carried state of amplitudes ψ (..., n, B)
     amplitudes(e, p) -> ψ                and back (complex, the block layout)
     fixed(h, p, Q) -> F                  the coordinate-independent part of a sub-step of length h
@@ -30,22 +39,25 @@ Lattice coordinates arrive in the lattice block layout (B, N) (with the backend'
                                          leading axes (add an observable here: a model-side change);
                                          coords: the frame's lattice coordinates (or None)
     weights(ψ, p) -> (total, back)       probability of each leading index (..., B): all, backscattered
-    tallies(ψ0, ψf, u0, uf, Q, p)        one sample's final tallies and the amplitudes the coherent
-                                         split averages
+    crystal_weights(ψ, p) -> (all, back) the same per crystal momentum k (FFT order): (..., B, N)
+    split_amplitudes(ψ, p) -> (..., m)   what the coherent/incoherent split averages over samples
+                                         (chain: ψ~(k); continuum: Bloch amplitudes), and
+    split_mask(p) -> (m,) bool           which of them count as backscattered
+    tallies(ψ0, ψf, u0, uf, Q, p)        one sample's final tallies and its split amplitudes
+    budget(out, lat) -> dict             one sample's momentum budget (dP_e, dP_ph, dP_cm) from its
+                                         tallies and the lattice's (wow.occupations.lattice_budget)
 
 A Strang sub-step is first layer · inner layers · trailing half layer, the outer layers additive in
 their angle (site phases, or rotations of one pair, or a potential phase): consecutive sub-steps
 share one merged outer layer (first same as last), which the loop arranges with ``join`` and
 ``close`` (``close(e, -trail)`` must undo ``close(e, trail)``: the frozen lattice pre-opens its
-state that way). A model without that structure returns trail = () and applies both halves itself.
+state that way). A model without that structure returns trail = () and applies both halves itself
+(the continuum does: its outer layer is the kinetic phase, whose per-sample recoil part ``close``
+could not rebuild).
 
-Plugging in another model (e.g. the density-density continuum: ψ(s) on a grid of g·N points, FFTs
-along the grid axis, samples first like the chain, (B, g·N); kinetic and recoil phases in ``fixed``;
-the potential phase Σ_j v(s - ξ_j - u_j) from coords['u'] (B, N) in ``layers``, its trail the
-potential half phase; ``energy`` for the force; Bloch projections in ``observe`` and ``weights``):
-a new file here, a config class for it, and an entry in ``MODELS`` (and its own validation in
-wow.config). Lattice coordinates are a dict so that a coupling may read more than 'u' (Holstein
-local modes, an on-site noise field): the chain's coupling is the replaceable
+Adding a model: a new file here, a config class for it, an entry in ``MODELS`` and in ``build``,
+and its validation in wow.config. Lattice coordinates are a dict so that a coupling may read more
+than 'u' (Holstein local modes, an on-site noise field): the chain's coupling is the replaceable
 ``chain.SSHDeformation`` (a ``TightBinding(coupling=...)`` field), which declares what it ``reads``.
 Per-frame transport observables (Config.transport: <x - x0>, the MSD, D_run, <v>, E_e, E_band, the
 edge density; with Config.kubo the velocity correlation) are the chain's ``observe(ψ, p, coords)``
@@ -62,11 +74,12 @@ import dataclasses
 import jax.numpy as jnp
 
 from ..electron import Electron
-from . import chain
+from . import chain, continuum
 from .chain import ChainParams, HolsteinPeierls, LocalCoupling, SSHDeformation, TightBinding
+from .continuum import Continuum, ContinuumParams, DensityDensity
 
 #: The electron model of each electron config type (the type of Config.electron selects it).
-MODELS = {Electron: chain}
+MODELS = {Electron: chain, Continuum: continuum}
 
 
 def build(cfg, real):
@@ -89,8 +102,10 @@ def build(cfg, real):
                              save_density=cfg.save_density, coupling=coupling, transport=cfg.transport,
                              kubo=cfg.kubo, save_amplitudes=cfg.save_amplitudes)
         return model, mp
+    if MODELS[kind] is continuum:
+        return continuum.model_of(cfg, real)
     raise ValueError(f"electron={cfg.electron!r}: unknown model")
 
 
-__all__ = ["MODELS", "ChainParams", "HolsteinPeierls", "LocalCoupling", "SSHDeformation", "TightBinding", "build",
-           "chain"]
+__all__ = ["MODELS", "ChainParams", "Continuum", "ContinuumParams", "DensityDensity", "HolsteinPeierls",
+           "LocalCoupling", "SSHDeformation", "TightBinding", "build", "chain", "continuum"]

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..channels import channel_weights
 from ..electron import band, k_grid, momentum_amplitudes, packet
+from ..occupations import momentum_budget
 from ..tally import final_tallies
 from ..transport import apply_velocity, chain_frame
 from ..units import HBAR
@@ -345,6 +346,7 @@ class TightBinding:
     kubo: bool = False
     save_amplitudes: bool = False
     sample_axis = -2
+    exact_cm = False  # <P_R> = Q - ħ<k> - ΔP_ph: crystal-momentum bookkeeping (MODEL.md)
 
     def __post_init__(self):
         if self.coupling is None:
@@ -358,6 +360,10 @@ class TightBinding:
     def M(self) -> int:
         return (self.N + 1) // 2
 
+    @property
+    def n_amplitudes(self) -> int:
+        return self.N
+
     # -- the electron's initial state and its block layout ------------------------------------
     def packet(self, cfg, cplx):
         """The configured initial packet, (N,) complex."""
@@ -370,6 +376,10 @@ class TightBinding:
     def from_block(self, x):
         """The block layout (..., S, N) (leading axes, e.g. a quantum backend's) -> (S, ..., N)."""
         return jnp.moveaxis(x, -2, 0)
+
+    def initial_momentum(self, psi, k0, p: ChainParams):
+        """The electron's part of the sector Q = P_R(0) + ħk0: ħk0 for every ψ (B, N)."""
+        return jnp.broadcast_to(HBAR * k0, psi.shape[:-1]).astype(p.k.dtype)
 
     def start(self, psi, p: ChainParams):
         """The carried state of amplitudes ψ (..., B, N)."""
@@ -494,6 +504,25 @@ class TightBinding:
         |ψ~(k)|² over all k and over k < 0, each (..., B)."""
         wk = jnp.abs(jnp.fft.fft(psi, axis=-1, norm="ortho")) ** 2
         return jnp.sum(wk, axis=-1), jnp.sum(jnp.where(_row(p.k, wk.ndim) < 0, wk, 0.0), axis=-1)
+
+    def crystal_weights(self, psi, p: ChainParams):
+        """(all, backscattered) weight per crystal momentum k (FFT order) of ψ (..., N): |ψ~(k)|² and
+        the same at k < 0, each (..., N)."""
+        wk = jnp.abs(jnp.fft.fft(psi, axis=-1, norm="ortho")) ** 2
+        return wk, jnp.where(_row(p.k, wk.ndim) < 0, wk, 0.0)
+
+    def split_amplitudes(self, psi, p: ChainParams):
+        """The amplitudes the coherent/incoherent split averages over samples: ψ~(k) (..., N)."""
+        return jnp.fft.fft(psi, axis=-1, norm="ortho")
+
+    def split_mask(self, p: ChainParams):
+        """Which of ``split_amplitudes`` are backscattered: k < 0, (N,) bool."""
+        return p.k < 0
+
+    def budget(self, out, lat):
+        """The momentum budget of one sample (wow.occupations.momentum_budget): the CM takes what the
+        electron and the phonons' crystal momentum do not."""
+        return momentum_budget(out["dP_e"], lat["dP_ph"])
 
     # -- per-sample tallies (one sample: ψ (N,), u (N,)) -----------------------------------------
     def energy_of(self, psi, u, p: ChainParams):

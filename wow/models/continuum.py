@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..electron import k_grid
+from ..errors import ConfigError
 from ..lattice import Chain
 from ..units import HBAR, M_E
 
@@ -74,6 +75,9 @@ class Continuum:
     'plane' (ψ(s) ∝ exp(-(s - x0)²/(4σ²)) e^{i k0 s}, minimum-image distance on the ring);
     n0: band of the 'bloch' packet (0 = lowest); k0: packet momentum (1/Å), None = π/(2a);
     sigma: packet width (Å; |ψ|² has standard deviation σ); x0: packet centre (Å), None = L/2.
+    u_max: the largest displacement |u_j| (Å) the potential's windows cover (``make_grid``); None =
+    from the run's thermal state (``thermal_u_max``). A run refuses to be silently wrong beyond it:
+    a sample whose |u_j| exceeds it at any step gets NaN amplitudes and wow.run warns.
     """
 
     V0: float = 2.0
@@ -85,6 +89,7 @@ class Continuum:
     k0: float | None = None
     sigma: float = 25.0
     x0: float | None = None
+    u_max: float | None = None
 
     def mass(self) -> float:
         """m = m* m_e (eV·fs²/Å²)."""
@@ -141,8 +146,8 @@ def make_grid(model: Continuum, chain: Chain, u_max: float | None = None) -> Gri
     (Å; None = one lattice spacing). Pass the largest |u| a run can reach (e.g. from the thermal
     <u²>: the 1D ring's <u²> grows like N)."""
     u_max = chain.a if u_max is None else u_max
-    if not (isinstance(u_max, (int, float)) and math.isfinite(u_max) and u_max >= 0):
-        raise ValueError(f"u_max={u_max!r} is out of range: allowed finite values >= 0 (Å)")
+    if not (isinstance(u_max, (int, float, np.integer, np.floating)) and math.isfinite(u_max) and u_max >= 0):
+        raise ConfigError(f"u_max={u_max!r} is out of range: allowed finite values >= 0 (Å)")
     a = float(chain.a)
     reach = math.ceil((TAIL_RADIUS * model.w + u_max) / a)
     return Grid(N=int(chain.N), a=a, g=int(model.g), w=float(model.w), reach=max(1, reach))
@@ -159,7 +164,7 @@ def _real(name, value, *, low=None, low_open=False, high=None, high_open=False, 
         lo = "" if low is None else f"{low:g} {'<' if low_open else '<='} "
         hi = "" if high is None else f" {'<' if high_open else '<='} {high:g}"
         rng = f"{lo}{name}{hi}" if (lo or hi) else "any finite value"
-        raise ValueError(f"{name}={value!r} is out of range: allowed {rng}{what}")
+        raise ConfigError(f"{name}={value!r} is out of range: allowed {rng}{what}")
     return float(value)
 
 
@@ -167,56 +172,60 @@ def _int(name, value, low, high=None, what=""):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
             high is not None and value > high):
         rng = f"integers >= {low}" if high is None else f"integers {low}..{high}"
-        raise ValueError(f"{name}={value!r} is out of range: allowed {rng}{what}")
+        raise ConfigError(f"{name}={value!r} is out of range: allowed {rng}{what}")
     return int(value)
 
 
-def validate(model: Continuum, chain: Chain) -> None:
-    """Refuse bad input before any work: each error names the parameter, its value and the allowed
-    range. Checks the ring, the parameters, that the grid resolves v (h = a/g <= w/2.5) and that
-    the packet fits the ring and the grid."""
+def validate(model: Continuum, chain: Chain, prefix: str = "") -> None:
+    """Refuse bad input before any work (wow.ConfigError, a ValueError): each error names the
+    parameter (``prefix`` + its field name, e.g. 'electron.g' inside a wow.Config), its value and the
+    allowed range. Checks the ring, the parameters, that the grid resolves v (h = a/g <= w/2.5) and
+    that the packet fits the ring and the grid."""
+    P = prefix
     if not isinstance(model, Continuum):
-        raise ValueError(f"model={model!r} must be a wow.models.continuum.Continuum")
+        raise ConfigError(f"model={model!r} must be a wow.Continuum")
     if not isinstance(chain, Chain):
-        raise ValueError(f"chain={chain!r} must be a wow.Chain")
+        raise ConfigError(f"chain={chain!r} must be a wow.Chain")
     if chain.boundary != "ring":
-        raise ValueError(f"chain.boundary={chain.boundary!r} is out of range: the density-density model "
-                         "is defined on a ring (allowed 'ring')")
+        raise ConfigError(f"chain.boundary={chain.boundary!r} is out of range: the density-density model "
+                          "is defined on a ring (allowed 'ring')")
     N = _int("chain.N", chain.N, 3)
     a = _real("chain.a", chain.a, low=0, low_open=True)
     _real("chain.mass", chain.mass, low=0, low_open=True)
     _real("chain.spring", chain.spring, low=0, low_open=True)
-    _real("V0", model.V0)
-    w = _real("w", model.w, low=0, low_open=True, what=" (Å)")
-    g = _int("g", model.g, 2)
+    _real(P + "V0", model.V0)
+    w = _real(P + "w", model.w, low=0, low_open=True, what=" (Å)")
+    g = _int(P + "g", model.g, 2)
     h = a / g
     if h > w / RESOLVE:
         g_min = math.ceil(RESOLVE * a / w)
-        raise ValueError(f"g={g} is out of range: the grid spacing h = a/g = {h:.4g} Å does not resolve the "
-                         f"pseudopotential (allowed h <= w/{RESOLVE:g} = {w / RESOLVE:.4g} Å, i.e. g >= {g_min} "
-                         f"for a = {a:g} Å, w = {w:g} Å)")
-    _real("m_star", model.m_star, low=0, low_open=True)
+        raise ConfigError(f"{P}g={g} is out of range: the grid spacing h = a/g = {h:.4g} Å does not resolve the "
+                          f"pseudopotential (allowed h <= w/{RESOLVE:g} = {w / RESOLVE:.4g} Å, i.e. g >= {g_min} "
+                          f"for a = {a:g} Å, w = {w:g} Å)")
+    _real(P + "m_star", model.m_star, low=0, low_open=True)
     if model.packet not in PACKETS:
-        raise ValueError(f"packet={model.packet!r} is out of range: allowed {', '.join(map(repr, PACKETS))}")
+        raise ConfigError(f"{P}packet={model.packet!r} is out of range: allowed {', '.join(map(repr, PACKETS))}")
     L = N * a
-    sigma = _real("sigma", model.sigma, low=0, low_open=True, high=L / RING_SIGMAS,
+    sigma = _real(P + "sigma", model.sigma, low=0, low_open=True, high=L / RING_SIGMAS,
                   what=f" (Å; L/{RING_SIGMAS:g} for the ring L = N a = {L:g} Å)")
     if model.x0 is not None:
-        _real("x0", model.x0, low=0, high=L, high_open=True, what=" (Å; the ring is [0, L))")
+        _real(P + "x0", model.x0, low=0, high=L, high_open=True, what=" (Å; the ring is [0, L))")
     if model.k0 is not None:
-        _real("k0", model.k0, what=" (1/Å)")
+        _real(P + "k0", model.k0, what=" (1/Å)")
+    if model.u_max is not None:
+        _real(P + "u_max", model.u_max, low=0, what=" (Å; None: from the thermal displacements)")
     k0 = model.packet_k0(chain)
     if model.packet == "bloch":
-        _int("n0", model.n0, 0, max(0, g // 2 - 2), what=f" (bands well inside the grid, g = {g})")
+        _int(P + "n0", model.n0, 0, max(0, g // 2 - 2), what=f" (bands well inside the grid, g = {g})")
         if not (-math.pi / a < k0 <= math.pi / a):
-            raise ValueError(f"k0={k0!r} is out of range: a 'bloch' packet takes crystal momenta, allowed "
-                             f"-π/a < k0 <= π/a = {math.pi / a:.6g} 1/Å")
+            raise ConfigError(f"{P}k0={k0!r} is out of range: a 'bloch' packet takes crystal momenta, allowed "
+                              f"-π/a < k0 <= π/a = {math.pi / a:.6g} 1/Å")
     else:
         room = math.pi / h - abs(k0)
         if sigma * room < PACKET_SIGMAS:
-            raise ValueError(f"k0={k0!r}, sigma={sigma!r} are out of range: the 'plane' packet's momenta must lie "
-                             f"inside the grid, allowed sigma·(π/h - |k0|) >= {PACKET_SIGMAS:g} "
-                             f"(π/h = {math.pi / h:.6g} 1/Å); use a larger sigma or g")
+            raise ConfigError(f"{P}k0={k0!r}, {P}sigma={sigma!r} are out of range: the 'plane' packet's momenta "
+                              f"must lie inside the grid, allowed sigma·(π/h - |k0|) >= {PACKET_SIGMAS:g} "
+                              f"(π/h = {math.pi / h:.6g} 1/Å); use a larger sigma or g")
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,12 +356,20 @@ def phase_rational(E, tau):
 
 
 def fft(psi):
-    """ψ~ = unitary DFT along the last axis."""
-    return jnp.fft.fft(psi, axis=-1, norm="ortho")
+    """ψ~ = unitary DFT along the last axis. The leading axes are flattened around it: XLA:CPU's FFT
+    refuses an operand in a transposed layout (a RET_CHECK at run time, seen after the quantum
+    backend's mode contractions), and the reshape makes XLA hand it a row-major one."""
+    return _flat(jnp.fft.fft, psi)
 
 
 def ifft(psik):
-    return jnp.fft.ifft(psik, axis=-1, norm="ortho")
+    return _flat(jnp.fft.ifft, psik)
+
+
+def _flat(f, x):
+    if x.ndim <= 2:
+        return f(x, axis=-1, norm="ortho")
+    return f(x.reshape(-1, x.shape[-1]), axis=-1, norm="ortho").reshape(x.shape)
 
 
 @jax.jit
@@ -572,3 +589,277 @@ def back_mask(bands: Bands):
     ``bloch_amplitudes(...).reshape(..., g N)``: for the coherent/incoherent split over samples
     (P_coh = Σ_back |<a>_s|², P_tot = <Σ_back |a|²>_s, e.g. wow.tally.coherent_split)."""
     return bands.back.T.reshape(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# The wow electron model (the protocol of wow.models), selected by a Continuum in Config.electron
+# --------------------------------------------------------------------------------------------
+#: The thermal displacements enter u_max at this many standard deviations (a Gaussian value exceeds
+#: 7σ with probability 2.6e-12).
+U_SIGMAS = 7.0
+#: The potential phase per step must stay a small rotation: 2|V0| dt/ħ <= MAX_PHASE (the rational
+#: phase then rotates by the exact angle to 1e-5 relative, and far better at usable steps).
+MAX_PHASE = 1.0
+
+
+def thermal_u_max(cfg) -> float:
+    """The u_max (Å) of a run of Config ``cfg``: electron.u_max when given, else U_SIGMAS x the rms
+    thermal displacement of a ring site at cfg's temperature and statistics, plus the largest site
+    displacement of the quantum modes at their DVR points (dynamics='quantum')."""
+    if cfg.electron.u_max is not None:
+        return float(cfg.electron.u_max)
+    from .. import theory  # the analytic <u²> (host side, numpy)
+
+    chain = cfg.chain
+    u = U_SIGMAS * math.sqrt(theory.msd_mean(chain, cfg.temperature, cfg.statistics)) if cfg.temperature > 0 else 0.0
+    if cfg.dynamics == "quantum":
+        from .. import fock, lattice
+
+        modes = np.array(cfg.quantum.sorted_modes())
+        ell = np.sqrt(HBAR / (2 * chain.mass_ev * lattice.mode_frequencies(chain)[modes - 1]))
+        xmax = np.array([np.abs(fock.dvr(d - 1)[0]).max() for d in cfg.quantum.dims()])
+        u += float(np.max(np.abs(lattice.mode_matrix(chain)[:, modes - 1]) @ (ell * xmax)))
+    return u
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ContinuumParams:
+    """Traced parameters of the density-density electron (shared by the samples of a run).
+
+    V0 (eV), w (Å), m = m* m_e (eV·fs²/Å²); inv_2NM = 1/(2NM) (Å²/(eV·fs²); 0 with recoil off);
+    kappa (N_s,): grid wavenumbers (1/Å, FFT order); E_kin (N_s,): (ħκ)²/(2m) (eV); s (N_s,): grid
+    positions (Å); u_max (Å): the displacement the potential's windows cover; bands: the static
+    lattice's Bloch bands (recoil off), computed once per run."""
+
+    V0: jax.Array
+    w: jax.Array
+    m: jax.Array
+    inv_2NM: jax.Array
+    kappa: jax.Array
+    E_kin: jax.Array
+    s: jax.Array
+    u_max: jax.Array
+    bands: Bands
+
+
+def params_of(cfg, grid: Grid, real) -> ContinuumParams:
+    """The traced parameters of cfg's continuum electron on ``grid`` in dtype ``real`` (host side)."""
+    e, c = cfg.electron, cfg.chain
+    f = lambda x: jnp.asarray(x, real)
+    m = e.mass()
+    kap = 2 * np.pi * np.fft.fftfreq(grid.n_s, grid.h)
+    return ContinuumParams(V0=f(e.V0), w=f(e.w), m=f(m), inv_2NM=f(1.0 / (2 * c.N * c.mass_ev) if cfg.recoil else 0.0),
+                           kappa=f(kap), E_kin=f((HBAR * kap) ** 2 / (2 * m)), s=positions(grid, real), u_max=f(grid.u_max),
+                           bands=bloch_bands(f(e.V0), f(e.w), f(m), grid, real))
+
+
+def model_of(cfg, real):
+    """(DensityDensity, ContinuumParams) of a validated Config whose electron is a Continuum."""
+    grid = make_grid(cfg.electron, cfg.chain, thermal_u_max(cfg))
+    model = DensityDensity(grid=grid, recoil=bool(cfg.recoil), save_density=bool(cfg.save_density))
+    return model, params_of(cfg, grid, real)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Layers:
+    """The coordinate-dependent coefficients of one sub-step: the potential phase e^{-iV h/ħ} (..., B,
+    N_s) at the sub-step's mid-step coordinates; ``trail`` is empty (no merged outer layer: module
+    doc of DensityDensity)."""
+
+    potential: jax.Array
+    trail: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DensityDensity:
+    """The density-density electron as a wow model (static under jit; see wow.models for the protocol).
+
+    Layout of a block (``sample_axis = -2``): samples first, grid last, (..., B, N_s), leading axes
+    (a quantum backend's DVR points) broadcasting; lattice coordinates u (..., B, N). The carried
+    state is ψ~ = fft(ψ) (momentum space) with nothing pending, and one sub-step of length h is the
+    Strang step T/2 · V · T/2 (``strang_step``):
+
+        ψ~ <- e^{-iE_T h/2ħ} F[ e^{-iV(u_mid) h/ħ} F⁻¹[ e^{-iE_T h/2ħ} ψ~ ] ],
+
+    E_T = (ħκ)²/2m + (Q - ħκ)²/(2NM) per sample (``fixed``, computed once per run), V at the lattice
+    coordinates the backend hands it (``layers``), its phase by the exactly unitary rational rotation
+    (``phase_rational``: no transcendental function per point and step). Two FFTs per step; the
+    kinetic halves of neighbouring sub-steps are not merged (``trail = ()``): merging them needs the
+    per-sample E_T in ``close``, which the protocol does not hand over, and costs one elementwise pass
+    per step (measured in benchmarks/continuum_core.py).
+
+    A sample whose displacements leave the potential's windows (|u_j| > grid.u_max at any step) gets
+    a NaN potential, so its amplitudes and tallies turn NaN (never silently wrong; wow.run warns).
+
+    ``exact_cm``: the CM momentum is <P_R> = Q - <p> exactly (phonons carry no mechanical momentum),
+    so wow.run does not subtract the phonons' crystal momentum from the <P_R> trace as it does for
+    the chain."""
+
+    grid: Grid
+    recoil: bool = False
+    save_density: bool = False
+    sample_axis = -2
+    exact_cm = True
+
+    @property
+    def n_amplitudes(self) -> int:
+        return self.grid.n_s
+
+    # -- the electron's initial state and its block layout ------------------------------------
+    def packet(self, cfg, cplx):
+        """The configured initial packet, (N_s,) complex ('bloch': from the static lattice's bands)."""
+        real = jnp.float64 if np.dtype(cplx) == np.complex128 else jnp.float32
+        e = cfg.electron
+        bands = bloch_bands(jnp.asarray(e.V0, real), jnp.asarray(e.w, real), jnp.asarray(e.mass(), real),
+                            self.grid, real) if e.packet == "bloch" else None
+        return initial_packet(e, cfg.chain, self.grid, bands, cplx)
+
+    def to_block(self, psi):
+        return psi
+
+    def from_block(self, x):
+        return jnp.moveaxis(x, -2, 0)
+
+    def start(self, psi, p: ContinuumParams):
+        return fft(psi)
+
+    def amplitudes(self, e, p: ContinuumParams):
+        return ifft(e)
+
+    def initial_momentum(self, psi, k0, p: ContinuumParams):
+        """The electron's part of the sector Q = P_R(0) + <p>(0): <p> of each ψ (B, N_s) (eV·fs/Å)."""
+        wk = jnp.abs(fft(psi)) ** 2
+        return HBAR * (wk @ p.kappa) / jnp.sum(wk, axis=-1)
+
+    # -- layers ---------------------------------------------------------------------------------
+    def fixed(self, h, p: ContinuumParams, Q):
+        """e^{-iE_T h/2ħ}, the kinetic (+ recoil, sector Q (B,)) half phase: (B, N_s), or (1, N_s)."""
+        if self.recoil:
+            E = p.E_kin[None, :] + (Q[:, None] - HBAR * p.kappa[None, :]) ** 2 * p.inv_2NM
+        else:
+            E = p.E_kin[None, :]
+        return phase(E, h / 2)
+
+    def potential(self, u, p: ContinuumParams):
+        """V(s) at displacements u (..., N) -> (..., N_s) (eV); NaN for a lattice with |u_j| > u_max."""
+        V = lattice_potential(u, p.V0, p.w, self.grid)
+        inside = jnp.max(jnp.abs(u), axis=-1, keepdims=True) <= p.u_max
+        return jnp.where(inside, V, jnp.nan)
+
+    def layers(self, coords, h, p: ContinuumParams) -> Layers:
+        return Layers(potential=phase_rational(self.potential(coords["u"], p), h))
+
+    def join(self, trail, layers: Layers):
+        return None
+
+    def advance(self, e, layers: Layers, join, fixed):
+        """One Strang sub-step T/2 · V · T/2 of ψ~ (..., B, N_s)."""
+        half = _lead(fixed, e.ndim)
+        return half * fft(_lead(layers.potential, e.ndim) * ifft(half * e))
+
+    def close(self, e, trail):
+        return e
+
+    # -- energy and observables -----------------------------------------------------------------
+    def energy(self, e, coords, p: ContinuumParams):
+        """<p²/2m + V(coords)> per sample (B,), summed over leading axes (the recoil term does not
+        depend on the coordinates and is left out). The Ehrenfest force is minus its gradient with
+        respect to coords: F_j = -Σ_i |ψ_i|² ∂V_i/∂u_j (``forces``)."""
+        psi = ifft(e)
+        V = self.potential(coords["u"], p)
+        E = (jnp.sum(jnp.abs(e) ** 2 * _lead(p.E_kin, e.ndim), axis=-1)
+             + jnp.sum(jnp.abs(psi) ** 2 * _lead(V, psi.ndim), axis=-1))
+        return jnp.sum(E, axis=tuple(range(E.ndim - 1)))
+
+    def _bloch(self, psik, p: ContinuumParams):
+        """Bloch amplitudes <φ_{n,k}|ψ> from ψ~ (..., N_s) -> (..., g, N)."""
+        g, N = self.grid.g, self.grid.N
+        return jnp.einsum("...rc,crn->...nc", psik.reshape(*psik.shape[:-1], g, N), jnp.conj(p.bands.vectors))
+
+    def observe(self, psi, p: ContinuumParams, coords=None):
+        """Per-frame tallies of amplitudes ψ (..., B, N_s), summed over leading axes, each (B,)
+        (``coords``, the frame's lattice coordinates, is part of the protocol; these tallies do not
+        need it):
+        norm; x_mean <s> (Å, in [0, L)); k_mean <κ> = <p>/ħ (1/Å, the mechanical momentum: wow.run's
+        P_R trace is Q - ħ k_mean, exact here); P_b (Bloch states with v_n(k) < 0); P_b_mech (p < 0);
+        E_band (the static lattice's band energy Σ ε_n(k)|<φ|ψ>|², eV); with save_density also |ψ_i|²
+        ('density') and |ψ~(κ)|² ('momentum', FFT order), each (B, N_s)."""
+        lead = tuple(range(psi.ndim - 2))
+        psik = fft(psi)
+        wk = jnp.sum(jnp.abs(psik) ** 2, axis=lead)
+        rho = jnp.sum(jnp.abs(psi) ** 2, axis=lead)
+        wb = jnp.sum(jnp.abs(self._bloch(psik, p)) ** 2, axis=lead)  # (B, g, N)
+        bands = p.bands
+        out = {"norm": jnp.sum(rho, axis=-1), "x_mean": rho @ p.s / jnp.sum(rho, axis=-1),
+               "k_mean": wk @ p.kappa / jnp.sum(wk, axis=-1),
+               "P_b": jnp.sum(jnp.where(bands.back.T[None], wb, 0), axis=(-2, -1)),
+               "P_b_mech": wk @ jnp.where(p.kappa < 0, 1.0, 0.0).astype(wk.dtype),
+               "E_band": jnp.sum(wb * bands.energy.T[None], axis=(-2, -1))}
+        if self.save_density:
+            out["density"] = rho
+            out["momentum"] = wk
+        return out
+
+    def weights(self, psi, p: ContinuumParams):
+        """(total, backscattered) probability of every leading index of ψ (..., B, N_s): the Bloch
+        weights summed over all states and over those with v_n(k) < 0, each (..., B)."""
+        wb = jnp.abs(self._bloch(fft(psi), p)) ** 2
+        return jnp.sum(wb, axis=(-2, -1)), jnp.sum(jnp.where(_lead(p.bands.back.T, wb.ndim), wb, 0), axis=(-2, -1))
+
+    def crystal_weights(self, psi, p: ContinuumParams):
+        """(all, backscattered) weight per crystal momentum k_c (FFT order, wow.electron.k_grid) of ψ
+        (..., N_s): Σ_n |<φ_{n,k}|ψ>|² over all bands and over those with v_n(k) < 0, each (..., N)."""
+        wb = jnp.abs(self._bloch(fft(psi), p)) ** 2
+        return jnp.sum(wb, axis=-2), jnp.sum(jnp.where(_lead(p.bands.back.T, wb.ndim), wb, 0), axis=-2)
+
+    def split_amplitudes(self, psi, p: ContinuumParams):
+        """The amplitudes the coherent/incoherent split averages over samples: the Bloch amplitudes
+        (..., g N) (band-major, ``back_mask`` order)."""
+        a = self._bloch(fft(psi), p)
+        return a.reshape(*a.shape[:-2], -1)
+
+    def split_mask(self, p: ContinuumParams):
+        """Which of ``split_amplitudes`` are backscattered (v_n(k) < 0): (g N,) bool."""
+        return back_mask(p.bands)
+
+    # -- per-sample tallies (one sample: ψ (N_s,), u (N,)) ---------------------------------------
+    def energy_of(self, psi, u, p: ContinuumParams):
+        """<ψ|p²/2m + V(u)|ψ> (eV) of one sample's amplitudes (N_s,) at displacements (N,)."""
+        return (jnp.sum(jnp.abs(fft(psi)) ** 2 * p.E_kin)
+                + jnp.sum(jnp.abs(psi) ** 2 * self.potential(u, p)))
+
+    def tallies(self, psi0, psi_f, u0, u_f, Q, p: ContinuumParams):
+        """One sample's final tallies and its final Bloch amplitudes (g N,) for the coherent split.
+
+        P_b, P_b0: Bloch weight at v_n(k) < 0 at t_final and t = 0; P_b_mech, P_b_mech0: weight at
+        p < 0; E_in, E_b, dE_b: band energy of the initial packet, of the backscattered part (NaN if
+        P_b < 1e-12), their difference; dE_e: <p²/2m + V(u)> change (interaction included, recoil
+        not: 0 for frozen without recoil); dE_cm: change of <(Q - p)²>/(2NM) (dE_e + dE_cm = 0 on a
+        frozen lattice); norm; k_f: final <κ> (1/Å); P_R_f = Q - ħ k_f; dP_e = ħ(k_f - <κ>_0), the
+        electron's mechanical momentum change, all of which the CM takes (``budget``)."""
+        pk0, pkf = fft(psi0), fft(psi_f)
+        w0, wf = jnp.abs(pk0) ** 2, jnp.abs(pkf) ** 2
+        a0, af = self._bloch(pk0, p), self._bloch(pkf, p)
+        t0, tf = bloch_tally(a0, p.bands), bloch_tally(af, p.bands)
+        back, eps = p.bands.back.T, p.bands.energy.T
+        P_b = tf["P_b"]
+        E_in = t0["E_band"] / jnp.sum(w0)
+        E_b = jnp.where(P_b > 1e-12, jnp.sum(jnp.where(back, eps * jnp.abs(af) ** 2, 0)) / jnp.maximum(P_b, 1e-12),
+                        jnp.nan)
+        mech = jnp.where(p.kappa < 0, 1.0, 0.0).astype(w0.dtype)
+        k_0, k_f = w0 @ p.kappa / jnp.sum(w0), wf @ p.kappa / jnp.sum(wf)
+        E_cm = lambda w: jnp.sum(w * (Q - HBAR * p.kappa) ** 2) * p.inv_2NM
+        out = {"P_b": P_b, "P_b0": t0["P_b"], "P_b_mech": wf @ mech, "P_b_mech0": w0 @ mech,
+               "E_in": E_in, "E_b": E_b, "dE_b": E_b - E_in,
+               "dE_e": self.energy_of(psi_f, u_f, p) - self.energy_of(psi0, u0, p),
+               "dE_cm": E_cm(wf) - E_cm(w0), "norm": jnp.sum(wf), "k_f": k_f, "P_R_f": Q - HBAR * k_f,
+               "dP_e": HBAR * (k_f - k_0)}
+        return out, af.reshape(-1)
+
+    def budget(self, out, lat):
+        """The momentum budget of one sample: the CM takes the electron's whole mechanical momentum
+        change, dP_cm = -dP_e, exactly (the internal modes carry none); dP_ph (from the lattice) is
+        the phonons' crystal momentum, a different quantity, reported beside it."""
+        return {"dP_e": out["dP_e"], "dP_ph": lat["dP_ph"], "dP_cm": -out["dP_e"]}
