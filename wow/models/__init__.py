@@ -68,7 +68,7 @@ def build(cfg, real):
     if MODELS[kind] is chain:
         model = TightBinding(N=cfg.chain.N, boundary=cfg.chain.boundary, recoil=cfg.recoil,
                              use_onsite=cfg.electron.D != 0 or bool(cfg.electron.onsite_defects),
-                             save_density=cfg.save_density)
+                             save_density=cfg.save_density, hold_rotations=cfg.dynamics == "wow")
         return model, chain.params_of(cfg, real)
     raise ValueError(f"electron={cfg.electron!r}: unknown model")
 

@@ -179,6 +179,19 @@ def rotation(theta):
     return g, s, (norm_defect(g, s) / 2 if theta.dtype == jnp.float32 else None)
 
 
+def computed_once(f, x):
+    """f(x) with its results held in buffers, computed once.
+
+    XLA:CPU fuses an elementwise producer into each of its consumers and recomputes it there: each
+    of the four real outputs of a layer recomputed the layer's rotations from the angles (37
+    operations per element where 9 apply them; benchmarks/RESULTS.md). A conditional's results are
+    buffers, so its branch runs once; the predicate (x's first entry is finite) is data XLA cannot
+    fold, and both branches are f, so the value is f(x) either way. Only on the CPU; elsewhere (a
+    GPU's conditional waits for the host) f is called as is."""
+    held = lambda y: jax.lax.cond(jnp.isfinite(y.reshape(-1)[0]), f, f, y)
+    return jax.lax.platform_dependent(x, cpu=held, default=f)
+
+
 def norm_defect(g, s):
     """β = (1 - g)² + s² - 1 = (s² - 2g) + g² of float32 coefficients, to a relative ~eps of β
     itself: s² exactly as p + e (Dekker's product with Veltkamp's split), p - 2g exact (Sterbenz:
@@ -264,7 +277,12 @@ class Layers:
 class TightBinding:
     """The chain electron (static under jit): N sites, ring or open, recoil on/off, site energies
     on/off, the coupling, and whether frames record |ψ_n|² and |ψ~(k)|². See wow.models for the
-    protocol each method implements."""
+    protocol each method implements. ``hold_rotations`` (a speed choice, the same numbers to
+    rounding): each layer's rotations are computed once per sub-step into buffers rather than
+    recomputed inside every output's fused loop: 1.2-1.4x faster steps on a moving lattice whose
+    layers the loop merges (wow), slower where every sub-step also closes its trailing half
+    (Ehrenfest: 0.9x), moot on a frozen lattice (the layers are computed outside the loop);
+    benchmarks/RESULTS.md."""
 
     N: int
     boundary: str
@@ -272,6 +290,7 @@ class TightBinding:
     use_onsite: bool = False
     save_density: bool = False
     coupling: object = None
+    hold_rotations: bool = False
     sample_axis = -2
 
     def __post_init__(self):
@@ -324,11 +343,15 @@ class TightBinding:
         t, eps = self.coupling.terms(coords, p)
         k = h / HBAR
         te, to = by_parity(t, self.M)
-        odd = rotation(to * (k / 2 if self.recoil else k))
+        odd = self._rotation(to * (k / 2 if self.recoil else k))
         if not self.use_onsite:
             return Layers(trail=te * (k / 2), even=None, odd=odd)
         ea, eb = by_parity(eps, self.M)
-        return Layers(trail=(ea * (k / 2), eb * (k / 2)), even=rotation(te * (k / 2)), odd=odd)
+        return Layers(trail=(ea * (k / 2), eb * (k / 2)), even=self._rotation(te * (k / 2)), odd=odd)
+
+    def _rotation(self, theta):
+        """``rotation``, computed once into buffers (``computed_once``) with ``hold_rotations``."""
+        return computed_once(rotation, theta) if self.hold_rotations else rotation(theta)
 
     def join(self, trail, layers: Layers):
         """The merged first layer of a sub-step: the previous sub-step's trailing half (None: none)
@@ -338,8 +361,8 @@ class TightBinding:
 
     def _outer_coefficients(self, angle):
         if self.use_onsite:
-            return (rotation(angle[0]), rotation(angle[1]))
-        return rotation(angle)
+            return (self._rotation(angle[0]), self._rotation(angle[1]))
+        return self._rotation(angle)
 
     def _outer(self, z, coefficients):
         return phase_sites(z, coefficients) if self.use_onsite else rotate_pairs(z, coefficients)
