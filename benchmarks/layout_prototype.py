@@ -96,8 +96,9 @@ def cos_sin(theta, trig):
         c, s = 1 - t2 * (0.5 - t2 * (1 / 24)), theta * (1 - t2 * (1 / 6 - t2 * (1 / 120)))
         r = jax.lax.rsqrt(c * c + s * s)
         return c * r, s * r
-    if trig == "rational":
-        return wow.models.chain.rotation(theta)
+    if trig == "rational":  # the core's (1 - c, s, float32 norm correction): c and s here
+        g, s, _ = wow.models.chain.rotation(theta)
+        return 1 - g, s
     if trig == "libm":
         return jnp.cos(theta), jnp.sin(theta)
     raise ValueError(trig)
