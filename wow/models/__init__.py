@@ -100,7 +100,8 @@ def build(cfg, real):
                                      omega_max=jnp.asarray(max(lm.omega), real))
         model = TightBinding(N=cfg.chain.N, boundary=cfg.chain.boundary, recoil=cfg.recoil, use_onsite=onsite,
                              save_density=cfg.save_density, coupling=coupling, transport=cfg.transport,
-                             kubo=cfg.kubo, save_amplitudes=cfg.save_amplitudes)
+                             kubo=cfg.kubo, save_amplitudes=cfg.save_amplitudes,
+                             hold_rotations=cfg.dynamics == "wow")
         return model, mp
     if MODELS[kind] is continuum:
         return continuum.model_of(cfg, real)

@@ -244,6 +244,19 @@ def rotation(theta):
     return g, s, (norm_defect(g, s) / 2 if theta.dtype == jnp.float32 else None)
 
 
+def computed_once(f, x):
+    """f(x) with its results held in buffers, computed once.
+
+    XLA:CPU fuses an elementwise producer into each of its consumers and recomputes it there: each
+    of the four real outputs of a layer recomputed the layer's rotations from the angles (37
+    operations per element where 9 apply them; benchmarks/RESULTS.md). A conditional's results are
+    buffers, so its branch runs once; the predicate (x's first entry is finite) is data XLA cannot
+    fold, and both branches are f, so the value is f(x) either way. Only on the CPU; elsewhere (a
+    GPU's conditional waits for the host) f is called as is."""
+    held = lambda y: jax.lax.cond(jnp.isfinite(y.reshape(-1)[0]), f, f, y)
+    return jax.lax.platform_dependent(x, cpu=held, default=f)
+
+
 def norm_defect(g, s):
     """β = (1 - g)² + s² - 1 = (s² - 2g) + g² of float32 coefficients, to a relative ~eps of β
     itself: s² exactly as p + e (Dekker's product with Veltkamp's split), p - 2g exact (Sterbenz:
@@ -334,7 +347,13 @@ class TightBinding:
     protocol each method implements. transport: frames also record the transport observables
     (wow.transport.chain_frame); kubo: the state carries a second copy φ, φ(0) = vψ(0), on a
     leading axis of size 2 (ψ, φ), and frames record the velocity correlation; save_amplitudes:
-    frames record ψ_n itself (complex; memory grows with the frames)."""
+    frames record ψ_n itself (complex; memory grows with the frames).
+    ``hold_rotations`` (a speed choice, the same numbers to
+    rounding): each layer's rotations are computed once per sub-step into buffers rather than
+    recomputed inside every output's fused loop: 1.2-1.4x faster steps on a moving lattice whose
+    layers the loop merges (wow), slower where every sub-step also closes its trailing half
+    (Ehrenfest: 0.9x), moot on a frozen lattice (the layers are computed outside the loop);
+    benchmarks/RESULTS.md."""
 
     N: int
     boundary: str
@@ -345,6 +364,7 @@ class TightBinding:
     transport: bool = False
     kubo: bool = False
     save_amplitudes: bool = False
+    hold_rotations: bool = False
     sample_axis = -2
     exact_cm = False  # <P_R> = Q - ħ<k> - ΔP_ph: crystal-momentum bookkeeping (MODEL.md)
 
@@ -408,15 +428,19 @@ class TightBinding:
         t, eps = self.coupling.terms(coords, p)
         k = h / HBAR
         te, to = by_parity(t, self.M)
-        odd = rotation(to * (k / 2 if self.recoil else k))
+        odd = self._rotation(to * (k / 2 if self.recoil else k))
         if not self.use_onsite:
             return Layers(trail=te * (k / 2), even=None, odd=odd)
         ea, eb = by_parity(eps, self.M)
         half = (ea * (k / 2), eb * (k / 2))
         if "kick" not in coords:
-            return Layers(trail=half, even=rotation(te * (k / 2)), odd=odd)
+            return Layers(trail=half, even=self._rotation(te * (k / 2)), odd=odd)
         kick = [tuple(x + y for x, y in zip(half, by_parity(phi, self.M))) for phi in coords["kick"]]
-        return Layers(trail=kick[1], even=rotation(te * (k / 2)), odd=odd, lead=kick[0])
+        return Layers(trail=kick[1], even=self._rotation(te * (k / 2)), odd=odd, lead=kick[0])
+
+    def _rotation(self, theta):
+        """``rotation``, computed once into buffers (``computed_once``) with ``hold_rotations``."""
+        return computed_once(rotation, theta) if self.hold_rotations else rotation(theta)
 
     def join(self, trail, layers: Layers):
         """The merged first layer of a sub-step: the previous sub-step's trailing half (None: none)
@@ -427,8 +451,8 @@ class TightBinding:
 
     def _outer_coefficients(self, angle):
         if self.use_onsite:
-            return (rotation(angle[0]), rotation(angle[1]))
-        return rotation(angle)
+            return (self._rotation(angle[0]), self._rotation(angle[1]))
+        return self._rotation(angle)
 
     def _outer(self, z, coefficients):
         return phase_sites(z, coefficients) if self.use_onsite else rotate_pairs(z, coefficients)

@@ -1,0 +1,178 @@
+"""Interleaved A/B of the chain model's ``hold_rotations`` (rotations computed once per sub-step
+into buffers, or recomputed inside each output's fused loop), everything else the same program.
+
+    python benchmarks/hold_ab.py                                  # wow and ehrenfest, float32 + float64
+    python benchmarks/hold_ab.py --dynamics wow --dtype float32 --rounds 5
+
+Both programs are compiled first; then their calls alternate (``--rounds`` x ``--repeats`` each), so
+that the load of a shared machine falls on both alike. Timed as benchmarks/throughput.py times the
+core (``core_program``: samples split over one device per core, cache-sized blocks, ready inputs,
+``block_until_ready``). Reported: median rate of each (M sample·site·steps/s), [min, max], the ratio
+of the medians, the largest difference of the final ψ between the two (rounding only), and the
+top-level passes of the compiled loop body (fusions + copies + conditionals) and the operations in
+its fused loops (what XLA recomputes per element). Appends to benchmarks/RESULTS.md with the copy
+bandwidth measured in the same run. Run it under the exclusive lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import throughput  # noqa: E402
+import wow  # noqa: E402
+from wow.ensemble import initial_packet, program_of  # noqa: E402
+from wow.propagate import propagate  # noqa: E402
+
+STEPS = {"wow": 150, "ehrenfest": 80}
+
+
+def program(cfg, hold: bool, block, n_dev):
+    """throughput.core_program with the model's hold_rotations set to ``hold``."""
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    prog, inp = program_of(cfg)
+    prog = dataclasses.replace(prog, model=dataclasses.replace(prog.model, hold_rotations=hold))
+    psi0 = initial_packet(cfg)
+    N = cfg.chain.N
+
+    def one(lat):
+        S = lat.u.shape[0]
+        return propagate(prog, inp, jnp.broadcast_to(psi0, (S, N)), lat, jnp.zeros((S,), inp.dt.dtype))[0]
+
+    def blocked(lat):
+        S = lat.u.shape[0]
+        if not block or block >= S:
+            return one(lat)
+        lead = jax.tree_util.tree_map(lambda x: x.reshape(S // block, block, N), lat)
+        return jax.lax.map(one, lead).reshape(S, N)
+
+    if n_dev == 1:
+        return jax.jit(blocked)
+    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("samples",))
+    return jax.jit(jax.shard_map(blocked, mesh=mesh, in_specs=P("samples"), out_specs=P("samples"), check_vma=False))
+
+
+def loop_body(compiled) -> tuple[int, int]:
+    """(top-level passes, operations inside its fused loops) of the largest innermost while body."""
+    comps, name = {}, None
+    for line in compiled.as_text().splitlines():
+        m = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+        if m and not line.startswith(" "):
+            name, comps[name] = m.group(1), []
+            continue
+        if line.startswith("}"):
+            name = None
+            continue
+        if name:
+            comps[name].append(line)
+    bodies = {m.group(1) for ls in comps.values() for l in ls
+              for m in [re.search(r"\bwhile\(.*body=%?([\w.\-]+)", l)] if m}
+    inner = [b for b in bodies if b in comps and not any(" while(" in l for l in comps[b])]
+    if not inner:
+        return 0, 0
+    body = max(inner, key=lambda b: len(comps[b]))
+    passes = ops = 0
+    for l in comps[body]:
+        m = re.search(r"= \S+ (fusion|copy|conditional)\(", l)
+        if not m:
+            continue
+        passes += 1
+        c = re.search(r"calls=%?([\w.\-]+)", l)
+        if m.group(1) == "fusion" and c:
+            kinds = [re.search(r"= \S+ ([\w-]+)\(", x) for x in comps.get(c.group(1), [])]
+            ops += sum(k.group(1) not in ("parameter", "constant", "broadcast", "slice", "pad") for k in kinds if k)
+    return passes, ops
+
+
+def measure(dynamics, dtype, N, S, rounds, repeats):
+    steps = STEPS[dynamics] // (2 if dtype == "float64" else 1)
+    cfg = throughput.config(dynamics, dtype, N, steps)
+    lat = throughput.inputs(cfg, S)
+    n_dev = len(jax.devices()) if S % len(jax.devices()) == 0 else 1
+    block = throughput.cache_block(S // n_dev, N, dtype, 32e6)
+    if n_dev > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        lat = jax.device_put(lat, NamedSharding(Mesh(np.array(jax.devices()), ("samples",)), P("samples")))
+    runs = {}
+    for hold in (False, True):
+        c = wow.devices.compile_for(program(cfg, hold, block, n_dev).lower(lat), jax.devices())
+        runs[hold] = (c, np.asarray(jax.block_until_ready(c(lat))), loop_body(c), [])
+    for _ in range(rounds):
+        for hold, (c, _, _, ts) in runs.items():
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                jax.block_until_ready(c(lat))
+                ts.append(time.perf_counter() - t0)
+    work = S * N * steps
+    out = {}
+    for hold, (c, psi, body, ts) in runs.items():
+        t = np.array(ts)
+        out[hold] = dict(rate=work / np.median(t), lo=work / t.max(), hi=work / t.min(), body=body)
+    diff = float(np.max(np.abs(runs[True][1] - runs[False][1])))
+    return dict(dynamics=dynamics, dtype=dtype, N=N, S=S, n_dev=n_dev, block=block or S // n_dev, steps=steps,
+                off=out[False], on=out[True], ratio=out[True]["rate"] / out[False]["rate"], diff=diff)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dynamics", default="wow,ehrenfest")
+    ap.add_argument("--dtype", default="float32,float64")
+    ap.add_argument("--N", type=int, default=4096)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = ap.parse_args(argv)
+    wow.devices.use_cpu_cores(None)
+    env = throughput.environment()
+    print(" | ".join(env.values()), flush=True)
+    dtypes = args.dtype.split(",")
+    import jax.numpy as jnp
+
+    bw = {dt: throughput.copy_bandwidth(jnp.float32 if dt == "float32" else jnp.float64) for dt in dtypes}
+    for dt, (b, lo, hi) in bw.items():
+        print(f"copy bandwidth ({dt}): {b / 1e9:.1f} GB/s (min {lo / 1e9:.1f}, max {hi / 1e9:.1f})", flush=True)
+    rows = []
+    for dyn in args.dynamics.split(","):
+        for dt in dtypes:
+            r = measure(dyn, dt, args.N, args.samples, args.rounds, args.repeats)
+            rows.append(r)
+            print(f"{dyn:9s} {dt}: off {r['off']['rate'] / 1e6:7.1f} M/s  on {r['on']['rate'] / 1e6:7.1f} M/s  "
+                  f"ratio {r['ratio']:.2f}  max|Δψ| {r['diff']:.1e}  loop body (passes, fused ops) "
+                  f"off {r['off']['body']} on {r['on']['body']}", flush=True)
+    lines = [f"\n## {env['date']} — `python benchmarks/hold_ab.py {' '.join(sys.argv[1:]) or '(defaults)'}`\n",
+             f"- device: {env['device']}", f"- {env['versions']}", f"- git {env['commit']}; {env['load']}"]
+    for dt, (b, lo, hi) in bw.items():
+        lines.append(f"- copy bandwidth {dt}: {b / 1e9:.1f} GB/s read+write (range {lo / 1e9:.1f}-{hi / 1e9:.1f})")
+    lines += [f"- calls alternated: {args.rounds} rounds x {args.repeats} calls of each program",
+              "", "| dynamics | dtype | N | samples | devices | block | steps | hold_rotations off: M/s [min, max] | "
+              "on: M/s [min, max] | on / off | max abs Δψ | loop body off (passes, fused ops) | on |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f = lambda x: f"{x['rate'] / 1e6:.0f} [{x['lo'] / 1e6:.0f}, {x['hi'] / 1e6:.0f}]"
+        lines.append(f"| {r['dynamics']} | {r['dtype']} | {r['N']} | {r['S']} | {r['n_dev']} | {r['block']} | {r['steps']} | "
+                     f"{f(r['off'])} | {f(r['on'])} | {r['ratio']:.2f} | {r['diff']:.0e} | {r['off']['body']} | {r['on']['body']} |")
+    with open(args.out, "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(f"appended to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
