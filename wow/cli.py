@@ -35,6 +35,9 @@ def _run(args, rest) -> int:
         code = module.main(rest)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:  # outside a sweep (which reports what it saved): before any point was written
+        print(f"wow run {args.experiment}: interrupted", file=sys.stderr)
+        return 130
     finally:
         sys.argv = argv
     return code if isinstance(code, int) else 0
@@ -80,6 +83,14 @@ def _inspect(args) -> int:
         print(io.format_table(io.summary_table(res, tuple(columns))))
         if any(p.attrs.get("git_commit") != a.get("git_commit") for p in res.points):
             print("note: points were run by different code versions (see each point's git_commit)")
+    from .io.store import damaged_points
+
+    bad = damaged_points(res.path)
+    if bad:
+        print(f"DAMAGED: {len(bad)} point(s) do not match their checksums: {', '.join(bad)}; rerunning the "
+              "sweep's command recomputes them", file=sys.stderr)
+        return 1
+    print("checksums: every stored point intact")
     return 0
 
 

@@ -24,6 +24,7 @@ from .dynamics.local import LocalModes, validate_local
 from .models import continuum
 from .models.continuum import Continuum
 from .units import HBAR
+from . import sanity
 
 DTYPES = ("float64", "float32")
 ORDERS = (2, 4)
@@ -44,8 +45,9 @@ class Config:
     dynamics: 'frozen' | 'wow' | 'ehrenfest' | 'quantum' (chosen modes quantum, the options in
     ``quantum``, a wow.QuantumLattice); recoil: add the CM recoil (Q - ħk)²/(2NM) to the electron's
     dispersion; cm_momentum: None draws P_R ~ N(0, N M k_B T) per sample (paper Eq. A10), a number
-    fixes P_R (eV·fs/Å) for every sample; dt: time step (fs); duration: run length (fs), rounded
-    up to a whole number of frames; n_frames: tallies recorded at n_frames + 1 times;
+    fixes P_R (eV·fs/Å) for every sample; dt: time step (fs), within the accuracy bounds of
+    wow.sanity; duration: run length (fs), exactly n_frames x (whole steps per frame) x dt (others are
+    refused, naming the nearest allowed); n_frames: tallies recorded at n_frames + 1 times;
     dtype: 'float64' (complex128) or 'float32' (complex64); save_density: record |ψ_n|² per frame;
     check_inside: refuse an open-chain run whose packet would reach an end (boundary reflection
     would pose as backscattering); set False to study end reflection on purpose.
@@ -121,10 +123,13 @@ def _choice(name, value, allowed):
     raise ConfigError(f"{name}={value!r} is not an option: allowed {', '.join(map(repr, allowed))}{extra}")
 
 
-def _number(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+def _number(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False, strict=False):
+    """strict: an integer must be an int (256, not 256.0: a float size would fail later, inside jit)."""
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ConfigError(f"{name}={value!r} must be {kind}")
+    if strict and not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name}={value!r} must be an integer (an int, not {type(value).__name__})")
     if integer and int(value) != value:
         raise ConfigError(f"{name}={value!r} must be an integer")
     if not math.isfinite(value):
@@ -233,6 +238,21 @@ def _check_inside(cfg: Config):
         "or set check_inside=False)")
 
 
+def _check_length(cfg: Config):
+    """The run is exactly ``duration`` long: a whole number of steps of dt, a whole number per frame.
+    Otherwise refused with the nearest durations that are."""
+    steps = cfg.duration / cfg.dt
+    per = max(1, round(steps / cfg.n_frames))
+    if abs(per * cfg.n_frames - steps) <= 1e-9 * max(1.0, steps):
+        return
+    lo = max(1, math.floor(steps / cfg.n_frames)) * cfg.n_frames * cfg.dt
+    hi = max(1, math.ceil(steps / cfg.n_frames)) * cfg.n_frames * cfg.dt
+    near = f"{lo:.10g} or {hi:.10g}" if lo != hi else f"{lo:.10g}"
+    raise ConfigError(f"duration={cfg.duration!r} fs is not a whole number of frames of whole steps (dt={cfg.dt!r} fs, "
+                      f"n_frames={cfg.n_frames!r}: {steps:.6g} steps); allowed: a multiple of n_frames x dt = "
+                      f"{cfg.n_frames * cfg.dt:.10g} fs, nearest {near} fs (or change n_frames or dt)")
+
+
 def validate(cfg: Config) -> Config:
     """Check every input; return cfg unchanged or raise ConfigError naming the parameter."""
     if not isinstance(cfg, Config):
@@ -242,7 +262,7 @@ def validate(cfg: Config) -> Config:
     if not isinstance(e, (Electron, Continuum)):
         raise ConfigError(f"electron={e!r}: allowed a wow.Electron (the tight-binding chain) or a wow.Continuum "
                           "(the density-density model)")
-    _number("chain.N", c.N, low=3, integer=True)
+    _number("chain.N", c.N, low=3, integer=True, strict=True)
     _choice("chain.boundary", c.boundary, BOUNDARIES)
     if c.boundary == "ring" and c.N % 2 and not dd:
         raise ConfigError(f"chain.N={c.N} with boundary='ring': the split-operator step pairs bonds "
@@ -261,7 +281,11 @@ def validate(cfg: Config) -> Config:
     # the exact lattice flow is a Taylor series in ω_max dt/2; beyond 1 it stops being cheap
     _number("dt", cfg.dt, high=2.0 / c.omega_max)
     _number("duration", cfg.duration, low=0, low_open=True)
-    _number("n_frames", cfg.n_frames, low=1, integer=True)
+    _number("n_frames", cfg.n_frames, low=1, integer=True, strict=True)
+    _check_length(cfg)
+    for flag in ("save_density", "check_inside"):
+        if not isinstance(getattr(cfg, flag), (bool, np.bool_)):
+            raise ConfigError(f"{flag}={getattr(cfg, flag)!r} must be True or False")
     _choice("dtype", cfg.dtype, DTYPES)
     if isinstance(cfg.order, bool) or cfg.order not in ORDERS:
         raise ConfigError(f"order={cfg.order!r} is not an option: allowed {', '.join(map(repr, ORDERS))}")
@@ -275,7 +299,7 @@ def validate(cfg: Config) -> Config:
     _number("electron.t0", e.t0, low=0, low_open=True)
     _number("electron.alpha", e.alpha)
     _number("electron.D", e.D)
-    _number("electron.sigma", e.sigma, low=0, low_open=True)
+    _number("electron.sigma", e.sigma, low=c.a / 2)  # narrower is no packet: Δk = 1/2σ beyond the zone
     zone = math.pi / c.a
     if e.k0 is not None:
         # every tally counts backscattering as the weight at k < 0, i.e. against a packet moving towards
@@ -302,6 +326,7 @@ def validate(cfg: Config) -> Config:
         _number(f"electron.onsite_defects[{i}] δε", d[1])
     _check_quantum(cfg)
     _check_transport(cfg)
+    sanity.check(cfg)
     if c.boundary == "ring":
         if 2 * INSIDE_WIDTHS * e.sigma > c.N * c.a:
             raise ConfigError(f"electron.sigma={e.sigma:g} Å does not fit the ring: allowed "

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import devices as _devices, dynamics, lattice, models
+from . import devices as _devices, dynamics, lattice, models, sanity
 from .config import Config, ConfigError, validate
 from .models.continuum import Continuum
 from .dynamics.base import Start
@@ -337,6 +337,13 @@ def bytes_per_sample(cfg: Config) -> int:
     return state_size(cfg) * (2 if cfg.kubo else 1) * 30 * rb + frames  # measured peak (XLA memory analysis): 15-29 real words per site
 
 
+def seed_key(seed: int):
+    """PRNGKey(seed) for the whole range [0, 2**63), the same key with 64-bit JAX on or off (PRNGKey
+    itself keeps only the low 32 bits when it is off: seed 2**32 would give seed 0's samples)."""
+    seed = int(seed)
+    return jnp.asarray(np.array([seed >> 32, seed & 0xFFFFFFFF], np.uint32))
+
+
 def _check_count(name, value, low):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
@@ -365,6 +372,15 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     n_dev = len(devices)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**63)")
+    _check_count("memory_bytes", memory_bytes, 1)
+    if keep_final not in (True, False):
+        raise ConfigError(f"keep_final={keep_final!r} must be True or False")
+    sanity.check_sizes(cfg, n_samples, memory_bytes, bytes_per_sample(cfg), keep_final)
+    share = sanity.sign_change_fraction(cfg)
+    if share > sanity.SIGN_CHANGE_WARN:
+        warnings.warn(f"hoppings change sign: at temperature={cfg.temperature:g} K with alpha={cfg.electron.alpha:g} "
+                      f"eV/Å an expected {share:.2g} of the bonds have t0 - α b < 0 (from the thermal bond "
+                      "variance); the SSH model is meant for |α b| < t0", stacklevel=2)
     if chunk_size is None:
         per_device = memory_bytes // bytes_per_sample(cfg)
         if all(d.platform == "cpu" for d in devices):
@@ -382,7 +398,7 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     real, _ = dtypes(cfg)
     program, inputs = program_of(cfg)
     psi0 = initial_packet(cfg)
-    keys = jax.random.split(jax.random.PRNGKey(seed), n_samples)
+    keys = jax.random.split(seed_key(seed), n_samples)
     n_groups = min(N_GROUPS, n_samples, max(2, COHERENT_ENTRIES // state_size(cfg)))
     groups = (np.arange(n_samples) * n_groups) // n_samples
     static = dict(program=program, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
@@ -425,6 +441,8 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
 
     cat = lambda parts: {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     per_sample, traces = cat(tallies), cat(frames)
+    sanity.check_finite(per_sample, traces, n_samples, sanity.NAN_ALLOWED + (
+        sanity.NAN_ALLOWED_OPEN if cfg.chain.boundary == "open" else ()))
     times = np.arange(cfg.n_frames + 1) * cfg.steps_per_frame * cfg.dt
     final = None
     if keep_final:

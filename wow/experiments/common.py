@@ -108,9 +108,14 @@ def check(p: argparse.ArgumentParser, args, **ranges):
         p.error(f"--out {args.out}: give a file name ending in .h5 or .hdf5")
     args.table = args.table or args.out.with_suffix(".md")
     args.figure = args.figure or args.out.with_suffix(".png")
-    for flag, path in (("--table", args.table), ("--figure", args.figure)):
-        if not path.parent.exists() and path.parent != args.out.parent:
+    for flag, path in (("--out", args.out), ("--table", args.table), ("--figure", args.figure)):
+        if flag != "--out" and not path.parent.exists() and path.parent != args.out.parent:
             p.error(f"{flag} {path}: directory {path.parent} does not exist")
+        if path.is_dir():
+            p.error(f"{flag} {path} is a directory: give a file name")
+        folder = next((q for q in (path.parent, *path.parent.parents) if q.exists()), Path("."))
+        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            p.error(f"{flag} {path}: cannot write there (no permission on {folder if not path.exists() else path})")
     if args.cpu_devices is not None and args.cpu_devices < 1:
         p.error(f"--cpu-devices={args.cpu_devices}: allowed an integer >= 1")
     multi = (args.coordinator, args.num_processes, args.process_id)
@@ -161,12 +166,21 @@ def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dic
     t0 = time.perf_counter()
     log = log_of(args)
     make_out_dir(args)
+    from wow.sanity import NonFiniteError
+
     try:
         io.run_sweep(args.out, experiment, points, args.samples, args.seed, inputs=inputs,
                      description=description, overwrite=args.overwrite, devices=args.devices,
                      chunk_size=args.chunk_size, log=log, runner=runner)
-    except (ConfigError, io.ResultsError) as e:
+    except (ConfigError, io.ResultsError, NonFiniteError) as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
+    except KeyboardInterrupt:
+        try:
+            done = len(io.read_results(args.out, trajectories=False).points) if args.out.exists() else 0
+        except Exception:  # noqa: BLE001 - the message must still come out
+            done = "?"
+        p.exit(130, f"{p.prog}: interrupted; {done} of {len(points)} points are saved in {args.out} "
+                    "(run the same command again to resume)\n")
     res = io.read_results(args.out)
     if log:
         log(f"{args.out}: {len(res.points)} points, sweep time {time.perf_counter() - t0:.1f} s")

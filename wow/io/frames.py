@@ -12,6 +12,7 @@ from .. import lattice
 from ..electron import band, k_grid
 from ..ensemble import EnsembleResult
 from ..units import HBAR
+from ..ensemble import seed_key
 
 
 @partial(jax.jit, static_argnames=("chain", "statistics", "frozen"))
@@ -51,7 +52,7 @@ def trajectory_frames(res: EnsembleResult, n: int | None = None) -> dict:
         raise ValueError("trajectory_frames needs a run with Config(save_density=True)")
     c = cfg.chain
     real = jnp.float64 if cfg.dtype == "float64" else jnp.float32
-    keys = jax.random.split(jax.random.PRNGKey(res.seed), res.n_samples)
+    keys = jax.random.split(seed_key(res.seed), res.n_samples)
     times = jnp.asarray(res.times, real)
 
     u, e_lat = lattice_frames(keys, jnp.asarray(cfg.temperature, real), times, c, cfg.statistics,

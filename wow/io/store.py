@@ -17,12 +17,16 @@ the next run once their process is gone. In a multi-process run only process 0 w
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import warnings
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from .. import devices as _devices
 
@@ -116,6 +120,8 @@ def write_part(path: Path, index: int, sha: str, write):
             f.attrs["inputs_sha256"] = sha
             f.create_group("points")
             write(f)
+            g = f[f"points/p{index:04d}"]
+            g.attrs["sha256"] = point_checksum(g)
         fsync(tmp)
         os.replace(tmp, final)
     except BaseException:
@@ -139,6 +145,8 @@ def parts(path: Path, sha: str) -> dict[int, Path]:
                 index = int(f.attrs["index"])
                 if f"points/p{index:04d}" not in f:
                     raise KeyError(f"points/p{index:04d}")
+                if not verify_point(f[f"points/p{index:04d}"]):
+                    raise ValueError("its arrays do not match their checksum")
         except (OSError, KeyError, ValueError) as e:
             warnings.warn(f"{p}: a damaged part file, ignored (its point will be run again): {e}", stacklevel=2)
             continue
@@ -167,11 +175,85 @@ def merge(path: Path, sha: str, finish):
                     if src.attrs.get("format") != PART_FORMAT or src.attrs.get("inputs_sha256") != sha:
                         continue  # another sweep's
                     name = f"p{int(src.attrs['index']):04d}"
-                    if name not in f["points"]:  # else merged before a kill that left the parts behind
-                        src.copy(src[f"points/{name}"], f["points"], name)
+                    if not verify_point(src[f"points/{name}"]):
+                        raise ValueError("its arrays do not match their checksum")
+                    if name in f["points"]:  # merged before a kill that left the parts behind, or damaged and rerun
+                        del f["points"][name]
+                    src.copy(src[f"points/{name}"], f["points"], name)
             except (OSError, KeyError, ValueError) as e:
                 warnings.warn(f"{p}: a damaged part file, not merged: {e}", stacklevel=2)
         finish(f)
 
     atomic_update(path, write)
     remove_parts(path)
+
+
+def point_checksum(group) -> str:
+    """sha256 over a point's arrays: every dataset below ``group`` (path, dtype, shape, bytes), in name
+    order. Written into the point (attribute ``sha256``) when it is stored; ``verify_point`` checks it."""
+    h = hashlib.sha256()
+    names = []
+    group.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    for name in sorted(names):
+        d = group[name]
+        a = np.ascontiguousarray(d[()])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes() if a.dtype.kind != "O" else repr(a.tolist()).encode())
+    return h.hexdigest()
+
+
+def verify_point(group) -> bool:
+    """Whether a stored point's arrays still match the checksum written with them (a point stored
+    without one, by an older wow, counts as intact)."""
+    want = group.attrs.get("sha256")
+    return want is None or point_checksum(group) == (want.decode() if isinstance(want, bytes) else str(want))
+
+
+def lock_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+    """Hold an exclusive lock on the results file ``path`` (an flock on ``.NAME.lock`` beside it) while
+    a sweep writes it: a second process on the same file is refused at once (ResultsError), instead of
+    interleaving its points with ours. The kernel drops the lock when the process dies."""
+    from .format import ResultsError
+
+    if not _devices.is_writer():
+        yield
+        return
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise ResultsError(f"{path} is being written by another process (pid {other}): wait for it to "
+                               "finish, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def damaged_points(path: Path) -> list[str]:
+    """The stored points of ``path`` (the file and its parts folder) whose arrays no longer match their
+    checksums, as 'pNNNN (where)'."""
+    out = []
+    with h5py.File(path, "r") as f:
+        for name, g in sorted(f["points"].items()):
+            if not verify_point(g):
+                out.append(f"{name} (in {Path(path).name})")
+    folder = parts_dir(path)
+    for p in sorted(folder.glob("p*.h5")) if folder.is_dir() else []:
+        try:
+            with h5py.File(p, "r") as f:
+                for name, g in f["points"].items():
+                    if not verify_point(g):
+                        out.append(f"{name} (in {folder.name}/{p.name})")
+        except (OSError, KeyError) as e:
+            out.append(f"{p.name} (unreadable: {e})")
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 import warnings
@@ -17,12 +18,14 @@ import numpy as np
 
 from .. import devices as _devices
 from ..config import Config, ConfigError, validate
-from ..ensemble import run as run_ensemble
+from .. import sanity
+from ..ensemble import DEFAULT_MEMORY, bytes_per_sample, run as run_ensemble
 from .format import (FORMAT_VERSION, ResultsError, canonical, check_file, config_to_flat, identity_sha, plain,
                      provenance, write_point, write_root, write_view)
 from ..progress import sweep_bar
 from .frames import trajectory_frames
-from .store import atomic_update, merge, parts, parts_dir, remove_parts, remove_stale_tmp, write_part
+from .store import (atomic_update, exclusive, merge, parts, parts_dir, remove_parts, remove_stale_tmp, verify_point,
+                    write_part)
 
 
 #: wow's own source folder: warnings raised from it while a point runs are kept with the point.
@@ -156,11 +159,25 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
         except ConfigError as e:
             raise ConfigError(f"point {p.label!r}: {e}") from None
         _check_int(f"point {p.label!r} trajectories", p.trajectories, 0, n_samples)
+        if p.config is not None and runner is ensemble_runner:
+            try:
+                sanity.check_sizes(p.config, n_samples, DEFAULT_MEMORY, bytes_per_sample(p.config), False)
+            except ConfigError as e:
+                raise ConfigError(f"point {p.label!r}: {e}") from None
     _devices.resolve(devices)
     if path.is_dir():
         raise ResultsError(f"--out {path} is a directory: give a file name such as {path / (experiment + '.h5')}")
     if not path.parent.exists():
         raise ResultsError(f"--out {path}: directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK)):
+        raise ResultsError(f"--out {path}: cannot write there (no permission on {path.parent})")
+    with exclusive(path):
+        return _locked_sweep(path, experiment, points, n_samples, seed, inputs, description, overwrite, devices,
+                             chunk_size, progress, command, log, runner, extras)
+
+
+def _locked_sweep(path, experiment, points, n_samples, seed, inputs, description, overwrite, devices, chunk_size,
+                  progress, command, log, runner, extras):
     identity = sweep_identity(experiment, points, n_samples, seed, inputs)
     sha = identity_sha(identity)
 
@@ -179,6 +196,11 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
                 else:
                     fresh = False
                     done = {int(g.attrs["index"]) for g in f["points"].values()}
+                    damaged = sorted(int(g.attrs["index"]) for g in f["points"].values() if not verify_point(g))
+                    if damaged:
+                        warnings.warn(f"{path}: point(s) {damaged} do not match their checksums (damaged after they "
+                                      "were written): they are run again", stacklevel=2)
+                        done -= set(damaged)
         except ResultsError:
             if not overwrite:
                 raise

@@ -1,0 +1,160 @@
+"""Physical and numerical sanity of a run, checked before any work (``check``, called by
+wow.validate) and after it (``check_finite``, called by wow.run).
+
+Accuracy bounds (stated, refused beyond):
+* bond angle θ = t_max dt/ħ <= MAX_BOND_ANGLE. The Strang splitting of the even and odd bonds shifts
+  the band energies by ~0.13 θ² t0 (measured against expm on a ring of 64: 1.2e-4 t0 at θ = 0.03,
+  8e-3 t0 at θ = 0.25, 3.3e-2 at 0.5); t_max = t0 + |α| · 5 rms bond stretches + the largest bond
+  defect.
+* ω_max dt <= MAX_PHONON_ANGLE: the electron sees the lattice at the mid-step (a midpoint rule for the
+  fastest phonon's modulation, relative error ~(ω dt)²/24).
+* Atoms that pass each other (a bond stretched by -a) make the harmonic chain meaningless: refused
+  when a bond's rms stretch exceeds a / CROSSING_SIGMAS (the thermal chance per bond < 1e-15).
+* Hoppings t0 - α b that change sign (a bond stretched by t0/α) turn the band upside down locally:
+  allowed (a physicist may mean it), but ``sign_change_fraction`` estimates the share of bonds that
+  do from the thermal variances, and wow.run warns when it exceeds SIGN_CHANGE_WARN.
+* CM momentum: |cm_momentum|/(NM) may not exceed the fastest electron, 2 t0 a/ħ (beyond it the recoil
+  phase per step is numerically meaningless and, in float32, overflows).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .errors import ConfigError
+from .units import HBAR, KB
+
+MAX_BOND_ANGLE = 0.25
+MAX_PHONON_ANGLE = 0.5
+CROSSING_SIGMAS = 8.0
+SIGN_CHANGE_WARN = 1e-6
+#: Tallies that are NaN by definition for some samples (E_b below P_B_FLOOR): not an error; on the open
+#: chain also the phonon momentum and what the CM takes from it (undefined without translation symmetry).
+NAN_ALLOWED = ("E_b", "dE_b")
+NAN_ALLOWED_OPEN = ("dP_ph", "dP_cm")
+
+
+class NonFiniteError(FloatingPointError):
+    """A tally came out non-finite (NaN or inf): the run's numbers cannot be trusted."""
+
+
+def bond_rms(chain, T: float, statistics: str) -> float:
+    """rms bond stretch sqrt(<b_n²>) (Å) of the thermal lattice, averaged over the bonds: the
+    springs' potential energy ½K Σ<b²> = Σ_j ½ M ω_j² <Q_j²> (exact for the harmonic chain)."""
+    if T == 0 and statistics == "classical":
+        return 0.0
+    M = chain.mass_ev
+    n_b = chain.N if chain.boundary == "ring" else chain.N - 1
+    if statistics == "classical":  # Σ_j ω_j² <Q_j²> = (N - 1) k_B T / M exactly
+        return float(math.sqrt((chain.N - 1) * KB * T / (chain.spring * n_b)))
+    w = np.asarray(_frequencies(_small(chain)), float)
+    n_b, scale = (n_b, 1.0) if chain.N <= _SMALL else (_SMALL, (chain.N - 1) / (_SMALL - 1))
+    x = HBAR * w / (2 * KB * T) if T > 0 else np.full_like(w, np.inf)
+    q2 = HBAR / (2 * M * w) / np.tanh(np.minimum(x, 700.0))
+    return float(math.sqrt(M / chain.spring * scale * np.sum(w**2 * q2) / (n_b * scale)))
+
+
+#: Above this many atoms the quantum bond variance is the same sum over a chain of this size (a
+#: quadrature of the same dispersion, relative error ~1/_SMALL), so that no N-sized array is made.
+_SMALL = 4096
+
+
+def _small(chain):
+    import dataclasses
+
+    return chain if chain.N <= _SMALL else dataclasses.replace(chain, N=_SMALL)
+
+
+def _frequencies(chain):
+    from .lattice import mode_frequencies
+
+    return mode_frequencies(chain)
+
+
+def sign_change_fraction(cfg) -> float:
+    """Expected share of bonds whose hopping t0 - α b has the opposite sign of t0 (Gaussian b)."""
+    alpha = abs(cfg.electron.alpha)
+    sb = bond_rms(cfg.chain, cfg.temperature, cfg.statistics)
+    if alpha == 0 or sb == 0:
+        return 0.0
+    return 0.5 * math.erfc(cfg.electron.t0 / (alpha * sb) / math.sqrt(2))
+
+
+def check(cfg):
+    """Refuse a config outside the stated accuracy bounds (module doc); the message names the
+    parameter, its value and the allowed range."""
+    c, e = cfg.chain, cfg.electron
+    sb = bond_rms(c, cfg.temperature, cfg.statistics) if cfg.dynamics != "frozen" or cfg.temperature > 0 else 0.0
+    if sb > c.a / CROSSING_SIGMAS:
+        raise ConfigError(
+            f"temperature={cfg.temperature!r}: the thermal bond stretch ({sb:.3g} Å rms) lets neighbouring atoms "
+            f"pass each other (spacing a = {c.a:g} Å); allowed: rms stretch <= a/{CROSSING_SIGMAS:g}, i.e. "
+            f"temperature up to ~{cfg.temperature * (c.a / CROSSING_SIGMAS / sb) ** 2:.3g} K for this chain")
+    dmax = max((abs(float(d)) for _, d in e.bond_defects), default=0.0)
+    t_max = e.t0 + abs(e.alpha) * 5 * sb + dmax
+    theta = t_max * cfg.dt / HBAR
+    if theta > MAX_BOND_ANGLE:
+        raise ConfigError(
+            f"dt={cfg.dt!r} fs is beyond the accuracy bound: bond angle t_max dt/ħ = {theta:.3g} with t_max = "
+            f"{t_max:.3g} eV (band energies off by ~0.13 θ² t0); allowed: dt <= {MAX_BOND_ANGLE * HBAR / t_max:.4g} fs "
+            f"(θ <= {MAX_BOND_ANGLE:g})")
+    if c.omega_max * cfg.dt > MAX_PHONON_ANGLE:
+        raise ConfigError(
+            f"dt={cfg.dt!r} fs is beyond the accuracy bound for the lattice: ω_max dt = {c.omega_max * cfg.dt:.3g}; "
+            f"allowed: dt <= {MAX_PHONON_ANGLE / c.omega_max:.4g} fs (ω_max dt <= {MAX_PHONON_ANGLE:g})")
+    if cfg.cm_momentum is not None:
+        vmax = 2 * e.t0 * c.a / HBAR
+        pmax = vmax * c.N * c.mass_ev
+        if abs(cfg.cm_momentum) > pmax:
+            raise ConfigError(
+                f"cm_momentum={cfg.cm_momentum!r} eV·fs/Å moves the centre of mass faster than the fastest electron "
+                f"(2 t0 a/ħ = {vmax:.3g} Å/fs); allowed: |cm_momentum| <= {pmax:.4g} eV·fs/Å")
+
+
+def check_finite(per_sample: dict, traces: dict, n_samples: int, allowed=NAN_ALLOWED):
+    """Raise NonFiniteError naming the first non-finite tally (``allowed`` excepted)."""
+    for where, tree in (("tally", per_sample), ("trace", traces)):
+        for k, v in tree.items():
+            if k in allowed:
+                continue
+            a = np.asarray(v)
+            if not np.issubdtype(a.dtype, np.inexact):
+                continue
+            bad = ~np.isfinite(a)
+            if bad.any():
+                rows = np.any(bad.reshape(bad.shape[0], -1), axis=1) if bad.ndim else bad
+                raise NonFiniteError(
+                    f"{where} {k!r} is not finite in {int(np.sum(rows))} of {n_samples} samples (first: sample "
+                    f"{int(np.argmax(rows))}): the run's numbers cannot be trusted; nothing was written. Check the "
+                    "inputs (temperature, cm_momentum, sigma, dt) or run in float64")
+
+
+def host_memory() -> int:
+    """Physical memory of this host (bytes), or a large number where it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def check_sizes(cfg, n_samples: int, memory_bytes: int, per_sample_bytes: int, keep_final: bool):
+    """Refuse, before any work, a run whose one sample does not fit the device budget or whose
+    gathered results (tallies, frames, final states) do not fit this host's memory."""
+    if per_sample_bytes > memory_bytes:
+        raise ConfigError(
+            f"chain.N={cfg.chain.N}: one sample needs ~{per_sample_bytes / 2**30:.3g} GiB of device memory (state, "
+            f"step temporaries, {cfg.n_frames + 1} frames{' with densities' if cfg.save_density else ''}), more than "
+            f"memory_bytes={memory_bytes} ({memory_bytes / 2**30:.3g} GiB); allowed: a smaller chain.N or n_frames, "
+            "save_density=False, or a larger memory_bytes")
+    word = 8
+    N = cfg.chain.N
+    host = n_samples * ((cfg.n_frames + 1) * (8 + (2 * N if cfg.save_density else 0)) + 64 + (4 * N if keep_final else 0)) * word
+    limit = host_memory() // 2
+    if host > limit:
+        raise ConfigError(
+            f"n_samples={n_samples}: the gathered results need ~{host / 2**30:.3g} GiB of host memory, more than half "
+            f"of this host's {2 * limit / 2**30:.3g} GiB; allowed: n_samples <= {max(1, n_samples * limit // host)} "
+            "at these sizes (or split the run over seeds)")
