@@ -10,12 +10,15 @@ selected tests must pass, or the run stops).
 
     flock -x /work/cpu.lock python benchmarks/mutation.py              # all mutants, 2 jobs
     python benchmarks/mutation.py --only jackknife_one_over_G,weighted_w_not_w2 --out -
+    python benchmarks/mutation.py --files wow/propagate.py,wow/fock.py --merge   # a portion
     python benchmarks/mutation.py --list
 
 Writes a table (planted, caught, survived, stale; which test caught each) to benchmarks/MUTATION.md
-(--out - prints it instead). Not part of the test suite: it runs the suite's tests many times
-(4.5 min on 2 cores for the 43 mutants below, with the compilation cache shared between the runs). A survivor is either killed by a new test or explained in
-SURVIVOR_NOTES.
+(--out - prints it instead; with --merge the rows of the mutants not run now are kept from the
+earlier report, so the list can be run in portions, e.g. one --files group per exclusive lock hold).
+Not part of the test suite: it runs the suite's tests many times, with the compilation cache shared
+between the runs (the timings of each portion are in MUTATION.md). A survivor is either killed by a
+new test or explained in SURVIVOR_NOTES.
 """
 
 from __future__ import annotations
@@ -57,6 +60,21 @@ LATTICE_TESTS = ("tests/test_tally_references.py", "tests/test_lattice.py", "-k"
                  "not ensemble and not channel and not quasielastic and not from_momenta")
 THEORY_TESTS = ("tests/test_theory.py", "-k", "not propagator")
 ENSEMBLE_DEB = ("tests/test_tally_references.py::test_ensemble_dE_b_is_the_energy_of_all_backscattered_weight",)
+# The propagator, the backends, the Fock bases and the ensemble: the tests against independent references
+# (tests/references.py: expm and Magnus of H written out from the model, the free chain's motion by its
+# own spring matrix, the electron x Fock problem), the budget and the recoil checks.
+LOOP_TESTS = ("tests/test_propagate.py", "-k", "expm or magnus or unitary or backward or bessel")
+ORDER4_TESTS = ("tests/test_order.py", "-k", "magnus or fourth or yoshida")
+EHRENFEST_LOOP = ("tests/test_ehrenfest.py", "-k", "energy_conserved or hellmann or heavy or weak_coupling")
+FRAME_TESTS = ("tests/test_propagate.py::test_reflection_from_one_modified_bond_matches_transfer_matrix",)
+RECOIL_TESTS = ("tests/test_propagate.py", "tests/test_core.py", "-k", "frozen_against_expm or given_state_frozen")
+RECOIL_TALLY = ("tests/test_experiments.py::test_recoil_reproduces_a7_a8",)
+BUDGET_TESTS = ("tests/test_ehrenfest.py", "-k", "budget or phonon_momentum_is_the_impulse or records")
+FROZEN_TESTS = ("tests/test_core.py::test_given_state_frozen_equals_expm",)
+QUANTUM_TESTS = ("tests/test_quantum.py", "-k", "against_expm or magnus or zero_coupling or huang")
+QUANTUM_TALLY = ("tests/test_quantum.py", "-k", "against_expm")
+QUANTUM_PPH = ("tests/test_quantum.py::test_ring_crystal_momentum_conserved",)
+ENSEMBLE_TESTS = ("tests/test_ensemble.py", "tests/test_core.py", "-k", "vmap_equals_loop or given_states_in_a_batch or coherent")
 
 MUTANTS = [
     # --- wow/tally.py: estimators ------------------------------------------------------------
@@ -154,6 +172,118 @@ MUTANTS = [
            "x = HBAR * w / (2 * KB * T)\n    return np.exp(-x)", THEORY_TESTS, "Bose-Einstein at twice the temperature"),
     Mutant("msd_ring_closed_form", "wow/theory.py", "kT * (N**2 - 1) / (12 * N * K)", "kT * (N**2 + 1) / (12 * N * K)",
            THEORY_TESTS, "ring <u²> closed form off by 2/(N²-1)"),
+    # --- wow/propagate.py: the one loop ----------------------------------------------------------
+    Mutant("yoshida_w0_sign", "wow/propagate.py", "4: (1 / (2 - _CBRT2), -_CBRT2 / (2 - _CBRT2),",
+           "4: (1 / (2 - _CBRT2), _CBRT2 / (2 - _CBRT2),", ORDER4_TESTS, "Yoshida's middle weight without its minus sign"),
+    Mutant("substep_h_next_is_h", "wow/propagate.py", "h_next=hs[(i + 1) % len(hs)]", "h_next=hs[i]", ORDER4_TESTS,
+           "the next sub-step's length taken as this one's (order 4 moves the lattice (h + h_next)/2)"),
+    Mutant("static_join_drops_pending_half", "wow/propagate.py", "model.join(layers[i - 1].trail, layers[i])",
+           "model.join(None, layers[i])", LOOP_TESTS, "static lattice: the pending half layer never merged"),
+    Mutant("static_prepare_unnegated", "wow/propagate.py", "model.close(z, _negate(last))", "model.close(z, last)",
+           LOOP_TESTS, "static lattice: the opening half layer applied forwards"),
+    Mutant("moving_join_drops_pending_half", "wow/propagate.py", "model.join(trail, lay)", "model.join(None, lay)",
+           LOOP_TESTS, "moving lattice: the pending half layer never merged"),
+    Mutant("whole_without_close", "wow/propagate.py", "return model.close(model.advance(z, lay, join, x[\"fixed\"]), lay.trail)",
+           "return model.advance(z, lay, join, x[\"fixed\"])", EHRENFEST_LOOP, "ψ-whole backends: the trailing half layer dropped"),
+    Mutant("first_frame_last", "wow/propagate.py", "jnp.concatenate([f[:, None], jnp.moveaxis(r, 0, 1)], axis=1)",
+           "jnp.concatenate([jnp.moveaxis(r, 0, 1), f[:, None]], axis=1)", FRAME_TESTS, "the t = 0 frame recorded last"),
+    Mutant("force_sign", "wow/propagate.py", "        return jax.tree_util.tree_map(jnp.negative, grad)\n    return force",
+           "        return grad\n    return force", EHRENFEST_LOOP, "the Ehrenfest force +∂E/∂u"),
+    # --- wow/models/chain.py: the chain electron -------------------------------------------------
+    Mutant("pade_numerator", "wow/models/chain.py", "n = y * (15 - y2)", "n = y * (15 - 2 * y2)", ORDER4_TESTS,
+           "rational rotation with a wrong Padé coefficient (angle off at O(θ³))"),
+    Mutant("rotate_pairs_sign", "wow/models/chain.py", "return c * Ar - s * Bi, c * Ai + s * Br, c * Br - s * Ai, c * Bi + s * Ar",
+           "return c * Ar + s * Bi, c * Ai + s * Br, c * Br - s * Ai, c * Bi + s * Ar", LOOP_TESTS,
+           "even-bond rotation not unitary (one sign)"),
+    Mutant("odd_left_bond_fill", "wow/models/chain.py", "shift_sites(c, -1, ring, fill=1.0)", "shift_sites(c, -1, ring, fill=0.0)",
+           LOOP_TESTS, "open chain: the missing bond left of site 0 is a zero rotation, not the identity"),
+    Mutant("odd_recoil_full_angle", "wow/models/chain.py", "odd = rotation(to * (k / 2 if self.recoil else k))",
+           "odd = rotation(to * k)", LOOP_TESTS, "recoil on: the two odd half layers around R each a full layer"),
+    Mutant("recoil_phase_sign", "wow/models/chain.py", "jnp.exp(-1j * (Q[:, None] - HBAR * p.k[None, :]) ** 2",
+           "jnp.exp(-1j * (Q[:, None] + HBAR * p.k[None, :]) ** 2", RECOIL_TESTS, "recoil term (Q + ħk)² (sign of ħk)"),
+    Mutant("recoil_no_half", "wow/models/chain.py", "inv_2NM=f(1.0 / (2 * c.N * c.mass_ev))", "inv_2NM=f(1.0 / (c.N * c.mass_ev))",
+           RECOIL_TESTS, "CM kinetic energy without the 1/2"),
+    Mutant("ssh_sign", "wow/models/chain.py", "t = p.t0 - p.alpha * b + _row(p.t_static, b.ndim)",
+           "t = p.t0 + p.alpha * b + _row(p.t_static, b.ndim)", LOOP_TESTS, "SSH coupling with the wrong sign"),
+    Mutant("deformation_ring_shift", "wow/models/chain.py", "return (jnp.roll(b, 1, axis=-1) + b) / (2 * a)",
+           "return (jnp.roll(b, -1, axis=-1) + b) / (2 * a)", LOOP_TESTS,
+           "ring: the deformation potential's left bond shifted by two sites (b_{n+1} + b_n)"),
+    Mutant("deformation_open_shift", "wow/models/chain.py", "return (_pad_sites(b, 1, 0) + _pad_sites(b, 0, 1)) / (2 * a)",
+           "return (_pad_sites(b, 0, 1) + _pad_sites(b, 0, 1)) / (2 * a)", LOOP_TESTS,
+           "open chain: the deformation potential reads bond n twice (one bond shifted by one site)"),
+    Mutant("bond_defect_index", "wow/models/chain.py", "t_static[int(b)] += dt_b", "t_static[int(b) - 1] += dt_b", LOOP_TESTS,
+           "a bond defect placed on the bond before"),
+    Mutant("site_defect_index", "wow/models/chain.py", "eps_static[int(n)] += de", "eps_static[(int(n) + 1) % c.N] += de",
+           LOOP_TESTS, "a site defect placed on the next site"),
+    Mutant("energy_half", "wow/models/chain.py", "e = -2.0 * (te * (Ar * Br + Ai * Bi)", "e = -1.0 * (te * (Ar * Br + Ai * Bi)",
+           EHRENFEST_LOOP, "the bond energy (and the Ehrenfest force from it) halved"),
+    Mutant("k_mean_abs", "wow/models/chain.py", '"k_mean": wk @ p.k / norm', '"k_mean": wk @ jnp.abs(p.k) / norm', FRAME_TESTS,
+           "frame <k> from |k| (the <P_R> trace then misses the reflection)"),
+    Mutant("quantum_weights_forward", "wow/models/chain.py", "jnp.where(_row(p.k, wk.ndim) < 0, wk, 0.0)",
+           "jnp.where(_row(p.k, wk.ndim) > 0, wk, 0.0)", QUANTUM_TALLY, "per-Fock-state backscattered weight at k > 0"),
+    Mutant("recoil_energy_sign", "wow/models/chain.py", "jnp.sum(w * (Q - HBAR * p.k) ** 2) * p.inv_2NM",
+           "jnp.sum(w * (Q + HBAR * p.k) ** 2) * p.inv_2NM", RECOIL_TALLY, "dE_cm from (Q + ħk)²"),
+    Mutant("dP_e_sign", "wow/models/chain.py", 'out["dP_e"] = HBAR * (out["k_f"] - jnp.sum(p.k * w0) / jnp.sum(w0))',
+           'out["dP_e"] = HBAR * (jnp.sum(p.k * w0) / jnp.sum(w0) - out["k_f"])', BUDGET_TESTS, "electron momentum change with its sign flipped"),
+    # --- wow/dynamics: the lattice backends ------------------------------------------------------
+    Mutant("ehrenfest_kick_sign", "wow/dynamics/ehrenfest.py", "return SiteState(u=lat.u, v=lat.v + f * (h / M))",
+           "return SiteState(u=lat.u, v=lat.v - f * (h / M))", EHRENFEST_LOOP, "Ehrenfest kick against the force"),
+    Mutant("ehrenfest_full_kicks", "wow/dynamics/ehrenfest.py", "h = sub.h / 2\n", "h = sub.h\n", EHRENFEST_LOOP,
+           "Verlet with full-step kicks and drifts (the lattice runs twice as fast)"),
+    Mutant("ehrenfest_P_ph_open", "wow/dynamics/ehrenfest.py", 'self.chain.boundary == "ring":\n            out["P_ph"]',
+           'self.chain.boundary == "open":\n            out["P_ph"]', BUDGET_TESTS, "the ring's frames without the phonons' crystal momentum"),
+    Mutant("prescribed_start_full", "wow/dynamics/prescribed.py", "return self.free.flow(lat0, sub.h / 2, p.omega2)",
+           "return self.free.flow(lat0, sub.h, p.omega2)", ORDER4_TESTS, "order 4: the lattice starts a full sub-step ahead"),
+    Mutant("prescribed_finish_sign", "wow/dynamics/prescribed.py", "return self.free.flow(lat, -sub.h / 2, p.omega2)",
+           "return self.free.flow(lat, sub.h / 2, p.omega2)", ORDER4_TESTS, "order 4: the final lattice half a step late"),
+    Mutant("frozen_keeps_velocity", "wow/dynamics/frozen.py", "return SiteState(u=sites.u, v=jnp.zeros_like(sites.v))",
+           "return SiteState(u=sites.u, v=sites.v)", FROZEN_TESTS, "a frozen lattice that keeps its thermal velocities"),
+    Mutant("lattice_omega2_twice", "wow/dynamics/base.py", "omega2=jnp.asarray(chain.spring / chain.mass_ev, real)",
+           "omega2=jnp.asarray(2 * chain.spring / chain.mass_ev, real)", LOOP_TESTS, "lattice flow with 2K/M"),
+    Mutant("quantum_phase_sign", "wow/dynamics/quantum.py", "np.diag(np.exp(-1j * wi * (np.arange(len(x)) + 0.5) * tau))",
+           "np.diag(np.exp(1j * wi * (np.arange(len(x)) + 0.5) * tau))", QUANTUM_TESTS, "phonon phases e^{+iωnτ}"),
+    Mutant("quantum_ell_no_2", "wow/dynamics/quantum.py", "ell = np.sqrt(HBAR / (2 * c.mass_ev * w))",
+           "ell = np.sqrt(HBAR / (c.mass_ev * w))", QUANTUM_TESTS, "zero-point length without the 2"),
+    Mutant("quantum_half_full_swapped", "wow/dynamics/quantum.py", "jnp.where(lat.i == 0, a, b), p.U_half, p.U_full)",
+           "jnp.where(lat.i == 0, a, b), p.U_full, p.U_half)", QUANTUM_TESTS, "first and later phonon layers swapped"),
+    Mutant("quantum_view_full", "wow/dynamics/quantum.py", "lambda e_: self._phonons(e_, p.U_half, ops), lambda e_: e_, e)",
+           "lambda e_: self._phonons(e_, p.U_full, ops), lambda e_: e_, e)", QUANTUM_TESTS, "the pending phonon half applied whole"),
+    Mutant("quantum_P_ph_sign", "wow/dynamics/quantum.py", "HBAR * q * (-2.0 * jnp.imag(z))", "HBAR * q * (2.0 * jnp.imag(z))",
+           QUANTUM_PPH, "quantum phonon momentum <n_+ - n_-> with the wrong sign"),
+    Mutant("quantum_running_start_unconjugated", "wow/dynamics/quantum.py", "tuple(jnp.conj(W.T) for W in p.W)",
+           "tuple(W.T for W in p.W)", QUANTUM_TESTS, "running initial Fock states built with Wᵀ instead of W†"),
+    Mutant("quantum_tally_standing", "wow/dynamics/quantum.py",
+           'return fock.apply_pairs(c, self.pairs, p.W) if self.basis == "running" else c', "return c", QUANTUM_TALLY,
+           "Δn tallies in the standing basis when the running basis is asked for"),
+    # --- wow/fock.py ------------------------------------------------------------------------------
+    Mutant("running_wave_direction", "wow/fock.py", "(-1j) ** (npl - r) * (1j) ** (nmi - s)", "(1j) ** (npl - r) * (-1j) ** (nmi - s)",
+           QUANTUM_PPH, "running waves a_± swapped (the direction of travel)"),
+    Mutant("ladder_no_sqrt", "wow/fock.py", "x[..., 1:] * sq.reshape((1,) * (x.ndim - 1) + (d - 1,))", "x[..., 1:]",
+           QUANTUM_PPH, "a|n> without the √n"),
+    Mutant("ring_wavevector_half", "wow/fock.py", "return 2 * math.pi * min(j, chain.N - j) / (chain.N * chain.a)",
+           "return math.pi * min(j, chain.N - j) / (chain.N * chain.a)", QUANTUM_PPH, "ring |q| = πj/(Na)"),
+    Mutant("half_axis_missing", "wow/fock.py", "return modes.index(chain.N // 2) if chain.N // 2 in modes else -1", "return -1",
+           QUANTUM_PPH, "the π/a mode's crystal momentum left out of P_ph"),
+    Mutant("dvr_wrong_offdiagonal", "wow/fock.py", "off = np.sqrt(np.arange(1, d, dtype=float))", "off = np.arange(1, d, dtype=float)",
+           QUANTUM_TESTS, "X = a + a† with n instead of √n"),
+    # --- wow/ensemble.py --------------------------------------------------------------------------
+    Mutant("ensemble_Q_sign", "wow/ensemble.py", "Q = starts.P_R + HBAR * k0", "Q = starts.P_R - HBAR * k0", RECOIL_TESTS,
+           "total momentum P_R - ħk0"),
+    Mutant("ensemble_P_R_trace_sign", "wow/ensemble.py", 'frames["P_R"] - (frames["P_ph"] - frames["P_ph"][:, :1])',
+           'frames["P_R"] + (frames["P_ph"] - frames["P_ph"][:, :1])', BUDGET_TESTS, "<P_R> trace adds the phonon momentum"),
+    Mutant("ensemble_dE_b_unweighted", "wow/ensemble.py", 'stats["dE_b"] = weighted_mean_sem(per_sample["dE_b"], per_sample["P_b"])',
+           'stats["dE_b"] = mean_sem(per_sample["dE_b"])', ENSEMBLE_DEB, "ΔE_b as the unweighted mean over samples"),
+    Mutant("ensemble_coherent_forward", "wow/ensemble.py", "back = np.tile(k_grid(cfg.chain.N, cfg.chain.a) < 0,",
+           "back = np.tile(k_grid(cfg.chain.N, cfg.chain.a) > 0,", ENSEMBLE_TESTS, "the coherent split over k > 0"),
+    Mutant("ensemble_fixed_cm_ignored", "wow/ensemble.py", "P_R = jnp.full_like(P_R, P_R_fixed)", "P_R = P_R", RECOIL_TALLY,
+           "cm_momentum ignored (the CM momentum drawn anyway)"),
+    Mutant("ensemble_given_P_not_divided", "wow/ensemble.py", 'to_sites(take(given["P"]).astype(real)) / chain.mass_ev',
+           'to_sites(take(given["P"]).astype(real))', ENSEMBLE_TESTS, "given mode momenta used as velocities"),
+    Mutant("ensemble_keys_shifted", "wow/ensemble.py", "keys = jax.random.split(jax.random.PRNGKey(seed), n_samples)",
+           "keys = jax.random.split(jax.random.PRNGKey(seed + 1), n_samples)", ENSEMBLE_TESTS,
+           "sample s not drawn from key s of split(PRNGKey(seed), n)"),
+    Mutant("ensemble_coherent_last_chunk", "wow/ensemble.py", "S += np.asarray(s_, complex)", "S = np.asarray(s_, complex)",
+           ENSEMBLE_TESTS, "the coherent sums keep only the last chunk"),
 ]
 
 #: Why a survivor is harmless or where it is caught instead (name -> note), kept with the list.
@@ -235,18 +365,54 @@ def one(root: Path, files: list[str], m: Mutant | None, tests, timeout: float, c
     return {"result": f"error (pytest rc {rc})", "by": "", "msg": " / ".join(tail)[:200], "s": secs}
 
 
-def table(rows, wall, jobs, commit, argv) -> str:
-    n = {k: sum(1 for _, r in rows if r["result"].startswith(k)) for k in ("caught", "survived", "stale", "ambiguous", "error")}
-    planted = len(rows) - n["stale"] - n["ambiguous"]
-    L = ["# Mutation check", "",
-         f"`{' '.join(argv)}` — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, git {commit}, "
-         f"{jobs} parallel jobs, wall {wall / 60:.1f} min.", "",
+RESULTS = ("caught", "survived", "stale", "ambiguous", "error")
+
+
+def cells(line: str) -> list[str]:
+    """The cells of one table row (a '|' inside a cell is written '\\|')."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def old_rows(path: Path) -> tuple[dict, list]:
+    """(mutant name -> its table row, the run lines) of an earlier report, for --merge."""
+    if not path.is_file():
+        return {}, []
+    rows, runs = {}, []
+    names = {m.name for m in MUTANTS}
+    for line in path.read_text().splitlines():
+        if line.startswith("- `python benchmarks/mutation.py"):
+            runs.append(line)
+        elif line.startswith("| ") and cells(line) and cells(line)[0] in names:
+            rows[cells(line)[0]] = line
+    return rows, runs
+
+
+def table(rows, wall, jobs, commit, argv, merged=None, runs=()) -> str:
+    """The report: this run's rows, with --merge the rows of mutants not run now kept from the
+    earlier report (in the order of MUTANTS), and the totals over all of them."""
+    esc = lambda x: str(x).replace("|", "\\|")
+    now = {m.name: f"| {m.name} | {m.file} | {esc(m.bug)} | {r['result']} | {esc(r['by'])} | {r['msg']} | {r['s']:.0f} |"
+           for m, r in rows}
+    lines = [now.get(m.name) or (merged or {}).get(m.name) for m in MUTANTS]
+    lines = [ln for ln in lines if ln]
+    res = [cells(ln)[3] for ln in lines]
+    n = {k: sum(1 for r in res if r.startswith(k)) for k in RESULTS}
+    planted = len(res) - n["stale"] - n["ambiguous"]
+    run = (f"- `{' '.join(argv)}` — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, git {commit}, "
+           f"{jobs} parallel jobs, {len(rows)} mutants, wall {wall / 60:.1f} min.")
+    L = ["# Mutation check", "", "Runs (with --merge, each run replaces its mutants' rows):", "", *runs, run, "",
          f"**planted {planted}, caught {n['caught']}, survived {n['survived']}, stale {n['stale'] + n['ambiguous']}, "
-         f"errors {n['error']}** ({100 * n['caught'] / max(planted, 1):.0f}% caught).", "",
-         "| mutant | file | planted bug | result | caught by | first assertion | s |", "|---|---|---|---|---|---|---|"]
-    for m, r in rows:
-        L.append(f"| {m.name} | {m.file} | {m.bug} | {r['result']} | {r['by']} | {r['msg']} | {r['s']:.0f} |")
-    surv = [m for m, r in rows if r["result"] == "survived"]
+         f"errors {n['error']}** ({100 * n['caught'] / max(planted, 1):.0f}% caught).", ""]
+    by_file = {}
+    for ln, r in zip(lines, res):
+        f = cells(ln)[1]
+        by_file.setdefault(f, [0, 0])
+        by_file[f][0] += 1
+        by_file[f][1] += r.startswith("caught")
+    L += ["| file | planted | caught |", "|---|---|---|"] + [f"| {f} | {a} | {b} |" for f, (a, b) in by_file.items()] + [""]
+    L += ["| mutant | file | planted bug | result | caught by | first assertion | s |", "|---|---|---|---|---|---|---|"]
+    L += lines
+    surv = [m for m in MUTANTS if any(ln.startswith(f"| {m.name} |") and cells(ln)[3] == "survived" for ln in lines)]
     if surv:
         L += ["", "Survivors:", ""]
         L += [f"- {m.name}: {SURVIVOR_NOTES.get(m.name, 'NOT EXPLAINED: needs a test or a note')}" for m in surv]
@@ -260,6 +426,9 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=400.0, help="seconds per mutant's pytest run")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "MUTATION.md"), help="report file, '-' for stdout")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the earlier report's rows of the mutants not run now (to run the list in portions)")
+    ap.add_argument("--files", default="", help="comma-separated source files: only the mutants planted in them")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     ap.add_argument("--no-cache", action="store_true", help="no shared JAX compilation cache between the runs")
     ap.add_argument("--tests", default=None,
@@ -282,6 +451,12 @@ def main(argv=None):
         if unknown:
             ap.error(f"--only: unknown mutant(s) {unknown}; see --list")
         sel = [m for m in MUTANTS if m.name in want]
+    if args.files:
+        files_ = [f for f in args.files.split(",") if f]
+        unknown = sorted(set(files_) - {m.file for m in MUTANTS})
+        if unknown:
+            ap.error(f"--files: no mutants in {unknown}; see --list")
+        sel = [m for m in sel if m.file in files_]
     if args.logs:
         Path(args.logs).mkdir(parents=True, exist_ok=True)
     if args.tests is not None:
@@ -320,14 +495,20 @@ def _run(args, sel, files, commit, cache_dir, t0, argv):
         futs = {ex.submit(one, ROOT, files, m, m.tests, args.timeout, cache_dir, not args.all_failures, args.logs): m
                 for m in sel}
         done = {}
+        cmd = ["python", "benchmarks/mutation.py", *(argv if argv is not None else sys.argv[1:])]
+        merged, runs = old_rows(Path(args.out)) if args.merge and args.out != "-" else ({}, [])
         for f in cf.as_completed(futs):
             m = futs[f]
             done[m.name] = f.result()
             r = done[m.name]
             print(f"{m.name:34s} {r['result']:18s} {r['by']} ({r['s']:.0f} s)", flush=True)
+            if args.out != "-":  # the report so far (a run stopped midway keeps what it found)
+                part = [(x, done[x.name]) for x in sel if x.name in done]
+                Path(args.out).write_text(table(part, time.perf_counter() - t0, args.jobs, commit + " (partial)",
+                                                cmd, merged, runs))
     rows = [(m, done[m.name]) for m in sel]
     wall = time.perf_counter() - t0
-    text = table(rows, wall, args.jobs, commit, ["python", "benchmarks/mutation.py", *(argv if argv is not None else sys.argv[1:])])
+    text = table(rows, wall, args.jobs, commit, cmd, merged, runs)
     if args.out == "-":
         print(text)
     else:

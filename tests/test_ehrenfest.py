@@ -380,6 +380,7 @@ def test_ehrenfest_is_a_config_option_and_the_ensemble_records_the_budget():
         P_R_f = ps["P_R0"][s] + HBAR * cfg.k0 - HBAR * kf - dP_ph
         assert res.traces["P_R"][s, -1] == pytest.approx(P_R_f, rel=1e-9, abs=1e-12)
         assert ps["P_R_f"][s] == pytest.approx(P_R_f, rel=1e-9, abs=1e-12)
+        assert ps["dP_cm"][s] == pytest.approx(P_R_f - ps["P_R0"][s], rel=1e-8, abs=1e-12)  # what the CM took
         assert res.traces["P_R"][s, 0] == pytest.approx(ps["P_R0"][s], abs=1e-12)
     assert np.all(np.abs(ps["dP_ph"]) > 1e-4)  # the phonons do take momentum in 4 fs
     with pytest.raises(wow.ConfigError, match="dynamics"):

@@ -52,6 +52,7 @@ def test_identical_samples_are_fully_coherent():
                 electron=wow.Electron(sigma=12.0, bond_defects=((47, -0.5),)))
     r = wow.run(cfg, 8)
     assert r.coherent["P_tot"] > 0.05
+    assert r.coherent["P_tot"] == pytest.approx(np.mean(r.per_sample["P_b"]), rel=1e-12)  # the k < 0 weight
     assert r.coherent["P_coh"] == pytest.approx(r.coherent["P_tot"], rel=1e-10)
     assert r.coherent["coherent_fraction"] == pytest.approx(1.0, rel=1e-10)
 
