@@ -257,7 +257,7 @@ MUTANTS = [
            "Δn tallies in the standing basis when the running basis is asked for"),
     # --- wow/fock.py ------------------------------------------------------------------------------
     Mutant("running_wave_direction", "wow/fock.py", "(-1j) ** (npl - r) * (1j) ** (nmi - s)", "(1j) ** (npl - r) * (-1j) ** (nmi - s)",
-           QUANTUM_PPH, "running waves a_± swapped (the direction of travel)"),
+           QUANTUM_PPH + ("tests/test_quantum.py::test_running_wave_basis_change",), "running waves a_± swapped (the direction of travel)"),
     Mutant("ladder_no_sqrt", "wow/fock.py", "x[..., 1:] * sq.reshape((1,) * (x.ndim - 1) + (d - 1,))", "x[..., 1:]",
            QUANTUM_PPH, "a|n> without the √n"),
     Mutant("ring_wavevector_half", "wow/fock.py", "return 2 * math.pi * min(j, chain.N - j) / (chain.N * chain.a)",
