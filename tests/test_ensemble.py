@@ -50,7 +50,7 @@ def test_identical_samples_are_fully_coherent():
     A static defect gives a nonzero P_b."""
     cfg = small(temperature=0.0, statistics="classical", recoil=False,
                 electron=wow.Electron(sigma=12.0, bond_defects=((47, -0.5),)))
-    r = wow.run(cfg, 8)
+    r = wow.run(cfg, 8, chunk_size=3)  # three chunks: the coherent sums gather all of them
     assert r.coherent["P_tot"] > 0.05
     assert r.coherent["P_tot"] == pytest.approx(np.mean(r.per_sample["P_b"]), rel=1e-12)  # the k < 0 weight
     assert r.coherent["P_coh"] == pytest.approx(r.coherent["P_tot"], rel=1e-10)
