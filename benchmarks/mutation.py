@@ -287,7 +287,11 @@ MUTANTS = [
 ]
 
 #: Why a survivor is harmless or where it is caught instead (name -> note), kept with the list.
-SURVIVOR_NOTES: dict[str, str] = {}
+SURVIVOR_NOTES: dict[str, str] = {
+    "ensemble_coherent_last_chunk": "survived the 20:10 run (the chunked coherent test compared P_coh values "
+    "too small for its tolerance); test_identical_samples_are_fully_coherent now runs in three chunks, where "
+    "a coherent sum of the last chunk alone cannot give P_coh = P_tot (not re-run yet)",
+}
 
 
 def repo_files(root: Path) -> list[str]:
