@@ -141,7 +141,7 @@ def test_backscatter_shift_matches_propagator_with_recoil(P_over_hk):
 # --------------------------------------------------------------------------------------------
 def test_packet_weights_are_wows_initial_packet():
     cfg = wow.Config(chain=wow.Chain(N=300, a=1.5), electron=wow.Electron(k0=0.7, sigma=12.0),
-                     duration=5.0)
+                     duration=4.8)
     w, k = packet_weights(cfg)
     k2, w2 = th.packet_weights(300, 1.5, cfg.x0, 12.0, 0.7)
     np.testing.assert_allclose(k2, k, atol=1e-14)

@@ -299,7 +299,7 @@ def validate(cfg: Config) -> Config:
     _number("electron.t0", e.t0, low=0, low_open=True)
     _number("electron.alpha", e.alpha)
     _number("electron.D", e.D)
-    _number("electron.sigma", e.sigma, low=c.a / 2)  # narrower is no packet: Δk = 1/2σ beyond the zone
+    _number("electron.sigma", e.sigma, low=c.a / 4)  # narrower is no packet (one site): its norm underflows
     zone = math.pi / c.a
     if e.k0 is not None:
         # every tally counts backscattering as the weight at k < 0, i.e. against a packet moving towards
