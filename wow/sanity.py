@@ -75,7 +75,10 @@ def _frequencies(chain):
 
 
 def sign_change_fraction(cfg) -> float:
-    """Expected share of bonds whose hopping t0 - α b has the opposite sign of t0 (Gaussian b)."""
+    """Expected share of bonds whose hopping t0 - α b has the opposite sign of t0 (Gaussian b); 0
+    for a model without hoppings (the density-density continuum) or with local modes (α = 0)."""
+    if not hasattr(cfg.electron, "alpha"):
+        return 0.0
     alpha = abs(cfg.electron.alpha)
     sb = bond_rms(cfg.chain, cfg.temperature, cfg.statistics)
     if alpha == 0 or sb == 0:
