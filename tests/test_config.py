@@ -36,7 +36,7 @@ def cfg(**kw):
     (dict(dtype="float16"), ["dtype='float16'", "'float32'"]),
     (dict(recoil="yes"), ["recoil='yes'", "True or False"]),
     (dict(cm_momentum=math.nan), ["cm_momentum=nan"]),
-    (dict(electron=dict(sigma=0.0)), ["electron.sigma=0.0", "[0.639"]),
+    (dict(electron=dict(sigma=0.0)), ["electron.sigma=0.0", "[0.1278"]),
     (dict(electron=dict(t0=-1.0)), ["electron.t0=-1.0"]),
     (dict(electron=dict(k0=2.0)), ["electron.k0=2.0", "1.22"]),  # π/a = 1.229 1/Å
     (dict(electron=dict(x0=-3.0)), ["electron.x0=-3.0"]),

@@ -19,7 +19,7 @@ from wow import gradients as G
 from wow.fdcheck import central_difference
 
 BASE = wow.Config(chain=wow.Chain(N=12, boundary="ring"), electron=wow.Electron(sigma=2.0, alpha=2.0, D=0.5),
-                  temperature=300.0, cm_momentum=0.5, recoil=True, dt=0.1, duration=1.0, n_frames=1)
+                  temperature=300.0, cm_momentum=0.5, recoil=True, dt=0.0625, duration=1.0, n_frames=1)  # θ within wow's bound (0.25)
 QUANTUM = dataclasses.replace(BASE, dynamics="quantum", recoil=False, statistics="quantum",
                               quantum=wow.QuantumLattice(modes=(2,), n_max=2, others="wow"))
 CONFIGS = {"frozen": dataclasses.replace(BASE, dynamics="frozen"), "wow": BASE,
@@ -94,7 +94,7 @@ def test_value_is_wow_run_at_the_same_seed():
 def test_checkpointed_reverse_mode_equals_plain_and_forward_mode():
     """Reverse mode with blocks of steps under jax.checkpoint equals the plain scan's to rounding and
     forward mode's to 1e-10 (frozen lattice: the cheapest program)."""
-    cfg = dataclasses.replace(CONFIGS["frozen"], duration=1.2)  # 12 steps: blocks of 3 (+ none left)
+    cfg = dataclasses.replace(CONFIGS["frozen"], duration=0.75)  # 12 steps: blocks of 3 (+ none left)
     wrt = ("electron.alpha", "chain.spring", "temperature")
     grads = {}
     for ck in ("auto", None, 5):  # 5: 2 blocks of 5 and a rest of 2

@@ -501,7 +501,7 @@ def test_resolvent_from_wow_run_decays_at_the_complex_lyapunov_exponent():
     chain = wow.Chain(N=120)
     s0, a, delta = 60, chain.a, 0.2
     n_frames = int(round(12 * HBAR / eta / delta))  # e^{-ηT/ħ} = e^{-12}
-    cfg = wow.Config(chain=chain, electron=wow.Electron(t0=t0, alpha=alpha, D=D, sigma=0.05, x0=s0 * a),
+    cfg = wow.Config(chain=chain, electron=wow.Electron(t0=t0, alpha=alpha, D=D, sigma=a / 20, x0=s0 * a),
                      temperature=T, dynamics="frozen", dt=0.025, duration=n_frames * delta, n_frames=n_frames,
                      save_amplitudes=True, save_density=True, check_inside=False)
     r = wow.run(cfg, 48, seed=3, progress=False)

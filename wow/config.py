@@ -299,7 +299,9 @@ def validate(cfg: Config) -> Config:
     _number("electron.t0", e.t0, low=0, low_open=True)
     _number("electron.alpha", e.alpha)
     _number("electron.D", e.D)
-    _number("electron.sigma", e.sigma, low=c.a / 4)  # narrower is no packet (one site): its norm underflows
+    # a packet centred between two sites keeps exp(-(a/2)²/(4σ²)) >= e^-25 on them at σ = a/20 (a
+    # one-site start, as transport studies use); much narrower its norm underflows to 0/0 (NaN)
+    _number("electron.sigma", e.sigma, low=c.a / 20)
     zone = math.pi / c.a
     if e.k0 is not None:
         # every tally counts backscattering as the weight at k < 0, i.e. against a packet moving towards

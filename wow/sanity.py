@@ -96,8 +96,11 @@ def check(cfg):
             f"temperature={cfg.temperature!r}: the thermal bond stretch ({sb:.3g} Å rms) lets neighbouring atoms "
             f"pass each other (spacing a = {c.a:g} Å); allowed: rms stretch <= a/{CROSSING_SIGMAS:g}, i.e. "
             f"temperature up to ~{cfg.temperature * (c.a / CROSSING_SIGMAS / sb) ** 2:.3g} K for this chain")
-    dmax = max((abs(float(d)) for _, d in e.bond_defects), default=0.0)
-    t_max = e.t0 + abs(e.alpha) * 5 * sb + dmax
+    # the largest static hopping: t0 on the ordinary bonds, |t0 + δt| on the defect bonds (a defect
+    # of -t0 cuts its bond), plus five rms thermal stretches' worth of coupling
+    defects = {int(b): float(d) for b, d in e.bond_defects}
+    static = [abs(e.t0 + d) for d in defects.values()] + ([e.t0] if len(defects) < c.n_bonds else [])
+    t_max = max(static) + abs(e.alpha) * 5 * sb
     theta = t_max * cfg.dt / HBAR
     if theta > MAX_BOND_ANGLE:
         raise ConfigError(

@@ -218,16 +218,20 @@ def lock_path(path: Path) -> Path:
 def exclusive(path: Path):
     """Hold an exclusive lock on the results file ``path`` (an flock on ``.NAME.lock`` beside it) while
     a sweep writes it: a second process on the same file is refused at once (ResultsError), instead of
-    interleaving its points with ours. The kernel drops the lock when the process dies."""
+    interleaving its points with ours. The kernel drops the lock when the process dies; a sweep that
+    ends (finished, failed or interrupted) removes the lock file while it still holds the lock, so
+    nothing is left beside the results (a killed process leaves it, unlocked and harmless)."""
     from .format import ResultsError
 
     if not _devices.is_writer():
         yield
         return
     fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
         except BlockingIOError:
             other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             raise ResultsError(f"{path} is being written by another process (pid {other}): wait for it to "
@@ -236,6 +240,9 @@ def exclusive(path: Path):
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        if held:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path(path))
         os.close(fd)
 
 
