@@ -100,6 +100,7 @@ def test_round_trip_matches_memory(reference):
         assert f["inputs/temperatures"].attrs["units"] == "K"
 
 
+@pytest.mark.slow
 def test_saved_trajectory_equals_memory(tmp_path):
     cfg = tiny(temperature=300.0, dynamics="wow", recoil=True, n_frames=4, save_density=True)
     path = tmp_path / "t.h5"

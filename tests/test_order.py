@@ -110,6 +110,7 @@ def test_order_validated(bad):
         wow.validate(wow.Config(order=bad))
 
 
+@pytest.mark.slow
 def test_run_with_order4_matches_extrapolated_strang():
     """The ensemble path passes the order through: P_b of order 4 at dt = 0.025 fs equals the
     Richardson extrapolation of Strang at dt = 0.01 and 0.005 fs (measured: within 5e-7), while

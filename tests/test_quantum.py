@@ -235,6 +235,7 @@ def test_n_max_zero_is_the_classical_wow_core():
     assert np.abs(np.asarray(c).ravel() - zero_point * np.asarray(ref)).max() < 1e-12
 
 
+@pytest.mark.slow
 def test_convergence_in_n_max():
     """The final state converges (exponentially) to the untruncated one as n_max grows, and the
     top-level diagnostic says when it has."""

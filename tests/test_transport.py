@@ -426,6 +426,7 @@ def test_hsr_packet_momentum_and_energy_relax_at_gamma(hsr_ensemble):
     np.testing.assert_allclose(fr["E_lattice"], 0.0, atol=1e-30)  # T = 0: the perfect chain
 
 
+@pytest.mark.slow
 def test_gaussian_and_binary_noise_give_the_same_means():
     """Gaussian phases (the textbook HSR noise) give the closed-form MSD too: the binary phases
     of the default average to the same dephasing channel. Rate 0 is the frozen chain, exactly."""
