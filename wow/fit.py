@@ -56,6 +56,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import gradients
+
 FORMAT = "wow-fit"
 FORMAT_VERSION = 1
 ERROR_METHODS = ("gauss-newton", "hessian")
@@ -154,26 +156,8 @@ _FOCK = ("the Fock sampler draws integer occupations n_j ~ (1 - e^-x) e^(-n x), 
          "each sample is piecewise constant in T (its derivative is 0 almost everywhere, the T "
          "dependence lives in the jumps), so a Fock-sampled tally has no pathwise d/dT; use "
          "statistics='quantum' (Wigner: fixed normals scaled by the thermal widths) to differentiate in T")
-_SETTINGS = {
-    "chain.N": "an integer (the number of atoms): compare separate fits at each N",
-    "chain.boundary": "a choice ('open' or 'ring'), not a continuous parameter",
-    "chain.a": ("not offered: the spacing also sets the k grid every tally is read on and the default "
-                "k0 = pi/(3a), so changing it moves the observable itself"),
-    "electron.k0": "describes the probe packet, not the material: not offered for fitting",
-    "electron.sigma": "describes the probe packet, not the material: not offered for fitting",
-    "electron.x0": "describes the probe packet, not the material: not offered for fitting",
-    "electron.bond_defects": "(bond index, dt) pairs: the bond indices are integers",
-    "statistics": "a choice of sampler, not a continuous parameter",
-    "dynamics": "a choice of lattice dynamics, not a continuous parameter",
-    "recoil": "a switch (True/False), not a continuous parameter",
-    "dtype": "a choice of precision, not a physical parameter",
-    "order": "an integer (the splitting order), not a physical parameter",
-    "n_frames": "an integer (the frames recorded), not a physical parameter",
-    "dt": "a numerical step, not a physical parameter: converge in dt instead of fitting it",
-    "duration": "sets the integer number of steps; the run length is a setting, not a fit parameter",
-    "save_density": "a switch, not a parameter",
-    "check_inside": "a switch, not a parameter",
-}
+# the settings no fit may vary, with the reason: one table, shared with the differentiable tallies
+_SETTINGS = gradients.SETTINGS
 
 
 def wow_parameters(*, statistics: str = "classical", dynamics: str = "wow",
