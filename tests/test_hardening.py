@@ -263,12 +263,18 @@ def test_non_finite_point_writes_nothing(tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
+    import time
     from test_hardening import fake_points, fake_runner
     from wow.experiments import common
+
+    def runner(point, *a, **kw):  # points after the second wait for the signal, whatever the load
+        if point.options["i"] >= 2:
+            time.sleep(120)
+        return fake_runner(point, *a, **kw)
     p = common.parser("fake", "fake", samples=4, duration=1.0)
     args = common.check(p, p.parse_args(["--out", {out!r}, "--quiet", "--dtype", "float32"]))
     print("start", flush=True)
-    common.sweep(p, args, "fake", fake_points(6, sleep=0.25), {{}}, "", runner=fake_runner)
+    common.sweep(p, args, "fake", fake_points(6, sleep=0.25), {{}}, "", runner=runner)
     print("done", flush=True)
 """)
 
