@@ -458,7 +458,7 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     coherent = coherent_split(S, A, counts, back) if n_samples > 1 else {}
     if cfg.dynamics == "quantum":
         return _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final,
-                               program, inputs)
+                               program, inputs, given.get("psi"))
     stats = {k: mean_sem(per_sample[k]) for k in ("P_b", "P_b0", "P_b_mech", "dE_e", "dE_cm", "norm", "P_R_f")
              if k in per_sample}
     stats["dE_b"] = weighted_mean_sem(per_sample["dE_b"], per_sample["P_b"])
@@ -512,27 +512,31 @@ def _window_warning(cfg, per_sample, traces):
                       "raise electron.u_max", stacklevel=3)
 
 
-def _budget(cfg, per_sample, program, inputs):
+def _budget(cfg, per_sample, program, inputs, psi0=None):
     """Per-sample energy classes of the backscattered weight, split by where the crystal momentum
-    went (wow.tally.budget_classes), with the packet's own crystal-momentum window."""
+    went (wow.tally.budget_classes), with each sample's own crystal-momentum window: that of the
+    given initial amplitudes psi0 ((1 or n, N_s), InitialState.psi) when given, else of the
+    configured packet."""
     model, mp = program.model, inputs.model
-    psi0 = initial_packet(cfg)
-    w0 = np.asarray(model.crystal_weights(psi0, mp)[0])
+    ns = per_sample["n0"].shape[0]
+    psi0 = np.asarray(initial_packet(cfg))[None] if psi0 is None else np.asarray(psi0)
+    w0 = np.asarray(model.crystal_weights(jnp.asarray(psi0), mp)[0])  # (1 or n, N)
     k = k_grid(cfg.chain.N, cfg.chain.a)
-    k0, dk = packet_window(w0, k, cfg.chain.a)
+    win = np.array([packet_window(w, k, cfg.chain.a) for w in w0])  # (1 or n, 2)
+    k0, dk = np.broadcast_to(win[:, 0], (ns,)), np.broadcast_to(win[:, 1], (ns,))
     hq, definite = axis_momenta(cfg.chain, cfg.quantum.sorted_modes(), cfg.quantum.basis)
     out = budget_classes(per_sample["n0"], per_sample["back_k"], hbar_omega(cfg), hq, definite, k, cfg.chain.a, k0, dk)
-    out["k0_window"] = np.full(per_sample["n0"].shape[0], k0)
-    out["dk_window"] = np.full(per_sample["n0"].shape[0], dk)
+    out["k0_window"] = np.array(k0)
+    out["dk_window"] = np.array(dk)
     return out
 
 
 def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final,
-                    program, inputs):
+                    program, inputs, psi0=None):
     hw = hbar_omega(cfg)
     add, stats, fractions, channels = quantum_summary(per_sample, traces, hw)
     per_sample.update(add)
-    per_sample.update(_budget(cfg, per_sample, program, inputs))
+    per_sample.update(_budget(cfg, per_sample, program, inputs, psi0))
     fractions.update(budget_summary(per_sample))
     if "P_b_mech" in traces:
         stats["P_b_mech"] = mean_sem(traces["P_b_mech"][:, -1])

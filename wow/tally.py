@@ -204,6 +204,9 @@ BUDGET_CLASSES = ("elastic", "inelastic", "superelastic", "neutral")
 BUDGET_SPLITS = ("phonon", "cm", "unresolved")
 #: A packet's crystal momenta count as its own within this many standard deviations of its centre.
 K_WINDOW = 6.0
+#: ... and within this fraction of G = 2π/a more, so that a packet of one crystal momentum (window 0)
+#: is not split by the rounding of k - k0 + K_ph/ħ.
+K_ROUNDING = 1e-9
 
 
 def fold(q, a):
@@ -229,7 +232,8 @@ def budget_classes(n0, back_k, hw, hq, definite, k, a, k0, dk):
     final backscattered weight per Fock state and crystal momentum k (FFT order, 1/Å); hw (m,): ħω
     (eV); hq (m,): the crystal momentum ħq of one quantum (eV·fs/Å), meaningful where ``definite``
     (running waves, the ring's zone-boundary mode; wow.fock.axis_momenta); a: lattice spacing (Å);
-    k0, dk: the packet's crystal-momentum centre and window (``packet_window``).
+    k0, dk: the packet's crystal-momentum centre and window (``packet_window``): scalars, or (ns,)
+    one per sample (e.g. given initial amplitudes that differ).
 
     For each final Fock state f and electron crystal momentum k_f: E_ph = Σ ħω_m Δn_m,
     K_ph = Σ ħq_m Δn_m, q_el = k_f - k0 + K_ph/ħ folded into the zone. Classes: elastic (all Δn = 0),
@@ -253,8 +257,10 @@ def budget_classes(n0, back_k, hw, hq, definite, k, a, k0, dk):
     cls = {"elastic": elastic, "inelastic": ~elastic & (E > tol), "superelastic": ~elastic & (E < -tol),
            "neutral": ~elastic & (np.abs(E) <= tol)}
     resolved = np.all((dn == 0) | definite, axis=-1)  # (ns, C)
+    k0 = np.asarray(k0, float).reshape(-1, 1, 1) if np.ndim(k0) else float(k0)
+    dk = np.asarray(dk, float).reshape(-1, 1, 1) if np.ndim(dk) else float(dk)
     q_el = fold(np.asarray(k, float)[None, None, :] - k0 + K[..., None] / HBAR, a)  # (ns, C, N)
-    phonon = np.abs(q_el) <= dk
+    phonon = np.abs(q_el) <= dk + K_ROUNDING * 2 * np.pi / a
     split = {"phonon": resolved[..., None] & phonon, "cm": resolved[..., None] & ~phonon,
              "unresolved": np.broadcast_to(~resolved[..., None], Bk.shape)}
     out = {}

@@ -1003,3 +1003,52 @@ def elastic_fractions(chain, q, T):
     if chain.boundary == "ring":
         out["lattice_running"] = occupation_diagonal_fraction(chain, q, T, "running")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Recoil in the density-density model (Lee-Low-Pines sector Q = p + P_R: the CM takes every change
+# of the electron's mechanical momentum p). A Bloch state φ_{n,k} = Σ_l C_l e^{i(k+G_l)s} carries
+# <p> = m v_n(k) (Hellmann-Feynman), and its components sit at p = ħ(k + G_l): reflecting it to
+# φ_{n,-k} (C_l(-k) = C_{-l}(k)* for the even potential) hands the CM 2 m v_n(k) on average, made of
+# the normal part ħ·2k (the final component p = -ħk) and Umklapp parts ħ(2k - G) (p = ħ(G - k) > 0:
+# a backward-moving Bloch electron whose plane-wave component still moves forward).
+# --------------------------------------------------------------------------------------------
+def bloch_mechanical_momentum(k, V0, w, a, m_star=1.0, band=0, n_G=24):
+    """<φ_{n,k}|p|φ_{n,k}> = m v_n(k) (eV·fs/Å) of the static lattice's Bloch state of band ``band`` at
+    crystal momentum k (1/Å, any shape), from the central equation (``central_velocity``). ħk for
+    V0 = 0 (band 0, |k| < π/a); 0 at the zone edge (a standing wave)."""
+    band = _count("band", band, low=0)
+    v = central_velocity(k, V0, w, a, m_star, n_G)
+    return M_E * float(m_star) * v[..., band]
+
+
+def bloch_umklapp_weight(k, V0, w, a, m_star=1.0, band=0, n_G=24):
+    """Σ_{l: k + G_l has the sign opposite to k} |C_l(k)|²: the weight of the Bloch state φ_{n,k} in
+    plane waves moving against k (1/Å, any shape, k != 0). For a packet at k0 > 0 reflected to -k0
+    this is the share of the reflected weight whose CM momentum change is ħ(2k0 - G_l) (Umklapp: the
+    electron's mechanical momentum stays positive) instead of the normal ħ·2k0 (V0 -> 0: 0)."""
+    k = _finite("k", k)
+    if np.any(k == 0):
+        raise ValueError(f"k={_show(k)}: allowed k != 0 (the direction of k defines 'against')")
+    band = _count("band", band, low=0)
+    _, C, kap = central_equation(k, V0, w, a, m_star, n_G)
+    against = (np.sign(kap) * np.sign(k)[..., None]) < 0
+    out = np.sum(np.where(against, np.abs(C[..., :, band]) ** 2, 0.0), axis=-1)
+    return float(out) if out.ndim == 0 else out
+
+
+def continuum_recoil_energy(k, P, N, M_amu, V0, w, a, m_star=1.0, band=0, n_G=24):
+    """Recoil energy (eV) of reflecting the Bloch state (band, k) to (band, -k) on the static ring of
+    N atoms of mass M_amu with CM momentum P (eV·fs/Å) before the reflection, in the sector
+    Q = P + p_k (p_k = m v_n(k), ``bloch_mechanical_momentum``):
+
+        ΔE = Δ<(Q - p)²>/(2NM) = 2 p_k (P + p_k)/(NM),
+
+    exact for the Bloch states (the components' Σ_l |C_l|²(Q ∓ ħ(k+G_l))² differ by 4Q p_k): the
+    chain's A8 (``recoil_energy``) with ħk replaced by the mechanical momentum m v_n(k); zero at
+    P = -p_k (A7's analogue). Broadcasts over k and P."""
+    P = _finite("P", P)
+    N = _count("N", N)
+    M = mass_ev(float(_positive("M_amu", M_amu)))
+    p = bloch_mechanical_momentum(k, V0, w, a, m_star, band, n_G)
+    return 2.0 * p * (P + p) / (N * M)
