@@ -22,6 +22,7 @@ from .. import devices as _devices
 from ..config import Config
 from ..dynamics.noise import Noise
 from ..electron import Electron
+from ..models.continuum import Continuum
 from ..fock import QuantumLattice
 from ..lattice import Chain
 from ..dynamics.local import LocalModes
@@ -131,6 +132,10 @@ def config_to_flat(cfg: Config) -> dict:
     return out
 
 
+def _fields(cls) -> set:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
 def config_from_flat(flat: dict) -> Config:
     """Inverse of config_to_flat."""
     nested = {"chain": Chain, "electron": Electron, "noise": Noise, "local": LocalModes, "quantum": QuantumLattice}
@@ -145,6 +150,8 @@ def config_from_flat(flat: dict) -> Config:
             sub.setdefault(head, {})[tail] = v
         else:
             top[k] = v
+    if set(sub["electron"]) - _fields(Electron) and set(sub["electron"]) <= _fields(Continuum):
+        nested["electron"] = Continuum  # the density-density electron (its fields name it)
     for head, given in sub.items():
         cls = nested.get(head)
         unknown = set(given) - {f.name for f in dataclasses.fields(cls)} if cls else set(given)
