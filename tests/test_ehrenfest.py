@@ -332,9 +332,9 @@ def test_channels_of_a_static_reflector_are_elastic():
     cw = C.channel_weights(w0, wf, k, cfg.electron.t0, cfg.chain.a, cfg.chain.omega_max)
     P_b = float(frames["P_b"][-1])
     assert P_b > 0.02
-    assert float(cw["P_elastic"]) / P_b == pytest.approx(math.erf(2 / math.sqrt(2)), abs=0.01)
-    assert float(cw["P_inelastic"]) == pytest.approx(float(cw["P_superelastic"]), rel=0.2)
-    assert float(cw["P_quasielastic"]) == 0.0  # δ (0.22 eV) > ħω_max (0.03 eV): nothing in between
+    assert float(cw["P_dE_within"]) / P_b == pytest.approx(math.erf(2 / math.sqrt(2)), abs=0.01)
+    assert float(cw["P_dE_loss"]) == pytest.approx(float(cw["P_dE_gain"]), rel=0.2)
+    assert float(cw["P_dE_subphonon"]) == 0.0  # δ (0.22 eV) > ħω_max (0.03 eV): nothing in between
     # default δ is twice the packet's energy spread ≈ ħ v(k0)/σ (paper A9 with L = σ)
     v = wow.electron.group_velocity(cfg.k0, 1.0, cfg.chain.a)
     assert float(cw["delta_E"]) == pytest.approx(HBAR * v / 20.0, rel=0.05)
@@ -354,7 +354,7 @@ def test_ehrenfest_is_a_config_option_and_the_ensemble_records_the_budget():
                      dynamics="ehrenfest", dt=0.05, duration=4.0, n_frames=1)
     res = wow.run(cfg, n_samples=4, seed=2, keep_final=True)
     ps, chain = res.per_sample, cfg.chain
-    for key in ("dP_e", "dP_ph", "dP_cm", "dE_lat", "P_elastic", "P_inelastic", "delta_E"):
+    for key in ("dP_e", "dP_ph", "dP_cm", "dE_lat", "P_dE_within", "P_dE_loss", "delta_E"):
         assert key in ps and ps[key].shape == (4,)
     np.testing.assert_allclose(ps["dE_lat"], -ps["dE_e"], atol=1e-4)  # energy conservation
     M = chain.mass_ev

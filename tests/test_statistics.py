@@ -306,7 +306,7 @@ def test_channel_fractions_coverage_against_known_mixture():
     R, n = 10000, 250
     P_b, x = channel_samples(np.random.default_rng(21), R, n)
     f, var = channel_truth(n)
-    res = [channel_fractions({f"P_{c}": P_b[r] * x[r, :, i] for i, c in enumerate(CHANNELS)}) for r in range(R)]
+    res = [channel_fractions({f"P_dE_{c}": P_b[r] * x[r, :, i] for i, c in enumerate(CHANNELS)}) for r in range(R)]
     for i, c in enumerate(CHANNELS):
         m = np.array([o[c][0] for o in res])
         s = np.array([o[c][1] for o in res])
@@ -320,14 +320,19 @@ def test_channel_fractions_drop_empty_samples_and_sum_to_one():
     """Samples with no backscattered weight carry no fraction and do not count as samples (the
     standard error is the same with or without them); the four fractions add up to 1."""
     P_b, x = channel_samples(np.random.default_rng(22), 1, 30)
-    per = {f"P_{c}": P_b[0] * x[0, :, i] for i, c in enumerate(CHANNELS)}
+    per = {f"P_dE_{c}": P_b[0] * x[0, :, i] for i, c in enumerate(CHANNELS)}
     padded = {k: np.concatenate([v, np.zeros(5)]) for k, v in per.items()}
     a, b = channel_fractions(per), channel_fractions(padded)
     for c in CHANNELS:
         assert b[c] == pytest.approx(a[c], rel=1e-12)
     assert sum(m for m, _ in a.values()) == pytest.approx(1.0, abs=1e-12)
-    # by hand for the elastic channel: Σ_s P_el,s / Σ_s P_b,s and the delta-method error
-    f = per["P_elastic"].sum() / P_b[0].sum()
-    r = per["P_elastic"] - f * P_b[0]  # P_b (x - f)
+    # by hand for the 'within' window: Σ_s P_within,s / Σ_s P_b,s and the delta-method error
+    f = per["P_dE_within"].sum() / P_b[0].sum()
+    r = per["P_dE_within"] - f * P_b[0]  # P_b (x - f)
     se = math.sqrt(30 / 29 * np.sum(r**2) / P_b[0].sum() ** 2)
-    assert a["elastic"] == pytest.approx((f, se), rel=1e-12)
+    assert a["within"] == pytest.approx((f, se), rel=1e-12)
+    # a file written before the windows were renamed holds 'P_<former name>': read the same
+    from wow.channels import FORMER_NAMES
+
+    old = channel_fractions({f"P_{FORMER_NAMES[c]}": per[f"P_dE_{c}"] for c in CHANNELS})
+    assert old == a

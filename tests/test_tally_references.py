@@ -77,7 +77,7 @@ def test_channels_against_independent_energies_and_phonon_energy(k0a):
     wf = np.random.default_rng(int(1000 * abs(k0a))).random(N_C)
     cw = C.channel_weights(jnp.asarray(w0), jnp.asarray(wf), jnp.asarray(k), T0, a, omega_max)
     for c, name in enumerate(C.CHANNELS):
-        assert float(cw[f"P_{name}"]) == pytest.approx(np.sum(wf[(k < 0) & (expect == c)]), rel=1e-12, abs=1e-15)
+        assert float(cw[f"P_dE_{name}"]) == pytest.approx(np.sum(wf[(k < 0) & (expect == c)]), rel=1e-12, abs=1e-15)
     assert float(cw["delta_E"]) == pytest.approx(float(d))
 
 
@@ -111,7 +111,7 @@ def test_from_momenta_fractions_are_the_ratio_of_summed_weights():
     out = C.from_momenta(np.stack([w0, w0]), wf, k, T0, a, omega_max)
     P_b = wf[:, k < 0].sum(1)
     for name in C.CHANNELS:
-        Pc = np.asarray(out["per_sample"][f"P_{name}"])
+        Pc = np.asarray(out["per_sample"][f"P_dE_{name}"])
         f = Pc.sum() / P_b.sum()
         r = Pc - f * P_b
         se = math.sqrt(2 * np.sum(r**2) / P_b.sum() ** 2)

@@ -8,14 +8,19 @@ measured against the incoming packet's mean energy. With q = <k>_0 - k' the mome
 lattice and ħω(q) = ħ ω_max |sin(qa/2)| the energy one phonon carrying all of it would have
 (ω_max = 2 sqrt(K/M); the same for either sign and modulo 2π/a), the component is
 
-    elastic       |ΔE| <= δ
-    quasielastic  δ < |ΔE| < ħω(q)     energy exchanged, less than one phonon of the transfer
-    inelastic     ΔE <= -max(δ, ħω(q))  the electron lost at least that (phonon emission)
-    superelastic  ΔE >= +max(δ, ħω(q))  the electron gained at least that (phonon absorption)
+    within     |ΔE| <= δ                 no energy change the packet's own spread can resolve
+    subphonon  δ < |ΔE| < ħω(q)          energy exchanged, less than one phonon of the transfer
+    loss       ΔE <= -max(δ, ħω(q))      the electron lost at least that (as in phonon emission)
+    gain       ΔE >= +max(δ, ħω(q))      the electron gained at least that (as in phonon absorption)
 
-so the four weights add up to P_b. The resolution δ defaults to twice the incoming packet's energy
+so the four weights add up to P_b. The windows are named by the energy change ΔE alone ('within',
+'subphonon', 'loss', 'gain'; per-sample keys 'P_dE_<window>'): they are not the paper's phonon classes
+(elastic = no occupation change, inelastic/superelastic = phonon energy gained/lost, quasielastic = the
+CM takes what the phonons do not), which a quantum lattice tallies by Δn (wow.tally.budget_classes).
+Files written before the rename hold 'P_elastic', 'P_quasielastic', 'P_inelastic', 'P_superelastic'
+for the same four windows (``FORMER_NAMES``); ``channel_fractions`` reads either. The resolution δ defaults to twice the incoming packet's energy
 standard deviation, ≈ ħ|v(k0)|/σ (paper Eq. A9 with L = σ): a perfectly elastic reflection of the
-packet then lands ~95% in 'elastic' (its band-energy spread is the packet's own). A finer δ
+packet then lands ~95% in 'within' (its band-energy spread is the packet's own). A finer δ
 resolves smaller exchanges but calls part of the packet's own spread "exchange".
 
 Ensemble fractions are ratio estimators f_c = Σ_s w_c,s / Σ_s P_b,s with delta-method standard
@@ -30,7 +35,9 @@ import numpy as np
 from .electron import band
 from .units import HBAR
 
-CHANNELS = ("elastic", "quasielastic", "inelastic", "superelastic")
+CHANNELS = ("within", "subphonon", "loss", "gain")
+#: The windows' names in files written before they were renamed (keys 'P_<former name>').
+FORMER_NAMES = {"within": "elastic", "subphonon": "quasielastic", "loss": "inelastic", "gain": "superelastic"}
 #: Samples with less backscattered weight than this carry no fraction (their weight is ~0 anyway).
 P_B_FLOOR = 1e-12
 
@@ -63,11 +70,11 @@ def classify(w0, k, t0, a, omega_max, delta=None):
 
 def channel_weights(w0, wf, k, t0, a, omega_max, delta=None) -> dict:
     """Backscattered weight (k' < 0) of |ψ~_f|² = wf in each channel, for the incoming |ψ~_0|² = w0
-    (arrays (..., N) in FFT order; k the DFT momenta, 1/Å). Returns 'P_elastic', 'P_quasielastic',
-    'P_inelastic', 'P_superelastic' (..., ) and the resolution used, 'delta_E' (eV)."""
+    (arrays (..., N) in FFT order; k the DFT momenta, 1/Å). Returns 'P_dE_within', 'P_dE_subphonon',
+    'P_dE_loss', 'P_dE_gain' (..., ) and the resolution used, 'delta_E' (eV)."""
     idx, _, _, d, _ = classify(w0, k, t0, a, omega_max, delta)
     back = jnp.broadcast_to(k, w0.shape) < 0
-    out = {f"P_{name}": jnp.sum(jnp.where(back & (idx == c), wf, 0.0), axis=-1)
+    out = {f"P_dE_{name}": jnp.sum(jnp.where(back & (idx == c), wf, 0.0), axis=-1)
            for c, name in enumerate(CHANNELS)}
     out["delta_E"] = d
     return out
@@ -75,10 +82,12 @@ def channel_weights(w0, wf, k, t0, a, omega_max, delta=None) -> dict:
 
 def channel_fractions(per_sample: dict) -> dict:
     """Ensemble fractions of the backscattered weight in each channel, name -> (mean, standard
-    error), from per-sample 'P_<channel>' arrays (n,). The denominator is their sum (= P_b)."""
+    error), keyed by window, from per-sample 'P_dE_<window>' arrays (n,), or the former
+    'P_<former name>' of older files. The denominator is their sum (= P_b)."""
     from .tally import weighted_mean_sem
 
-    W = {c: np.asarray(per_sample[f"P_{c}"], float) for c in CHANNELS}
+    key = lambda c: f"P_dE_{c}" if f"P_dE_{c}" in per_sample else f"P_{FORMER_NAMES[c]}"
+    W = {c: np.asarray(per_sample[key(c)], float) for c in CHANNELS}
     P_b = sum(W.values())
     ok = P_b > P_B_FLOOR
     out = {}
