@@ -172,9 +172,9 @@ def _check_transport(cfg: Config):
     if cfg.kubo and cfg.dynamics in ("ehrenfest", "quantum"):
         raise ConfigError(f"kubo=True with dynamics={cfg.dynamics!r}: the copy φ would feel (and exert) the mean-field "
                           "force; allowed with 'frozen', 'wow' or 'noise'")
-    if cfg.dynamics == "quantum" and (cfg.transport or cfg.save_amplitudes):
-        raise ConfigError("transport=True or save_amplitudes=True with dynamics='quantum' is not implemented "
-                          "(frames see Fock amplitudes); allowed with 'frozen', 'wow', 'ehrenfest' or 'noise'")
+    if cfg.dynamics == "quantum" and cfg.save_amplitudes:
+        raise ConfigError("save_amplitudes=True with dynamics='quantum' is not implemented (frames see Fock "
+                          "amplitudes); allowed with 'frozen', 'wow', 'ehrenfest' or 'noise'")
     if cfg.dynamics == "noise":
         validate_noise(cfg.noise, cfg)
     elif cfg.noise is not None:
@@ -347,9 +347,47 @@ def _validate_continuum(cfg: Config):
         raise ConfigError(f"dt={cfg.dt!r} is out of range for electron.V0={e.V0!r}: the potential phase per step "
                           f"2|V0| dt/ħ must be <= {continuum.MAX_PHASE:g}, allowed dt <= "
                           f"{continuum.MAX_PHASE * HBAR / (2 * abs(e.V0)):.4g} fs")
-    if isinstance(cfg.electron, Continuum) and (cfg.transport or cfg.kubo or cfg.save_amplitudes or cfg.local is not None
-                                                or cfg.dynamics == "noise"):
-        raise ConfigError("transport/kubo/save_amplitudes, local modes and dynamics='noise' are implemented for the "
-                          "chain (wow.Electron) only; with wow.Continuum allowed: transport=False, kubo=False, "
-                          "save_amplitudes=False, local=None and dynamics 'frozen', 'wow', 'ehrenfest' or 'quantum'")
+    for name in ("transport", "kubo", "save_amplitudes"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name}={getattr(cfg, name)!r} must be True or False")
+    if cfg.kubo or cfg.local is not None or cfg.dynamics == "noise":
+        raise ConfigError("kubo=True, local modes and dynamics='noise' are implemented for the chain (wow.Electron) "
+                          "only (the density-density model has no Kubo copy: its D comes from the MSD slope); with "
+                          "wow.Continuum allowed: kubo=False, local=None and dynamics 'frozen', 'wow', 'ehrenfest' "
+                          "or 'quantum'")
+    if cfg.dynamics == "quantum" and cfg.save_amplitudes:
+        raise ConfigError("save_amplitudes=True with dynamics='quantum' is not implemented (frames see Fock "
+                          "amplitudes); allowed with 'frozen', 'wow' or 'ehrenfest'")
+    if cfg.transport and cfg.check_inside:
+        _check_ring_reach(cfg)
     _check_quantum(cfg)
+
+
+def continuum_reach(cfg: Config) -> float:
+    """How far (Å) the density-density packet may reach from x0 during the run, as a free packet:
+    v t + INSIDE_WIDTHS σ(t), v = ħκ/μ with κ the packet's mechanical wavenumber (plane: |k0|;
+    Bloch band n0 in the extended zone: n0 π/a + |k0| for even n0, (n0 + 1) π/a - |k0| for odd),
+    μ the electron's mass reduced by the lattice's NM with recoil, σ(t)² = σ² + (ħt/(2σμ))². The
+    lattice's potential slows the packet (band velocity below the free one) but scatters it too:
+    the transport frames' 'edge' density is the run's own check (wow.transport.edge_until)."""
+    e, c, t = cfg.electron, cfg.chain, cfg.t_final
+    m = e.mass()
+    mu = m * (c.N * c.mass_ev) / (m + c.N * c.mass_ev) if cfg.recoil else m
+    k0 = abs(e.packet_k0(c))
+    kappa = k0 if e.packet == "plane" else (e.n0 * math.pi / c.a + k0 if e.n0 % 2 == 0
+                                           else (e.n0 + 1) * math.pi / c.a - k0)
+    sig_t = math.sqrt(e.sigma**2 + (HBAR * t / (2 * e.sigma * mu)) ** 2)
+    return HBAR * kappa / mu * t + INSIDE_WIDTHS * sig_t
+
+
+def _check_ring_reach(cfg: Config):
+    """A density-density transport run measures the electron's position as the minimum image about
+    x0 on the ring: refused where the free packet would reach the antipode (the position would jump
+    by L and the MSD would fold back)."""
+    reach, half = continuum_reach(cfg), cfg.chain.N * cfg.chain.a / 2
+    if reach > half:
+        raise ConfigError(f"transport=True with wow.Continuum: the packet reaches {reach:.4g} Å from x0 (free-packet "
+                          f"velocity x duration + {INSIDE_WIDTHS:g} spreading widths), past the antipode at L/2 = "
+                          f"{half:.4g} Å where the minimum-image position wraps. Allowed: reach <= L/2 (lengthen "
+                          f"chain.N, shorten duration={cfg.duration!r}, or set check_inside=False and cut the analysis "
+                          "with the frames' 'edge' density)")

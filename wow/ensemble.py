@@ -220,6 +220,8 @@ def one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
     psi0 = model.to_block(psi)
     Q = starts.P_R + model.initial_momentum(psi0, k0, inputs.model)
     psi_f, lat_f, frames = propagate(program, inputs, psi0, lat0, Q)
+    if hasattr(model, "sector_frames"):  # frames that need each sample's Q (continuum transport)
+        frames = model.sector_frames(frames, Q, inputs.model)
     tallies, psik = backend.tallies(psi0, psi_f, block.sites, lat_f, Q, model, inputs.model, inputs.lattice)
     tallies["P_R0"] = starts.P_R
     tallies.update({k: v for k, v in starts.extra.items()})
@@ -534,6 +536,8 @@ def _budget(cfg, per_sample, program, inputs, psi0=None):
 def _quantum_result(cfg, n_samples, seed, times, per_sample, traces, coherent, compile_s, run_s, final,
                     program, inputs, psi0=None):
     hw = hbar_omega(cfg)
+    if "E_lattice" in traces:  # transport: the classical modes' energy plus the quantum modes' Σ ħω(<n> + 1/2)
+        traces["E_lattice"] = traces["E_lattice"] + traces["n_mean"] @ hw + 0.5 * hw.sum()
     add, stats, fractions, channels = quantum_summary(per_sample, traces, hw)
     per_sample.update(add)
     per_sample.update(_budget(cfg, per_sample, program, inputs, psi0))

@@ -162,9 +162,12 @@ def transport_observables(psi, t_bonds, eps, a, x0, boundary: str, phi=None):
 
 def chain_frame(psi, rho, wk, t_bonds, eps, p, ring: bool, phi=None):
     """The transport observables of a block of samples at one frame, each (B,) (normalised by the
-    norm; the block's ψ (B, N) complex, its |ψ_n|² ``rho`` and |ψ~(k)|² ``wk`` (B, N) as the chain's
-    observe has them; hoppings (B, nb) and site energies (B, N) or None at the frame's lattice;
-    ``p`` the chain's parameters: a, x0, t0, k):
+    norm; the block's ψ (..., B, N) complex, leading axes (a quantum lattice's DVR points) summed
+    over, its |ψ_n|² ``rho`` and |ψ~(k)|² ``wk`` (B, N) summed over them as the chain's observe has
+    them; hoppings (..., B, nb) and site energies (..., B, N) or None at the frame's lattice (with
+    the same leading axes: at each DVR point the coupling is diagonal, so the sums are the
+    expectations of the truncated electron x phonon operators); ``p`` the chain's parameters: a,
+    x0, t0, k):
 
       dx        <x - x0> (Å), x0 = p.x0 (the minimum image on the ring)
       msd       <(x - x0)²> (Å²), relative to x0 (raw <x²> of a long chain loses float32 precision)
@@ -180,16 +183,18 @@ def chain_frame(psi, rho, wk, t_bonds, eps, p, ring: bool, phi=None):
     (d_n + d_{n+1}) with d = x - x0, <H_e> = -2 Σ t_b Re c_b + Σ ε_n |ψ_n|². O(N) per sample."""
     N = psi.shape[-1]
     real = rho.dtype
+    lead = tuple(range(psi.ndim - 2))
     norm = jnp.sum(rho, axis=-1)
     d = displacements(N, p.a, p.x0, "ring" if ring else "open", real)
     right = jnp.roll(psi, -1, axis=-1) if ring else psi[..., 1:]
     left = psi if ring else psi[..., :-1]
     c = jnp.conj(left) * right
-    tim = t_bonds * jnp.imag(c)
+    tim = jnp.sum(t_bonds * jnp.imag(c), axis=lead)
     d_bond = d + jnp.roll(d, -1) if ring else d[:-1] + d[1:]
     E = -2.0 * jnp.sum(t_bonds * jnp.real(c), axis=-1)
     if eps is not None:
-        E = E + jnp.sum(eps * rho, axis=-1)
+        E = E + jnp.sum(eps * jnp.abs(psi) ** 2, axis=-1)
+    E = jnp.sum(E, axis=lead)
     if ring:
         far = jnp.floor(p.x0 / p.a + N / 2).astype(jnp.int32) % N
         edge = jnp.maximum(jnp.take(rho, far, axis=-1), jnp.take(rho, (far + 1) % N, axis=-1))
@@ -203,6 +208,61 @@ def chain_frame(psi, rho, wk, t_bonds, eps, p, ring: bool, phi=None):
         l_phi = phi if ring else phi[..., :-1]
         out["corr"] = (p.a / HBAR) * jnp.sum(t_bonds * (jnp.imag(jnp.conj(left) * r_phi)
                                                         - jnp.imag(jnp.conj(right) * l_phi)), axis=-1)
+    return out
+
+
+def antipode_cell(n_points: int, h: float, x0: float, g: int) -> np.ndarray:
+    """Indices (g,) of the g grid points (one lattice cell, g = a/h) nearest the antipode x0 + L/2
+    of a ring of n_points points of spacing h: the continuum's 'edge' (host numpy, static)."""
+    centre = int(round(((x0 + n_points * h / 2) % (n_points * h)) / h))
+    return (centre - g // 2 + np.arange(g)) % n_points
+
+
+def continuum_frame(psi, psik, V, d, kappa, m, far):
+    """The per-frame transport moments of the density-density electron, each (B,), normalised by
+    the norm; leading axes of ψ (a quantum lattice's DVR points) summed over.
+
+    psi (..., B, N_s) grid amplitudes, psik = fft(ψ, norm='ortho'); V (..., B, N_s) the potential
+    at the frame's lattice (eV); d (N_s,) the minimum-image displacement s - x0 on the ring (Å; s
+    is the electron's position relative to the lattice CM); kappa (N_s,) grid wavenumbers; m the
+    electron mass (eV·fs²/Å²); far: the indices of the cell at the antipode of x0.
+
+      dx      <s - x0> (Å)                    msd     <(s - x0)²> (Å²)
+      dp      Re<(s - x0) p> (Å·eV·fs/Å)      E_kin   <p²>/2m (eV): the kinetic energy
+      E_e     <p²/2m + V> (eV)                edge    the probability in the cell at the antipode
+    dp is turned into the running diffusion coefficient by ``continuum_sector`` (which needs the
+    sample's total momentum Q). Costs one more FFT per frame than the model's own tallies."""
+    lead = tuple(range(psi.ndim - 2))
+    rho = jnp.abs(psi) ** 2
+    norm = jnp.sum(rho, axis=tuple(lead) + (-1,))
+    rho_s = jnp.sum(rho, axis=lead)
+    wk = jnp.sum(jnp.abs(psik) ** 2, axis=lead)
+    p_psi = jnp.fft.ifft(HBAR * kappa.reshape((1,) * (psik.ndim - 1) + kappa.shape) * psik, axis=-1, norm="ortho")
+    dp = jnp.sum(jnp.real(jnp.conj(psi) * p_psi) @ d, axis=lead)
+    E_kin = wk @ ((HBAR * kappa) ** 2 / (2 * m))
+    E_pot = jnp.sum(jnp.sum(rho * V, axis=-1), axis=lead)
+    return {"dx": rho_s @ d / norm, "msd": rho_s @ (d * d) / norm, "dp": dp / norm, "E_kin": E_kin / norm,
+            "E_e": (E_kin + E_pot) / norm, "edge": jnp.sum(jnp.take(rho_s, far, axis=-1), axis=-1) / norm}
+
+
+def continuum_sector(frames, Q, m, inv_2NM):
+    """The density-density frames completed in each sample's sector of total momentum Q (B,):
+    the relative coordinate s = r - R moves with ds/dt = p/m - (Q - p)/(NM), so (1/(NM) = 2 inv_2NM)
+
+      v_mean  <ds/dt> = <p>/m - (Q - <p>)/(NM) (Å/fs): <p>/m with recoil off (m* = m: no band mass)
+      D_run   Re<(s - x0) ds/dt> = ½ d msd/dt = dp/m + (dp - Q dx)/(NM) (Å²/fs)
+      E_cm    <(Q - p)²>/(2NM) (eV): the CM's kinetic energy (0 with recoil off); E_e + E_cm +
+              E_lattice is what Ehrenfest conserves
+    from the moments of ``continuum_frame`` and <p> = ħ k_mean; 'dp' is dropped. frames: name ->
+    (B, n_frames + 1)."""
+    out = dict(frames)
+    dp = out.pop("dp")
+    Q = Q[:, None]
+    p = HBAR * out["k_mean"]
+    inv_NM = 2 * inv_2NM
+    out["v_mean"] = p / m - (Q - p) * inv_NM
+    out["D_run"] = dp / m + (dp - Q * out["dx"]) * inv_NM
+    out["E_cm"] = (Q * Q - 2 * Q * p + 2 * m * out["E_kin"]) * inv_2NM
     return out
 
 

@@ -226,6 +226,16 @@ class Quantum:
         return dataclasses.replace(p, classical=lp, u_q=u_q, U_full=Us(self.K * dt), U_half=Us(self.K * dt / 2))
 
     # -- observables ------------------------------------------------------------------------------
+    def frame_coordinates(self, sites: SiteState, p: QuantumParams):
+        """The lattice at a step boundary as the model reads it: classical sites plus the quantum
+        modes' displacement at every DVR point, (*dims, B, N)."""
+        return {"u": self.at_dvr(sites.u, p)}
+
+    def lattice_energy(self, sites: SiteState, p: QuantumParams):
+        """The classical modes' energy per sample (B,) (eV); wow.run adds the quantum modes'
+        Σ_j ħω_j (<n_j> + 1/2) from the frames' 'n_mean' (the backend sees no ψ here)."""
+        return self.others.lattice_energy(sites, p.classical)
+
     def to_fock(self, psi, p: QuantumParams):
         """DVR amplitudes -> Fock amplitudes (standing basis) on every mode axis."""
         return fock.apply_modes(psi, p.V)
@@ -241,7 +251,13 @@ class Quantum:
         Σ_pairs ħq <n_+ - n_-> + (ħπ/a)<n_{N/2}> on the ring (0 on the open chain)."""
         m = self.m
         c = self.to_fock(psi, p)
-        out = model.observe(c, mp)
+        if getattr(model, "transport", False):
+            # the transport frames read the coupling at the lattice: in the DVR it is diagonal (the
+            # truncated Q_j at each point), so the model's sums over the DVR axes are the expectations
+            # of the electron x phonon operators; the other tallies are the same in either basis
+            out = model.observe(psi, mp, self.frame_coordinates(sites, p))
+        else:
+            out = model.observe(c, mp)
         pop = jnp.sum(jnp.abs(c) ** 2, axis=-1)  # (*dims, B)
         marg = [jnp.sum(pop, axis=tuple(a for a in range(m) if a != i)) for i in range(m)]  # (d_i, B)
         real = pop.dtype

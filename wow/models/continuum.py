@@ -45,6 +45,7 @@ import numpy as np
 from ..electron import k_grid
 from ..errors import ConfigError
 from ..lattice import Chain
+from ..transport import antipode_cell, continuum_frame, continuum_sector, displacements
 from ..units import HBAR, M_E
 
 PACKETS = ("bloch", "plane")
@@ -657,7 +658,9 @@ def params_of(cfg, grid: Grid, real) -> ContinuumParams:
 def model_of(cfg, real):
     """(DensityDensity, ContinuumParams) of a validated Config whose electron is a Continuum."""
     grid = make_grid(cfg.electron, cfg.chain, thermal_u_max(cfg))
-    model = DensityDensity(grid=grid, recoil=bool(cfg.recoil), save_density=bool(cfg.save_density))
+    model = DensityDensity(grid=grid, recoil=bool(cfg.recoil), save_density=bool(cfg.save_density),
+                           transport=bool(cfg.transport), x0=cfg.electron.packet_x0(cfg.chain),
+                           save_amplitudes=bool(cfg.save_amplitudes))
     return model, params_of(cfg, grid, real)
 
 
@@ -695,11 +698,20 @@ class DensityDensity:
 
     ``exact_cm``: the CM momentum is <P_R> = Q - <p> exactly (phonons carry no mechanical momentum),
     so wow.run does not subtract the phonons' crystal momentum from the <P_R> trace as it does for
-    the chain."""
+    the chain.
+
+    transport: frames also record the transport observables (wow.transport.continuum_frame, then
+    ``sector_frames``): <s - x0>, <(s - x0)²>, D_run, <ds/dt>, E_kin, E_e, E_cm and the antipode
+    density, s the electron's position relative to the lattice CM on the ring, as the minimum image
+    about x0 (the packet's initial centre): valid while the antipode cell holds no weight ('edge';
+    wow.transport.edge_until). save_amplitudes: frames record ψ on the grid ('psi', (B, N_s))."""
 
     grid: Grid
     recoil: bool = False
     save_density: bool = False
+    transport: bool = False
+    x0: float = 0.0
+    save_amplitudes: bool = False
     sample_axis = -2
     exact_cm = True
 
@@ -800,7 +812,19 @@ class DensityDensity:
         if self.save_density:
             out["density"] = rho
             out["momentum"] = wk
+        if self.save_amplitudes:
+            out["psi"] = psi
+        if self.transport and coords is not None:
+            g = self.grid
+            d = displacements(g.n_s, g.h, self.x0, "ring", rho.dtype)
+            far = antipode_cell(g.n_s, g.h, self.x0, g.g)
+            out.update(continuum_frame(psi, psik, self.potential(coords["u"], p), d, p.kappa, p.m, far))
         return out
+
+    def sector_frames(self, frames, Q, p: ContinuumParams):
+        """Transport frames completed in each sample's sector Q (B,) (wow.transport.continuum_sector:
+        the velocity of s and D_run need Q, which the frames do not see); else frames unchanged."""
+        return continuum_sector(frames, Q, p.m, p.inv_2NM) if self.transport else frames
 
     def weights(self, psi, p: ContinuumParams):
         """(total, backscattered) probability of every leading index of ψ (..., B, N_s): the Bloch
