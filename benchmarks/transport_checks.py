@@ -150,7 +150,7 @@ def disorder(scale, seed):
     # every Δ = 0.2 fs; the frames' Laplace sum is the resolvent column up to a short-ranged factor
     delta = 0.2
     nf = int(round(12 * 0.6582119569 / eta / delta))
-    cfg = wow.Config(chain=wow.Chain(N=N), electron=wow.Electron(t0=t0, alpha=alpha, D=D, sigma=0.05, x0=s0 * a),
+    cfg = wow.Config(chain=wow.Chain(N=N), electron=wow.Electron(t0=t0, alpha=alpha, D=D, sigma=a / 20, x0=s0 * a),
                      temperature=T, dynamics="frozen", dt=0.025, duration=nf * delta, n_frames=nf,
                      save_amplitudes=True, check_inside=False)
     r = wow.run(cfg, 48 * scale, seed=seed + 3, progress=False)

@@ -393,10 +393,11 @@ def test_troisi_orlandi_script_runs_small_and_frozen_does_not_spread(tmp_path):
     m = to.model(to.build_parser().parse_args([]))
     assert m["K"] == pytest.approx(1.5028, rel=1e-4) and m["t0"] == pytest.approx(0.037195, rel=1e-4)
     assert m["alpha"] == pytest.approx(0.12336, rel=1e-4)  # eV/Å from 995 cm⁻¹/Å
-    # the Einstein flow is the exact oscillator
+    # the Einstein flow the experiment's local mode moves with is the exact oscillator
+    from wow.dynamics.local import EinsteinFlow
+
     lat = L.SiteState(u=jnp.asarray([0.1, -0.2]), v=jnp.asarray([0.0, 0.003]))
-    p = type("P", (), {"omega2": jnp.asarray(m["omega"] ** 2)})
-    out = to.einstein_drift(lat, 300.0, p, None)
+    out = EinsteinFlow().flow(lat, 300.0, jnp.asarray(m["omega"] ** 2))
     w = m["omega"]
     np.testing.assert_allclose(out.u, lat.u * np.cos(w * 300) + lat.v / w * np.sin(w * 300), rtol=1e-12)
     assert to.main(["--N", "24", "--samples", "3", "--duration", "60", "--frames", "4", "--dt", "2",

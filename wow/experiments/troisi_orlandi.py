@@ -8,11 +8,13 @@ nearest-neighbour springs of MODEL.md), m = 250 amu, K = 14500 amu/ps² = 1.5028
 α = 995 cm⁻¹/Å = 0.1234 eV/Å, T = 300 K, classical Boltzmann initial lattice. The lattice feels the
 electron's mean (Hellmann-Feynman) force: Ehrenfest dynamics, as in TO.
 
-What runs: wow's propagator core (wow.propagate) with the chain electron and wow's Ehrenfest backend
-(wow.dynamics.Ehrenfest) whose free lattice is the exact Einstein rotation (``EinsteinFlow``) instead of
-the chain's harmonic flow (the core is unchanged). For contrast the same
-lattice without back-reaction ('wow': prescribed thermal motion) and frozen ('frozen': static
-disorder, Anderson localization) can be run.
+What runs: wow.run with ONE wow.Config (``config``): the chain electron on a ring, one local
+(Einstein) mode per molecule coupled through the Peierls (SSH) hopping (wow.LocalModes, g = 0), and
+wow's Ehrenfest backend on it (the exact Einstein rotation as the free lattice). For contrast the
+same lattice without back-reaction ('wow': prescribed thermal motion) and frozen ('frozen': static
+disorder, Anderson localization) can be run. The thermal lattice and the initial electron are
+drawn here and handed to wow.run as a wow.InitialState (the 'thermal' start is a Boltzmann-drawn
+eigenstate of each sample's own H_e, which wow.run does not draw itself).
 
 Measured: the electron's mean-square displacement MSD(t) = <Σ_n (x_n - x_0)² |ψ_n(t)|²> over thermal
 samples (minimum-image distance on the ring from the starting centre x_0), and the diffusion
@@ -58,48 +60,6 @@ def build_parser():
 
 
 # ------------------------------------------------------------------------------------------------
-# The Einstein lattice as wow lattice backends (the core and the Ehrenfest step are wow's own)
-# ------------------------------------------------------------------------------------------------
-def einstein_drift(lat, h, p, layout=None):
-    """Exact free motion of independent oscillators ω² = K/m: a rotation in (u, v/ω)."""
-    import jax.numpy as jnp
-
-    from wow.lattice import SiteState
-
-    w = jnp.sqrt(p.omega2)
-    c, s = jnp.cos(w * h), jnp.sin(w * h)
-    return SiteState(u=lat.u * c + lat.v * (s / w), v=lat.v * c - lat.u * (w * s))
-
-
-class EinsteinFlow:
-    """The Einstein lattice as a free lattice for wow's backends (no equal-step recurrence)."""
-
-    recurrence = False
-
-    def flow(self, lat, h, omega2):
-        return einstein_drift(lat, h, type("P", (), {"omega2": omega2}))
-
-    def __hash__(self):
-        return hash(type(self))
-
-    def __eq__(self, other):
-        return type(other) is type(self)
-
-
-def backend(dyn: str, N: int):
-    """wow's own backends (frozen, the prescribed wow motion, Ehrenfest) on the Einstein lattice."""
-    from wow import Chain
-    from wow.dynamics import Ehrenfest, Frozen, Prescribed
-
-    ring = Chain(N=N, boundary="ring")  # the backends' sites (no chain springs are used)
-    if dyn == "ehrenfest":
-        return Ehrenfest(ring, free=EinsteinFlow(), momentum_frames=False)
-    if dyn == "wow":
-        return Prescribed(ring, free=EinsteinFlow(), equal_steps=True)
-    return Frozen(ring)
-
-
-# ------------------------------------------------------------------------------------------------
 def model(args):
     """Physical parameters in wow units (eV, Å, fs, amu)."""
     from wow.units import mass_ev
@@ -109,29 +69,35 @@ def model(args):
     return {"M": M, "K": K, "t0": args.t0 * CM1, "alpha": args.alpha * CM1, "omega": math.sqrt(K / M)}
 
 
+def config(args, dyn: str, m: dict, spf: int):
+    """The Troisi-Orlandi model as ONE wow.Config: a ring of N sites (a = 1: distances in molecular
+    spacings), one local (Einstein) mode per molecule with mass m and ω = sqrt(K/m), coupled only
+    through the Peierls (SSH) hopping t_b = t0 - α(q_{n+1} - q_n) (wow.LocalModes with g = 0), the
+    chain's own lattice absent (Electron.alpha = D = 0). The thermal draw and the initial electron
+    are the experiment's (given to wow.run as an InitialState), so the lattice statistics setting
+    is unused."""
+    import wow
+
+    return wow.Config(chain=wow.Chain(N=args.N, boundary="ring", a=1.0),
+                      electron=wow.Electron(t0=m["t0"], alpha=0.0, D=0.0, sigma=1.0),
+                      local=wow.LocalModes(omega=(m["omega"],), mass=(args.mass,), g=(0.0,), alpha=(m["alpha"],)),
+                      temperature=args.temperature, dynamics=dyn, dt=args.dt, duration=spf * args.frames * args.dt,
+                      n_frames=args.frames, save_density=True, dtype=args.dtype, check_inside=False)
+
+
 def run_dynamics(args, dyn: str, m: dict):
+    """One dynamics through wow.run with ``config``: (densities (samples, frames+1, N), times, wall s)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from wow.dynamics import LatticeParams
-    from wow.electron import bonds, hamiltonian, hoppings, k_grid
-    from wow.lattice import SiteState
-    from wow.models import ChainParams, TightBinding
-    from wow.propagate import Inputs, Plan, Program, propagate
+    import wow
+    from wow.electron import bonds, hamiltonian, hoppings
     from wow.units import KB
 
-    N, real = args.N, jnp.float64 if args.dtype == "float64" else jnp.float32
+    N = args.N
     n_steps = max(1, round(args.duration / args.dt))
     spf = max(1, math.ceil(n_steps / args.frames))
-    program = Program(TightBinding(N=N, boundary="ring", save_density=True), backend(dyn, N),
-                      Plan(order=2, n_frames=args.frames, steps_per_frame=spf))
-    f = lambda x: jnp.asarray(x, real)
-    mp = ChainParams(t0=f(m["t0"]), alpha=f(m["alpha"]), D=f(0.0), a=f(1.0), t_static=f(np.zeros(N)),
-                     eps_static=f(np.zeros(N)), k=f(k_grid(N, 1.0)), inv_2NM=f(1.0 / (2 * N * m["M"])),
-                     omega_max=f(2 * m["omega"]))
-    inputs = Inputs(model=mp, lattice=LatticeParams(omega2=f(m["omega"] ** 2), mass=f(m["M"])), dt=f(args.dt),
-                    steps_per_frame=jnp.asarray(spf, jnp.int32))
     kT = KB * args.temperature
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.samples)
     rng = np.random.default_rng(args.seed)
@@ -151,14 +117,11 @@ def run_dynamics(args, dyn: str, m: dict):
             w = np.exp(-(E - E.min()) / kT)
             psi = V[:, rng.choice(N, p=w / w.sum())].astype(complex)  # wherever it lies: MSD is about its centre
         u0.append(u), v0.append(v), psi0.append(psi)
-    cplx = jnp.complex128 if real == jnp.float64 else jnp.complex64
-    lat0 = SiteState(u=jnp.asarray(np.array(u0), real), v=jnp.asarray(np.array(v0), real))
-    psi0 = jnp.asarray(np.array(psi0), cplx)
+    init = wow.InitialState(u=np.array(u0)[:, None, :], v=np.array(v0)[:, None, :], psi=np.array(psi0))
     t0 = time.perf_counter()
-    _, _, frames = propagate(program, inputs, psi0, lat0, jnp.zeros((args.samples,), real))
-    rho = np.asarray(frames["density"])  # (samples, frames+1, N)
+    r = wow.run(config(args, dyn, m, spf), args.samples, seed=args.seed, initial=init, progress=False)
     wall = time.perf_counter() - t0
-    return rho, spf * args.dt * np.arange(args.frames + 1), wall
+    return np.asarray(r.traces["density"]), r.times, wall
 
 
 def msd_of(rho):
