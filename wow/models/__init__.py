@@ -61,8 +61,9 @@ than 'u' (Holstein local modes, an on-site noise field): the chain's coupling is
 ``chain.SSHDeformation`` (a ``TightBinding(coupling=...)`` field), which declares what it ``reads``.
 Per-frame transport observables (Config.transport: <x - x0>, the MSD, D_run, <v>, E_e, E_band, the
 edge density; with Config.kubo the velocity correlation) are the chain's ``observe(ψ, p, coords)``
-with the frame's lattice coordinates (wow.transport.chain_frame); the loop records whatever dict it
-returns. With ``kubo`` the model also gives ``current(ψ, coords, p)`` = vψ, the second state's start.
+with the frame's lattice coordinates (wow.transport.chain_frame; the continuum's: continuum_frame,
+completed per sample by its ``sector_frames(frames, Q, p)``, which wow.run calls when a model has it:
+the velocity of s = r - R needs the sector Q); the loop records whatever dict it returns. With ``kubo`` the model also gives ``current(ψ, coords, p)`` = vψ, the second state's start.
 Local (Einstein) modes couple through ``chain.HolsteinPeierls`` (reads 'q'); a noise backend's
 site kicks reach the chain's outer site layers as coords['kick'] (``layers``).
 """
