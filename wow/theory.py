@@ -34,6 +34,9 @@ The density-density continuum model (MODEL.md v2; paper §IV-V, Eqs. 10-18, 28-3
     laguerre_element         |<n'|e^{iκX}|n>|², one oscillator (Laguerre closed form)
     occupation_diagonal_fraction  Eq. 30 with the lattice sum kept (standing or running basis)
     elastic_fractions        e^{-2W}, single-site Huang-Rhys and Eq. 30 side by side
+    fock_distribution        the thermal Fock draws of chosen quantum modes, clipped as wow.run clips them
+    occupation_diagonal_fraction_modes, huang_rhys_fraction_modes, debye_waller_factor_modes
+                             the same three for the simulation's own quantum modes and statistics
 """
 
 from __future__ import annotations
@@ -1052,3 +1055,200 @@ def continuum_recoil_energy(k, P, N, M_amu, V0, w, a, m_star=1.0, band=0, n_G=24
     M = mass_ev(float(_positive("M_amu", M_amu)))
     p = bloch_mechanical_momentum(k, V0, w, a, m_star, band, n_G)
     return 2.0 * p * (P + p) / (N * M)
+
+
+# --------------------------------------------------------------------------------------------
+# Eq. 30 and its single-site cousins for a chosen set of quantum modes (the simulation's own):
+# the other internal modes held at u = 0 (QuantumLattice(others='absent')), the thermal Fock states
+# drawn as wow.lattice.sample_fock draws them, optionally clipped at n_max as the quantum backend
+# clips them (wow.dynamics.quantum.Quantum.clip)
+# --------------------------------------------------------------------------------------------
+def _quantum_modes(chain, modes, basis):
+    _check_chain(chain)
+    N = chain.N
+    modes = tuple(modes)
+    if not modes or len(set(modes)) != len(modes) or any(
+            isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 1 <= j <= N - 1 for j in modes):
+        raise ValueError(f"modes={modes!r}: allowed distinct integers 1..{N - 1} (at least one)")
+    if basis not in ("standing", "running"):
+        raise ValueError(f"basis={basis!r}: allowed 'standing' or 'running'")
+    modes = tuple(sorted(int(j) for j in modes))
+    if basis == "running":
+        if chain.boundary != "ring":
+            raise ValueError("basis='running' needs boundary='ring' (the open chain's modes are standing waves)")
+        lonely = [j for j in modes if 2 * j != N and N - j not in modes]
+        if lonely:
+            raise ValueError(f"modes={modes!r}: basis='running' needs complete cos/sin pairs (j, N-j); {lonely} lack theirs")
+    return modes
+
+
+def _n_max_of(modes, n_max):
+    if n_max is None:
+        return None
+    nm = tuple(n_max) if isinstance(n_max, (tuple, list, np.ndarray)) else (n_max,) * len(modes)
+    if len(nm) != len(modes) or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in nm):
+        raise ValueError(f"n_max={n_max!r}: allowed None, an integer >= 0 or one per mode ({len(modes)})")
+    return tuple(int(v) for v in nm)
+
+
+def fock_distribution(chain, T, modes, basis="standing", n_max=None):
+    """The thermal Fock states of the quantum ``modes`` as wow.run draws them: (states (K, m) int,
+    p (K,)), axes in increasing mode order. Each axis' occupation is geometric with Bose-Einstein
+    mean n̄_j (wow.lattice.sample_fock), then clipped as the quantum backend clips it: every axis to
+    its n_max, and in the running basis, where axis j of a pair (j, N-j) holds n_+ and axis N-j
+    holds n_-, n_- to n_max - n_+. n_max (an int or one per mode) is required: the states enumerated
+    are those of the truncated basis. T = 0: the vacuum."""
+    modes = _quantum_modes(chain, modes, basis)
+    nm = _n_max_of(modes, n_max)
+    if nm is None:
+        raise ValueError("n_max=None: fock_distribution enumerates the truncated basis; give n_max")
+    T = float(_nonnegative("T", T))
+    nbar = occupations(chain, T)[np.array(modes) - 1]
+    r = nbar / (1 + nbar)  # e^{-ħω/k_BT}
+
+    def clipped(ri, top):  # P(n = k), k = 0..top, of a geometric variable clipped at top
+        k = np.arange(top + 1)
+        p = (1 - ri) * ri**k
+        p[top] = ri**top
+        return p
+
+    states = np.indices(tuple(v + 1 for v in nm)).reshape(len(modes), -1).T
+    p = np.ones(len(states))
+    partner = {}
+    if basis == "running":
+        ax = {j: i for i, j in enumerate(modes)}
+        partner = {ax[chain.N - j]: ax[j] for j in modes if 2 * j < chain.N}  # n_- axis -> its n_+ axis
+    for i in range(len(modes)):
+        if i in partner:  # n_- given n_+: clipped at n_max - n_+ (the backend's running-basis box)
+            top = nm[partner[i]] - states[:, partner[i]]
+            pk = np.array([clipped(r[i], int(t))[min(n, int(t))] if n <= t else 0.0
+                           for n, t in zip(states[:, i], top)])
+            p = p * pk
+        else:
+            p = p * clipped(r[i], nm[i])[states[:, i]]
+    keep = p > 0
+    return states[keep], p[keep]
+
+
+def _mode_lambdas(chain, q, modes, basis):
+    """Per mode m: ℓ_m² = ħ/(2Mω_m) and the site amplitudes: standing E_jm (N, m); running 1/√N
+    amplitude with crystal momentum k_m (every axis of a running pair, and the N/2 mode)."""
+    w = mode_frequencies(chain)[np.array(modes) - 1]
+    ell2 = HBAR / (2 * chain.mass_ev * w)
+    E = mode_matrix(chain)[:, np.array(modes) - 1]
+    kq = 2 * np.pi * np.minimum(np.array(modes), chain.N - np.array(modes)) / (chain.N * chain.a)
+    return ell2, E, kq
+
+
+def _diag_log(lam, n):
+    """log|e^{-λ/2} L_n(λ)| and its sign, elementwise (λ >= 0, n integers)."""
+    L = special.eval_laguerre(n, lam)
+    return -lam / 2 + np.log(np.maximum(np.abs(L), 1e-300)), np.sign(L)
+
+
+def occupation_diagonal_fraction_modes(chain, q, T, modes, basis="running", n_max=None):
+    """Eq. 30 with Σ_j kept for the quantum ``modes`` only (the other internal modes at u = 0, as in
+    a wow.run with QuantumLattice(modes, others='absent')):
+
+        f(q) = Σ_n p_n |<n|ρ_q|n>|² / Σ_n p_n <n|ρ_q† ρ_q|n>,   ρ_q = Σ_j e^{-iq(ξ_j + u_j)},
+
+    {n} the Fock states of these modes in ``basis``. Per state, exact (untruncated operators):
+    <n|ρ_q|n> = Σ_j e^{-iqξ_j} Π_m e^{-λ_jm/2} L_{n_m}(λ_jm) and <n|ρ_q†ρ_q|n> = Σ_{jl} e^{-iq(ξ_j-ξ_l)}
+    Π_m e^{-μ_jlm/2} L_{n_m}(μ_jlm), with standing λ_jm = q²E_jm²ℓ_m², μ_jlm = q²(E_jm - E_lm)²ℓ_m²
+    and running λ_m = q²ℓ_m²/N (the same at every atom, so <n|ρ_q|n> = 0 unless q is a multiple
+    of 2π/a), μ_jlm = 2q²ℓ_m²(1 - cos k_m(ξ_j - ξ_l))/N; ℓ_m² = ħ/(2Mω_m).
+    n_max None: p_n Bose-Einstein over all n, in closed form (Hille-Hardy; the denominator is the
+    Gaussian structure factor of these modes); n_max given: p_n the simulation's clipped draws
+    (``fock_distribution``), summed state by state. q (1/Å, scalar or array), T >= 0 (K)."""
+    modes = _quantum_modes(chain, modes, basis)
+    nm = _n_max_of(modes, n_max)
+    q = _finite("q", q)
+    T = float(_nonnegative("T", T))
+    N, a = chain.N, chain.a
+    xi = np.arange(N) * a
+    d = xi[:, None] - xi[None, :]
+    ell2, E, kq = _mode_lambdas(chain, 0.0, modes, basis)
+    nbar = occupations(chain, T)[np.array(modes) - 1]
+    if basis == "standing":
+        dE2 = (E[:, None, :] - E[None, :, :]) ** 2  # (N, N, m)
+    else:
+        dE2 = 2 * (1 - np.cos(kq[None, None, :] * d[..., None])) / N
+    qs = np.atleast_1d(q).ravel()
+    out = np.empty(qs.size)
+    if nm is not None:
+        states, p = fock_distribution(chain, T, modes, basis, nm)
+    for i, qq in enumerate(qs):
+        ph = np.exp(-1j * qq * d)
+        mu = qq**2 * dE2 * ell2  # (N, N, m)
+        lam = qq**2 * ell2 * (E**2 if basis == "standing" else np.full((N, len(modes)), 1.0 / N))  # (N, m)
+        if nm is None:
+            den = np.real(np.sum(ph * np.exp(-np.sum(mu * (nbar + 0.5), axis=-1))))
+            if basis == "running":
+                num = np.abs(np.sum(np.exp(-1j * qq * xi))) ** 2 * np.exp(np.sum(_laguerre_pair_log(lam[0], lam[0], nbar)))
+            else:
+                logf = np.sum(_laguerre_pair_log(lam[:, None, :], lam[None, :, :], nbar), axis=-1)
+                num = np.real(np.sum(ph * np.exp(logf)))
+        else:
+            num = den = 0.0
+            for n, pn in zip(states, p):
+                lg, sg = _diag_log(lam, n[None, :])  # (N, m)
+                diag = np.sum(np.exp(-1j * qq * xi) * np.prod(sg, -1) * np.exp(np.sum(lg, -1)))
+                lm, sm = _diag_log(mu, n[None, None, :])
+                num += pn * np.abs(diag) ** 2
+                den += pn * np.real(np.sum(ph * np.prod(sm, -1) * np.exp(np.sum(lm, -1))))
+        out[i] = num / den
+    out = out.reshape(q.shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def huang_rhys_fraction_modes(chain, q, T, modes, site=None, basis="standing", n_max=None):
+    """Single-site occupation-diagonal fraction Σ_n p_n |<n|e^{-iqu_s}|n>|² of site s for the
+    quantum ``modes`` only (the paper's Eq. 30 for one atom, Table I's quantity, with the
+    simulation's modes): Π_m exp(-λ_m(2n̄_m + 1)) I_0(2λ_m sqrt(n̄_m(n̄_m + 1))) for Bose-Einstein
+    p_n (n_max None), or the sum over the clipped draws (``fock_distribution``), λ_m = q²E_sm²ℓ_m²
+    (standing) or q²ℓ_m²/N (running). site: default N//2."""
+    modes = _quantum_modes(chain, modes, basis)
+    nm = _n_max_of(modes, n_max)
+    q = _finite("q", q)
+    T = float(_nonnegative("T", T))
+    N = chain.N
+    site = N // 2 if site is None else _count("site", site, low=0)
+    if site >= N:
+        raise ValueError(f"site={site} is out of range: allowed 0..{N - 1}")
+    ell2, E, _ = _mode_lambdas(chain, 0.0, modes, basis)
+    e2 = E[site] ** 2 if basis == "standing" else np.full(len(modes), 1.0 / N)
+    lam = q[..., None] ** 2 * e2 * ell2
+    if nm is None:
+        nbar = occupations(chain, T)[np.array(modes) - 1]
+        out = np.exp(np.sum(_laguerre_pair_log(lam, lam, nbar), axis=-1))
+    else:
+        states, p = fock_distribution(chain, T, modes, basis, nm)
+        lg, _ = _diag_log(lam[..., None, :], states)  # (..., K, m)
+        out = np.sum(p * np.exp(2 * np.sum(lg, -1)), axis=-1)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def debye_waller_factor_modes(chain, q, T, modes, site=None, basis="standing", n_max=None):
+    """|<e^{-iqu_s}>_T|² of site s from the quantum ``modes`` only: e^{-2W} with
+    2W = q² Σ_m E_sm² ℓ_m² (2n̄_m + 1) for Bose-Einstein p_n (n_max None; Gaussian), or
+    |Σ_n p_n Π_m e^{-λ_m/2} L_{n_m}(λ_m)|² over the clipped draws (``fock_distribution``), the
+    coherent (Bragg) intensity factor of Eq. 28 for this ensemble. site: default N//2."""
+    modes = _quantum_modes(chain, modes, basis)
+    nm = _n_max_of(modes, n_max)
+    q = _finite("q", q)
+    T = float(_nonnegative("T", T))
+    N = chain.N
+    site = N // 2 if site is None else _count("site", site, low=0)
+    if site >= N:
+        raise ValueError(f"site={site} is out of range: allowed 0..{N - 1}")
+    ell2, E, _ = _mode_lambdas(chain, 0.0, modes, basis)
+    e2 = E[site] ** 2 if basis == "standing" else np.full(len(modes), 1.0 / N)
+    lam = q[..., None] ** 2 * e2 * ell2
+    if nm is None:
+        nbar = occupations(chain, T)[np.array(modes) - 1]
+        out = np.exp(-np.sum(lam * (2 * nbar + 1), axis=-1))
+    else:
+        states, p = fock_distribution(chain, T, modes, basis, nm)
+        lg, sg = _diag_log(lam[..., None, :], states)
+        out = np.sum(p * np.prod(sg, -1) * np.exp(np.sum(lg, -1)), axis=-1) ** 2
+    return float(out) if np.ndim(out) == 0 else out
