@@ -15,6 +15,8 @@ EXPERIMENTS = {
     "elastic_fraction": "the Δn = 0 share of backscattering on the quantum lattice",
     "dd_bragg": "the density-density model's elastic (Debye-Waller) share of Bragg reflection against T and N",
     "dd_recoil": "the density-density model's CM recoil: normal ħ2k vs Umklapp ħ(2k - G), and the recoil energy",
+    "dd_momentum": "where the momentum goes: Δn-resolved backscattering with quantum modes against Eq. 30 (same modes), "
+                   "Huang-Rhys and e^{-2W}",
     "troisi_orlandi": "Troisi-Orlandi SSH model of an organic semiconductor (Ehrenfest diffusion)",
     "fit_alpha": "fit α (and D) to a target P_b(T) with errors, through the differentiable tallies",
     "diffusion": "τ_p, D, μ, α = D m*/ħ and the energy exchange against T and the lattice dynamics",
