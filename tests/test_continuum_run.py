@@ -246,3 +246,22 @@ def test_dd_bragg_experiment_writes_its_outputs(tmp_path):
     assert (tmp_path / "dd_bragg.md").exists() and (tmp_path / "dd_bragg.png").exists()
     with h5py.File(out) as f:
         assert 0 < f["dw"][0] < 1 and np.isfinite(f["ratio"][0]) and f["P_static"][0] > 0
+
+
+def test_dd_momentum_experiment_writes_its_outputs_and_the_running_basis_keeps_crystal_momentum(tmp_path):
+    """The dd_momentum experiment at its smallest size (N = 8, one point, running basis, T = 300 K,
+    the 2k0 pair only, n_max = 1): table, figure and the resumable results file beside --out; the backscattering to -k0
+    is not zero, and its Δn = 0 share is 0, as Eq. 30 for the same modes says (crystal momentum: a
+    Δn = 0 process needs q = G), where the paper's e^{-2W} with every mode is above 0.9."""
+    from wow import cli, io
+
+    out = tmp_path / "dd_momentum.h5"
+    argv = ["run", "dd_momentum", "--sizes", "8", "--temperatures", "300", "--cases", "far", "--bases", "running",
+            "--samples", "2", "--duration", "0.5", "--dt", "0.05", "--n-max", "1", "--w", "1.3", "--g", "5",
+            "--modes", "2k0", "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "dd_momentum.md").exists() and (tmp_path / "dd_momentum.png").exists()
+    st = io.read_results(out).points[0].stats
+    assert st["P_b_mk"][0] > 1e-7
+    assert st["f_el_mk"][0] < 1e-10 and st["theory_eq30"][0] < 1e-20
+    assert st["theory_dw_all"][0] > 0.9 and 0 < st["theory_hr"][0] <= 1

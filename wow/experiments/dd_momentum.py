@@ -50,6 +50,9 @@ def build_parser():
                    help="far: k0 ≈ π/(3a), q = 2k0 ≠ G; near: k0 = π/a - 2π/L, q = 2k0 near G")
     g.add_argument("--bases", type=common.str_list(BASES), default=list(BASES),
                    help="occupation basis of the initial Fock states and of the Δn tallies")
+    g.add_argument("--modes", choices=("2k0,k0", "2k0"), default="2k0,k0",
+                   help="which mode pairs are quantum: those at |q| = 2k0 and k0 (one- and two-phonon backscattering, "
+                        "energy-neutral rearrangements), or only 2k0 (one-phonon)")
     g.add_argument("--n-max", type=int, default=2, help="Fock truncation of every quantum mode (levels 0..n_max)")
     g.add_argument("--V0", type=float, default=1.0, help="pseudopotential strength (eV)")
     g.add_argument("--w", type=float, default=0.8, help="pseudopotential width (Å)")
@@ -72,7 +75,8 @@ def setup(case: str, basis: str, N: int, T: float, args):
     chain = wow.Chain(N=N, boundary="ring", mass=args.mass)
     c0 = case_k(case, chain)
     k0 = 2 * math.pi * c0 / (N * chain.a)
-    modes = tuple(sorted(set(wow.momentum_modes(chain, 2 * k0) + wow.momentum_modes(chain, k0))))
+    extra = wow.momentum_modes(chain, k0) if getattr(args, "modes", "2k0,k0") == "2k0,k0" else ()
+    modes = tuple(sorted(set(wow.momentum_modes(chain, 2 * k0) + extra)))
     el = wow.Continuum(V0=args.V0, w=args.w, g=args.g, k0=k0, sigma=N * chain.a / 20)
     cfg = wow.Config(chain=chain, electron=el, temperature=T, statistics="quantum", recoil=True, dt=args.dt,
                      duration=args.duration, n_frames=1, dtype=args.dtype)
@@ -148,6 +152,8 @@ def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress
     stats["dP_R"] = tally.mean_sem(add["dP_R"])
     stats["dP_R_per_2hk"] = tally.weighted_mean_sem(add["dP_R"] / (2 * hk * np.maximum(P_b, 1e-300)), P_b)
     stats["clipped"] = tally.mean_sem(np.asarray(per_sample["clipped"], float))
+    for name, v in theory_row(cfg, ql, 2 * math.pi * o["c0"] / (cfg.chain.N * cfg.chain.a), o["T"]).items():
+        stats[f"theory_{name}"] = (v, 0.0)  # exact references, kept with the point (no error)
     attrs = {"hw_eV": [float(x) for x in r.hw], "modes": [int(j) for j in r.modes],
              "channels": [[[int(v) for v in pat], float(pr)] for pat, pr in r.channels[:8]]}
     return SimpleNamespace(per_sample=per_sample, stats=stats, times=r.times, traces=r.traces, n_samples=r.n_samples,
@@ -203,7 +209,7 @@ def main(argv=None):
                     # the results format stores chain-model Configs only: this point's inputs are its options
                     opts = dict(case=case, basis=basis, N=N, T=T, c0=c0, n_max=args.n_max, V0=args.V0, w=args.w,
                                 g=args.g, mass=args.mass, dt=args.dt, duration=args.duration, dtype=args.dtype,
-                                phonon_every=args.phonon_every, modes=list(ql.sorted_modes()))
+                                phonon_every=args.phonon_every, modes=args.modes)
                     pts.append(io.Point(label, {"case": case, "basis": basis, "N": N, "T": T}, None, options=opts))
     inputs = {"V0": (args.V0, "eV", "pseudopotential strength"), "w": (args.w, "angstrom", "pseudopotential width"),
               "n_max": (args.n_max, "", "Fock truncation per quantum mode")}
@@ -217,8 +223,8 @@ def main(argv=None):
     table = []
     for pt in res.points:
         cfg, ql, c0, k0 = setups[pt.label]
-        th = theory_row(cfg, ql, k0, pt.values["T"])
         st = pt.stats
+        th = {k[7:]: float(v[0]) for k, v in st.items() if k.startswith("theory_")}
         hw = json.loads(pt.attrs["hw_eV"]) if isinstance(pt.attrs.get("hw_eV"), str) else pt.attrs.get("hw_eV", [])
         cm = [st[f"f_{c}_cm"][0] for c in ("elastic", "inelastic", "superelastic", "neutral")]
         line = dict(pt.values, k0=k0, modes=list(ql.sorted_modes()), hw=hw, P_b=st["P_b"], f_el=st["f_el"],
