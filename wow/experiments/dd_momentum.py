@@ -136,6 +136,7 @@ def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress
 
     o = point.options
     base, ql, _, _ = setup(o["case"], o["basis"], o["N"], o["T"], SimpleNamespace(**o))
+    ql = dataclasses.replace(ql, modes=tuple(o["modes"]))  # the point's own modes (options hold the list)
     cfg = dataclasses.replace(base, dynamics="quantum", quantum=ql)
     psi = bloch_state(cfg, o["c0"])
     r = wow.run(cfg, n_samples, seed=seed, chunk_size=chunk_size, devices=devices, progress=progress,
@@ -209,7 +210,7 @@ def main(argv=None):
                     # the results format stores chain-model Configs only: this point's inputs are its options
                     opts = dict(case=case, basis=basis, N=N, T=T, c0=c0, n_max=args.n_max, V0=args.V0, w=args.w,
                                 g=args.g, mass=args.mass, dt=args.dt, duration=args.duration, dtype=args.dtype,
-                                phonon_every=args.phonon_every, modes=args.modes)
+                                phonon_every=args.phonon_every, modes=list(ql.sorted_modes()))
                     pts.append(io.Point(label, {"case": case, "basis": basis, "N": N, "T": T}, None, options=opts))
     inputs = {"V0": (args.V0, "eV", "pseudopotential strength"), "w": (args.w, "angstrom", "pseudopotential width"),
               "n_max": (args.n_max, "", "Fock truncation per quantum mode")}
@@ -224,7 +225,7 @@ def main(argv=None):
     for pt in res.points:
         cfg, ql, c0, k0 = setups[pt.label]
         st = pt.stats
-        th = {k[7:]: float(v[0]) for k, v in st.items() if k.startswith("theory_")}
+        th = {k[7:]: float(v[0]) for k, v in st.items() if k.startswith("theory_")} or theory_row(cfg, ql, k0, pt.values["T"])
         hw = json.loads(pt.attrs["hw_eV"]) if isinstance(pt.attrs.get("hw_eV"), str) else pt.attrs.get("hw_eV", [])
         cm = [st[f"f_{c}_cm"][0] for c in ("elastic", "inelastic", "superelastic", "neutral")]
         line = dict(pt.values, k0=k0, modes=list(ql.sorted_modes()), hw=hw, P_b=st["P_b"], f_el=st["f_el"],
@@ -257,9 +258,10 @@ def main(argv=None):
                     if not sel:
                         continue
                     Ts = [ln["T"] for ln in sel]
-                    ax.errorbar(Ts, [max(ln["f_el"][0], floor) for ln in sel], yerr=[ln["f_el"][1] for ln in sel],
-                                fmt="os"[i], mfc="none" if basis == "standing" else None,
-                                label=f"simulation Δn=0, {basis}, N={N}")
+                    ax.errorbar(Ts, [max(ln["f_el_mk"][0], floor) for ln in sel],
+                                yerr=[ln["f_el_mk"][1] for ln in sel], fmt="os"[i],
+                                mfc="none" if basis == "standing" else None,
+                                label=f"simulation Δn=0 share at -k0, {basis}, N={N}")
                     ax.plot(Ts, [max(ln["eq30"], floor) for ln in sel], "--", label=f"Eq. 30 same modes, {basis}, N={N}")
                     if i == 0:
                         ax.plot(Ts, [ln["dw_all"] for ln in sel], "-", lw=2, label=f"paper: e^(-2W), all modes, N={N}")
@@ -267,7 +269,7 @@ def main(argv=None):
             ax.set_yscale("log")
             ax.set_ylim(floor / 2, 2)
             ax.set_xlabel("T (K)")
-            ax.set_ylabel("Δn = 0 (elastic) share of backscattering")
+            ax.set_ylabel("Δn = 0 (elastic) share of the backscattering to -k0")
             ax.set_title(f"{case}: q = 2k0 {'≠ G' if case == 'far' else 'near G'} (floor {floor:g})", fontsize=9)
             ax.legend(fontsize=6)
         fig.tight_layout()
