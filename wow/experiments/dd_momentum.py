@@ -93,7 +93,7 @@ def bloch_state(cfg, c0):
 
     real = jnp.float64 if cfg.dtype == "float64" else jnp.float32
     e = cfg.electron
-    grid = C.make_grid(e, cfg.chain)
+    grid = C.make_grid(e, cfg.chain, C.thermal_u_max(cfg))  # the run's own grid: its bands' program is reused
     bands = C.bloch_bands(jnp.asarray(e.V0, real), jnp.asarray(e.w, real), jnp.asarray(e.mass(), real), grid, real)
     return np.asarray(C.bloch_state(bands, 0, int(c0)))
 
