@@ -152,11 +152,44 @@ def test_outside_the_flow_bound_is_nan(compiled):
     (dataclasses.replace(BASE, cm_momentum=None), "cm_momentum", "drawn per sample"),
     (dataclasses.replace(BASE, temperature=0.0), "temperature", "infinite"),
     (BASE, "electron.alpah", "did you mean 'electron.alpha'"),
+    (BASE, "electron.V0", "density-density model"),
 ])
 def test_refusals_name_the_parameter_and_the_reason(cfg, name, match):
     with pytest.raises(G.GradientError, match=match) as e:
         G.means_function(cfg, 2, wrt=("electron.alpha", name))
     assert name in str(e.value)
+
+
+CONTINUUM = wow.Config(chain=wow.Chain(N=8, boundary="ring", mass=4.0),
+                       electron=wow.Continuum(V0=1.0, w=1.0, g=8, sigma=1.0, u_max=1.5), recoil=True,
+                       cm_momentum=0.3, temperature=300.0, duration=0.5, n_frames=1, dt=0.05)
+
+
+@pytest.mark.parametrize("dynamics", ["frozen", "wow"])
+def test_continuum_V0_and_w_against_richardson_differences(dynamics):
+    """The density-density model's V0 and w (and T beside them) as differentiable parameters: the
+    pseudopotential, the static lattice's bands (P_b's Bloch states, ΔE_b's band energies) and the
+    Bloch packet all follow them; the forward-mode derivative of (P_b, ΔE_b, <P_R>) equals the
+    Ridders-extrapolated central difference to 1e-6 relative; at cfg's values the means are
+    wow.run's (bands recomputed in the traced program = the host's)."""
+    cfg = dataclasses.replace(CONTINUUM, dynamics=dynamics)
+    assert {"electron.V0", "electron.w"} <= set(G.differentiable(cfg))
+    assert "electron.alpha" not in G.differentiable(cfg)
+    f, p0 = G.means_function(cfg, 2, seed=SEED, wrt=("electron.V0", "electron.w", "temperature"))
+    vt = jax.jit(lambda p, dp: jax.jvp(lambda q: _outputs(f(q), False), (p,), (dp,)), compiler_options=FAST)
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    value = lambda p: np.asarray(vt({k: jnp.asarray(v, p0[k].dtype) for k, v in p.items()}, zero)[0])  # noqa: E731
+    est, err = central_difference(value, {k: float(v) for k, v in p0.items()},
+                                  step={"temperature": 30.0, "electron.w": 0.05})
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.abs(d - est[name]) <= 1e-6 * np.abs(est[name]) + 1e-13), (name, d, est[name], err[name])
+        assert abs(est[name][0]) > 1e-7, name
+    if dynamics == "frozen":
+        r = wow.run(cfg, 2, seed=SEED)
+        assert abs(value({k: float(v) for k, v in p0.items()})[0] - r.stats["P_b"][0]) < 1e-9
+    # beyond the windows' bound (1.5 w by default) or below the grid's resolution: NaN
+    assert np.all(np.isnan(value({**{k: float(v) for k, v in p0.items()}, "electron.w": 1.6})))
 
 
 def test_refusals_of_the_layout():
