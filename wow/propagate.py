@@ -155,7 +155,10 @@ def _whole(model, mp, layers, n):
     def evolve(z, coords, x):
         lay = x["layers"] if static else model.layers(coords, x["sub"].h, mp)
         join = x["join"] if static else model.join(None, lay)
-        return model.close(model.advance(z, lay, join, x["fixed"]), lay.trail)
+        z = model.advance(z, lay, join, x["fixed"])
+        if getattr(lay, "lead", None) is None and hasattr(model, "close_joined"):
+            return model.close_joined(z, join)  # the leading half's coefficients, not made again
+        return model.close(z, lay.trail)
 
     return (lambda z: z), evolve, (lambda z: z), extras
 
