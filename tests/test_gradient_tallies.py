@@ -192,6 +192,42 @@ def test_continuum_V0_and_w_against_richardson_differences(dynamics):
     assert np.all(np.isnan(value({**{k: float(v) for k, v in p0.items()}, "electron.w": 1.6})))
 
 
+TRANSPORT = wow.Config(chain=wow.Chain(N=16, boundary="ring"), electron=wow.Electron(sigma=3.0, alpha=2.0, D=0.5),
+                       temperature=300.0, cm_momentum=0.5, dt=0.0625, duration=1.25, n_frames=10, transport=True)
+
+
+def test_transport_D_and_tau_p_against_richardson_differences():
+    """D (half the MSD's least-squares slope) and τ_p (∫<v>dt/<v>(0)) of a transport run as outputs
+    of means_function at fixed windows: equal to wow.transport's host estimators on the same
+    traces and windows, and their derivatives in α and T equal the Ridders differences to 1e-6.
+    The rules' automatic windows refuse a run too short for them, with the rule's reason."""
+    from wow import transport as tr
+
+    win = G.TransportWindow(tau_stop=6, fit=(4, 10))
+    f, p0 = G.means_function(TRANSPORT, 3, seed=SEED, wrt=("electron.alpha", "temperature"), transport_window=win)
+    vt = jax.jit(lambda p, dp: jax.jvp(lambda q: (lambda m: jnp.stack([m["D"], m["tau_p"]]))(f(q)), (p,), (dp,)),
+                 compiler_options=FAST)
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    value = lambda p: np.asarray(vt({k: jnp.asarray(v, p0[k].dtype) for k, v in p.items()}, zero)[0])  # noqa: E731
+    point = {k: float(v) for k, v in p0.items()}
+    D, tau = value(point)
+    st = jax.jit(G.sample_tallies, static_argnames="lay", compiler_options=FAST)(p0, G.layout(TRANSPORT), G.keys(SEED, 3))
+    t = G.frame_times(TRANSPORT)
+    host = tr.diffusion_msd(t, np.asarray(st["msd_t"]), tau_p=t[4] / tr.FIT_START)  # the window from frame 4 on
+    assert (host.t_start, host.t_stop) == (t[4], t[10]) and abs(D - host.value) <= 1e-12 * abs(host.value)
+    v = np.asarray(st["v_mean_t"]).mean(0)
+    assert abs(tau - np.sum((v[1:7] + v[:6]) / 2 * np.diff(t[:7])) / v[0]) <= 1e-12 * abs(tau)  # trapezoid to frame 6
+    est, err = central_difference(value, point, step={"temperature": 30.0})
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.abs(d - est[name]) <= 1e-6 * np.abs(est[name])), (name, d, est[name], err[name])
+        assert np.all(np.abs(est[name]) > 1e-6), name
+    with pytest.raises(G.GradientError, match=r"transport windows: the fit window .* run longer"):
+        G.means_function(TRANSPORT, 3, seed=SEED, wrt=("electron.alpha",))
+    with pytest.raises(G.GradientError, match="transport_window"):
+        G.means_function(TRANSPORT, 3, transport_window=G.TransportWindow(tau_stop=11, fit=(4, 10)))
+
+
 def test_refusals_of_the_layout():
     with pytest.raises(G.GradientError, match="omega_max"):
         G.layout(BASE, omega_max=0.5 * BASE.chain.omega_max)

@@ -352,6 +352,9 @@ def sample_tallies(params: dict, lay: Layout, keys) -> dict:
     for name in ("dE_b", "dE_e", "dE_cm", "E_in"):
         if name in tallies:
             out[name] = tallies[name]
+    for name in TRANSPORT_FRAMES:  # Config(transport=True): the transport observables' traces
+        if name in frames:
+            out[f"{name}_t"] = frames[name]
     # beyond the bound the flow's Taylor order is too low: NaN, never a silently truncated number
     ok = 2.0 * jnp.sqrt(spring / mass) <= lay.omega_max * (1 + 1e-12)
     if lay.w_max is not None:  # the windows' bound and the grid's resolution (validate's h <= w/2.5)
@@ -374,17 +377,106 @@ def ensemble_means(params: dict, lay: Layout, keys) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Transport estimators (Config(transport=True)) at fixed windows
+# --------------------------------------------------------------------------------------------
+#: the frame observables of a transport run (wow.transport.chain_frame, the lattice energy)
+TRANSPORT_FRAMES = ("dx", "msd", "D_run", "v_mean", "E_e", "E_band", "edge", "corr", "E_lattice")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransportWindow:
+    """The frames the transport estimators use, held fixed while differentiating: tau_stop, the
+    last frame of τ_p's integral; fit, the MSD fit window (first, last frame), inclusive."""
+
+    tau_stop: int
+    fit: tuple[int, int]
+
+
+def frame_times(cfg: Config) -> np.ndarray:
+    """The frame times (fs) of a run of cfg, t = 0 included: (n_frames + 1,)."""
+    return np.arange(cfg.n_frames + 1) * (cfg.steps_per_frame * cfg.dt)
+
+
+def transport_window(cfg: Config, traces: dict) -> TransportWindow:
+    """The windows of wow.transport's rules on per-sample traces (name -> (n_samples, n_frames + 1):
+    v_mean_t, msd_t, edge_t; e.g. ``sample_tallies`` at the point): τ_p by relaxation_time on <v>
+    (Sokal's window), the MSD fit from FIT_START τ_p to the edge rule's last time (as the diffusion
+    experiment). Raises GradientError with the rule's reason when the run is too short for them."""
+    from . import transport as tr
+
+    t = frame_times(cfg)
+    try:
+        tau = tr.relaxation_time(t, np.asarray(traces["v_mean_t"]))
+        stop = tr.edge_until(t, np.asarray(traces["edge_t"]))
+        fit = tr.fit_window(t, tau.value, stop)
+    except ValueError as e:
+        raise GradientError(f"transport windows: {e}") from None
+    return TransportWindow(tau_stop=int(np.searchsorted(t, tau.t_stop)), fit=fit)
+
+
+def transport_estimates(means: dict, cfg: Config, window: TransportWindow) -> dict:
+    """D (Å²/fs) and τ_p (fs) of ensemble-mean traces (``ensemble_means`` of a transport run) at a
+    fixed ``window``, in jnp (differentiable): wow.transport's estimators with their windows held:
+    D = half the least-squares slope of the mean MSD over window.fit (diffusion_msd; linear in the
+    traces), τ_p = ∫_0^{t_stop} <v> dt / <v>(0) by the trapezoid rule (relaxation_time's value).
+    The rules that choose the windows are piecewise constant in the parameters (derivative zero
+    where they do not jump), so the derivative at a fixed window is the estimator's derivative."""
+    t = frame_times(cfg)
+    i0, i1 = window.fit
+    tw = t[i0:i1 + 1]
+    w_fit = (tw - tw.mean()) / np.sum((tw - tw.mean()) ** 2)  # Σ w y = the least-squares slope
+    j = window.tau_stop
+    seg = t[:j + 1]
+    w_tau = np.zeros(t.size)
+    w_tau[:j + 1] = np.concatenate([[0], np.diff(seg)]) / 2 + np.concatenate([np.diff(seg), [0]]) / 2
+    msd, v = means["msd_t"], means["v_mean_t"]
+    return {"D": jnp.dot(jnp.asarray(w_fit, msd.dtype), msd[i0:i1 + 1]) / 2,
+            "tau_p": jnp.dot(jnp.asarray(w_tau, v.dtype), v) / v[0]}
+
+
 def means_function(cfg: Config, n_samples: int, *, seed: int = 0, wrt=None, omega_max: float | None = None,
-                   checkpoint_every: int | str | None = "auto", w_max: float | None = None):
+                   checkpoint_every: int | str | None = "auto", w_max: float | None = None,
+                   transport_window: TransportWindow | None = None):
     """(f, p0): f(params) -> ensemble_means of n_samples samples of cfg (seed as in wow.run), params a
     dict over ``wrt`` (default: every differentiable name); p0 = cfg's values. Every refusal
-    (non-differentiable names, a Fock-sampled T, T = 0, bad bounds) happens here, before any work."""
+    (non-differentiable names, a Fock-sampled T, T = 0, bad bounds) happens here, before any work.
+
+    With Config(transport=True) f also returns the transport observables' mean traces (msd_t,
+    v_mean_t, D_run_t, ...) and the estimators D and tau_p (``transport_estimates``) at
+    ``transport_window``; None: the windows wow.transport's rules choose at p0 (``transport_window``,
+    one forward run here; n_samples >= 2 for its jackknife)."""
     lay = layout(cfg, omega_max=omega_max, checkpoint_every=checkpoint_every, w_max=w_max)
     p0 = parameters(cfg, wrt)
     ks = keys(seed, n_samples)
-    return (lambda params: ensemble_means(params, lay, ks)), p0
+    if not cfg.transport:
+        if transport_window is not None:
+            raise GradientError("transport_window: only for Config(transport=True)")
+        return (lambda params: ensemble_means(params, lay, ks)), p0
+    n = cfg.n_frames
+    if transport_window is None:
+        if n_samples < 2:
+            raise GradientError(f"n_samples={n_samples}: the transport windows' rules need >= 2 samples "
+                                f"(or pass transport_window)")
+        transport_window = transport_window_of(sample_tallies(p0, lay, ks), cfg)
+    if not isinstance(transport_window, TransportWindow) or not (
+            0 < transport_window.tau_stop <= n and 0 <= transport_window.fit[0] < transport_window.fit[1] <= n):
+        raise GradientError(f"transport_window={transport_window!r}: allowed a TransportWindow with "
+                            f"0 < tau_stop <= {n} and 0 <= fit[0] < fit[1] <= {n} (frames)")
+
+    def f(params):
+        m = ensemble_means(params, lay, ks)
+        return {**m, **transport_estimates(m, cfg, transport_window)}
+    return f, p0
 
 
-__all__ = ["DRAWN_CM", "FOCK", "GradientError", "Layout", "PARAMETERS", "SETTINGS", "T_ZERO", "check_names",
-           "default_block", "differentiable", "ensemble_means", "keys", "layout", "means_function", "parameters",
-           "refusals", "refusals_of", "sample_tallies"]
+def transport_window_of(traces: dict, cfg: Config) -> TransportWindow:
+    """``transport_window`` of per-sample traces (host arrays)."""
+    return transport_window(cfg, {k: np.asarray(v) for k, v in traces.items() if k.endswith("_t")})
+
+
+__all__ = ["CHAIN_ONLY", "CONTINUUM_ONLY", "CONTINUUM_SETTINGS", "DRAWN_CM", "FOCK", "GradientError", "Layout",
+           "PARAMETERS", "REVERSIBLE", "REVERSIBLE_DYNAMICS", "SETTINGS", "TRANSPORT_FRAMES", "T_ZERO",
+           "TransportWindow", "check_names", "default_block", "differentiable", "electron_kind", "ensemble_means",
+           "frame_times", "keys", "layout", "means_function", "parameters", "refusals", "refusals_of",
+           "sample_tallies", "transport_estimates", "transport_window", "transport_window_of"]
