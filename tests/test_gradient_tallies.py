@@ -109,28 +109,24 @@ def test_checkpointed_reverse_mode_equals_plain_and_forward_mode():
         assert abs(float(fwd[name]) - g0) <= 1e-10 * abs(g0), name
 
 
-def test_reversible_reverse_mode_equals_plain_on_the_moving_lattice(order=2):
-    """Reverse mode that runs the steps backwards (no stored states: the wow lattice by the inverse
-    recurrence, the electron by its Strang step of -h) equals the plain
-    scan's gradient to rounding, in every parameter, for two frames (the frame tallies' cotangents
-    enter between the reversed blocks), with recoil and site energies on."""
-    cfg = dataclasses.replace(CONFIGS["wow"], duration=0.5, n_frames=2, order=order)
-    wrt = ("electron.alpha", "electron.D", "chain.spring", "chain.mass", "temperature", "cm_momentum")
-    out = {}
-    for ck in (None, "reversible"):
-        f, p0 = G.means_function(cfg, 2, seed=SEED, wrt=wrt, checkpoint_every=ck)
-        out[ck] = jax.jit(jax.grad(lambda p: f(p)["P_b"] + f(p)["dE_b"] + f(p)["x_mean_t"][1]),
-                          compiler_options=FAST)(p0)
-    for name in wrt:
-        g0 = float(out[None][name])
-        assert abs(g0) > 0, name
-        assert abs(float(out["reversible"][name]) - g0) <= 1e-11 * abs(g0), (name, g0, float(out["reversible"][name]))
-
-
-def test_reversible_refused_where_the_lattice_reacts():
-    with pytest.raises(G.GradientError, match=r"checkpoint_every='reversible': dynamics='ehrenfest' cannot run "
-                                              r"backwards alone"):
-        G.means_function(CONFIGS["ehrenfest"], 2, checkpoint_every="reversible")
+def test_reversible_reverse_mode_equals_forward_mode(compiled):
+    """Reverse mode that runs the steps backwards (checkpoint_every='reversible': no stored states;
+    the wow lattice by the inverse recurrence, the electron by its Strang step of -h) equals forward
+    mode's derivative of (P_b, ΔE_b, <P_R>) to rounding in every parameter (recoil and site
+    energies on); the lattices that react to the electron (Ehrenfest) or carry phonon layers
+    (quantum) are refused with the reason."""
+    cfg, p0, vt = compiled
+    if cfg.dynamics not in G.REVERSIBLE_DYNAMICS:
+        with pytest.raises(G.GradientError, match=rf"checkpoint_every='reversible': dynamics='{cfg.dynamics}' "
+                                                  r"cannot run backwards alone"):
+            G.means_function(cfg, N_SAMPLES, seed=SEED, checkpoint_every="reversible")
+        return
+    f, p0 = G.means_function(cfg, N_SAMPLES, seed=SEED, checkpoint_every="reversible")
+    jac = jax.jit(jax.jacrev(lambda p: _outputs(f(p), False)), compiler_options=FAST)(p0)
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.abs(np.asarray(jac[name]) - d) <= 1e-10 * np.abs(d) + 1e-15), (name, jac[name], d)
 
 
 def test_outside_the_flow_bound_is_nan(compiled):
