@@ -12,6 +12,8 @@ dt = 0.02 fs = 500 steps, recoil on, float64, T = 300 K, classical), with the fi
     jacfwd k       all k parameters' derivatives by forward mode (k tangents, one program)
     grad ckpt      reverse mode, blocks of ~sqrt(steps) steps under jax.checkpoint (the default)
     grad plain     reverse mode storing every step's intermediates
+    grad reversible  reverse mode running the steps backwards from the final state, no stored steps
+                   (checkpoint_every='reversible'; frozen and wow lattices)
 
 Times are the median of ``--repeats`` runs after a warm-up (compile excluded, printed apart); memory
 is ``compiled.memory_analysis().temp_size_in_bytes`` / samples, against the size of one sample's
@@ -72,7 +74,9 @@ def bench(cfg: wow.Config, samples: int, repeats: int):
     rows = []
     scalar = lambda m: m["P_b"]  # noqa: E731
     for label, ck in (("forward", "auto"), ("jvp", "auto"), (f"jacfwd {len(WRT)}", "auto"),
-                      ("grad ckpt", "auto"), ("grad plain", None)):
+                      ("grad ckpt", "auto"), ("grad plain", None), ("grad reversible", "reversible")):
+        if ck == "reversible" and cfg.dynamics not in G.REVERSIBLE_DYNAMICS:
+            continue
         f, p0 = G.means_function(cfg, samples, seed=0, wrt=WRT, checkpoint_every=ck)
         if label == "forward":
             fn, args = (lambda p: (f(p)["P_b"], f(p)["dE_b"], f(p)["P_R"])), (p0,)

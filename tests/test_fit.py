@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from wow import fit as F
+from wow import gradients as G
 
 TRUE = {"A": 0.8, "tau": 150.0, "f": 0.6}
 START = {"A": 1.0, "tau": 100.0, "f": 0.5}
@@ -275,14 +276,23 @@ def test_non_differentiable_wow_parameters_refused(tmp_path, name):
     assert not (tmp_path / "c.h5").exists()
 
 
-@pytest.mark.parametrize("settings", [{"statistics": "fock"}, {"dynamics": "quantum"}])
-def test_fock_temperature_refused_with_reason(settings):
-    with pytest.raises(F.FitError, match=r"^temperature: cannot be fitted: the Fock sampler .* piecewise "
-                                         r"constant in T .* statistics='quantum'"):
-        F.fit(_wow_model(**settings), target(), {"temperature": 300.0})
+def test_fock_temperature_refused_with_reason():
+    with pytest.raises(F.FitError, match=r"^temperature: cannot be fitted: dynamics='quantum' .* Fock sampler.* "
+                                         r"piecewise constant in T .* statistics='quantum'"):
+        F.fit(_wow_model(dynamics="quantum"), target(), {"temperature": 300.0})
+    # 'fock' is not a sampler of wow.Config: refused as bad input, naming the allowed ones
+    with pytest.raises(F.FitError, match=r"statistics='fock': allowed \('classical', 'quantum'\)"):
+        F.wow_parameters(statistics="fock")
     names = [p.name for p in _wow_model(statistics="quantum").parameters]
     assert "temperature" in names and "electron.alpha" in names and "chain.N" not in names
     assert "cm_momentum" in [p.name for p in _wow_model(cm_momentum=0.0).parameters]
+    # one table: the fit's parameters are exactly the differentiable ones, with gradients' units and ranges
+    params, refused = F.wow_parameters(cm_momentum=0.0)
+    assert [p.name for p in params] == [n for n in G.PARAMETERS if n not in refused]
+    assert all((p.unit, p.lower, p.upper) == G.PARAMETERS[p.name][:3] for p in params)
+    assert "temperature" not in refused and F.wow_parameters(dynamics="quantum")[1]["temperature"] == G.FOCK
+    cont = [p.name for p in F.wow_parameters(electron="continuum")[0]]
+    assert "electron.V0" in cont and "electron.alpha" not in cont
 
 
 def test_parameter_and_argument_refusals(tmp_path):

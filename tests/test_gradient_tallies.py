@@ -96,17 +96,37 @@ def test_checkpointed_reverse_mode_equals_plain_and_forward_mode():
     forward mode's to 1e-10 (frozen lattice: the cheapest program)."""
     cfg = dataclasses.replace(CONFIGS["frozen"], duration=0.75)  # 12 steps: blocks of 3 (+ none left)
     wrt = ("electron.alpha", "chain.spring", "temperature")
-    grads = {}
-    for ck in ("auto", None, 5):  # 5: 2 blocks of 5 and a rest of 2
-        f, p0 = G.means_function(cfg, 2, seed=SEED, wrt=wrt, checkpoint_every=ck)
-        grads[ck] = jax.jit(jax.grad(lambda p: f(p)["P_b"]), compiler_options=FAST)(p0)
-    fwd = jax.jit(jax.jacfwd(lambda p: f(p)["P_b"]), compiler_options=FAST)(p0)
+    grads, fs = {}, {}
+    for ck in ("auto", None, 5, "reversible"):  # 5: 2 blocks of 5 and a rest of 2
+        fs[ck], p0 = G.means_function(cfg, 2, seed=SEED, wrt=wrt, checkpoint_every=ck)
+        grads[ck] = jax.jit(jax.grad(lambda p, f=fs[ck]: f(p)["P_b"]), compiler_options=FAST)(p0)
+    fwd = jax.jit(jax.jacfwd(lambda p: fs[None](p)["P_b"]), compiler_options=FAST)(p0)
     for name in wrt:
         g0 = float(grads[None][name])
         assert abs(g0) > 0, name
-        for ck in ("auto", 5):
+        for ck in ("auto", 5, "reversible"):
             assert abs(float(grads[ck][name]) - g0) <= 1e-13 * abs(g0), (name, ck)
         assert abs(float(fwd[name]) - g0) <= 1e-10 * abs(g0), name
+
+
+def test_reversible_reverse_mode_equals_forward_mode(compiled):
+    """Reverse mode that runs the steps backwards (checkpoint_every='reversible': no stored states;
+    the wow lattice by the inverse recurrence, the electron by its Strang step of -h) equals forward
+    mode's derivative of (P_b, ΔE_b, <P_R>) to rounding in every parameter (recoil and site
+    energies on); the lattices that react to the electron (Ehrenfest) or carry phonon layers
+    (quantum) are refused with the reason."""
+    cfg, p0, vt = compiled
+    if cfg.dynamics not in G.REVERSIBLE_DYNAMICS:
+        with pytest.raises(G.GradientError, match=rf"checkpoint_every='reversible': dynamics='{cfg.dynamics}' "
+                                                  r"cannot run backwards alone"):
+            G.means_function(cfg, N_SAMPLES, seed=SEED, checkpoint_every="reversible")
+        return
+    f, p0 = G.means_function(cfg, N_SAMPLES, seed=SEED, checkpoint_every="reversible")
+    jac = jax.jit(jax.jacrev(lambda p: _outputs(f(p), False)), compiler_options=FAST)(p0)
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.abs(np.asarray(jac[name]) - d) <= 1e-10 * np.abs(d) + 1e-15), (name, jac[name], d)
 
 
 def test_outside_the_flow_bound_is_nan(compiled):
@@ -128,11 +148,80 @@ def test_outside_the_flow_bound_is_nan(compiled):
     (dataclasses.replace(BASE, cm_momentum=None), "cm_momentum", "drawn per sample"),
     (dataclasses.replace(BASE, temperature=0.0), "temperature", "infinite"),
     (BASE, "electron.alpah", "did you mean 'electron.alpha'"),
+    (BASE, "electron.V0", "density-density model"),
 ])
 def test_refusals_name_the_parameter_and_the_reason(cfg, name, match):
     with pytest.raises(G.GradientError, match=match) as e:
         G.means_function(cfg, 2, wrt=("electron.alpha", name))
     assert name in str(e.value)
+
+
+CONTINUUM = wow.Config(chain=wow.Chain(N=8, boundary="ring", mass=4.0),
+                       electron=wow.Continuum(V0=1.0, w=1.0, g=8, sigma=1.0, u_max=1.5), recoil=True,
+                       cm_momentum=0.3, temperature=300.0, duration=0.5, n_frames=1, dt=0.05)
+
+
+@pytest.mark.parametrize("dynamics", ["frozen", "wow"])
+def test_continuum_V0_and_w_against_richardson_differences(dynamics):
+    """The density-density model's V0 and w (and T beside them) as differentiable parameters: the
+    pseudopotential, the static lattice's bands (P_b's Bloch states, ΔE_b's band energies) and the
+    Bloch packet all follow them; the forward-mode derivative of (P_b, ΔE_b, <P_R>) equals the
+    Ridders-extrapolated central difference to 1e-6 relative; at cfg's values the means are
+    wow.run's (bands recomputed in the traced program = the host's)."""
+    cfg = dataclasses.replace(CONTINUUM, dynamics=dynamics)
+    assert {"electron.V0", "electron.w"} <= set(G.differentiable(cfg))
+    assert "electron.alpha" not in G.differentiable(cfg)
+    f, p0 = G.means_function(cfg, 2, seed=SEED, wrt=("electron.V0", "electron.w", "temperature"))
+    vt = jax.jit(lambda p, dp: jax.jvp(lambda q: _outputs(f(q), False), (p,), (dp,)), compiler_options=FAST)
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    value = lambda p: np.asarray(vt({k: jnp.asarray(v, p0[k].dtype) for k, v in p.items()}, zero)[0])  # noqa: E731
+    est, err = central_difference(value, {k: float(v) for k, v in p0.items()},
+                                  step={"temperature": 30.0, "electron.w": 0.05})
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.abs(d - est[name]) <= 1e-6 * np.abs(est[name]) + 1e-13), (name, d, est[name], err[name])
+        assert abs(est[name][0]) > 1e-7, name
+    if dynamics == "frozen":
+        r = wow.run(cfg, 2, seed=SEED)
+        assert abs(value({k: float(v) for k, v in p0.items()})[0] - r.stats["P_b"][0]) < 1e-9
+    # beyond the windows' bound (1.5 w by default) or below the grid's resolution: NaN
+    assert np.all(np.isnan(value({**{k: float(v) for k, v in p0.items()}, "electron.w": 1.6})))
+
+
+TRANSPORT = wow.Config(chain=wow.Chain(N=16, boundary="ring"), electron=wow.Electron(sigma=3.0, alpha=2.0, D=0.5),
+                       temperature=300.0, cm_momentum=0.5, dt=0.0625, duration=1.25, n_frames=10, transport=True)
+
+
+def test_transport_D_and_tau_p_against_richardson_differences():
+    """D (half the MSD's least-squares slope) and τ_p (∫<v>dt/<v>(0)) of a transport run as outputs
+    of means_function at fixed windows: equal to wow.transport's host estimators on the same
+    traces and windows, and their derivatives in α and T equal the Ridders differences to 1e-6.
+    The rules' automatic windows refuse a run too short for them, with the rule's reason."""
+    from wow import transport as tr
+
+    win = G.TransportWindow(tau_stop=6, fit=(4, 10))
+    f, p0 = G.means_function(TRANSPORT, 3, seed=SEED, wrt=("electron.alpha", "temperature"), transport_window=win)
+    vt = jax.jit(lambda p, dp: jax.jvp(lambda q: (lambda m: jnp.stack([m["D"], m["tau_p"]]))(f(q)), (p,), (dp,)),
+                 compiler_options=FAST)
+    zero = {k: jnp.zeros_like(v) for k, v in p0.items()}
+    value = lambda p: np.asarray(vt({k: jnp.asarray(v, p0[k].dtype) for k, v in p.items()}, zero)[0])  # noqa: E731
+    point = {k: float(v) for k, v in p0.items()}
+    D, tau = value(point)
+    st = jax.jit(G.sample_tallies, static_argnames="lay", compiler_options=FAST)(p0, G.layout(TRANSPORT), G.keys(SEED, 3))
+    t = G.frame_times(TRANSPORT)
+    host = tr.diffusion_msd(t, np.asarray(st["msd_t"]), tau_p=t[4] / tr.FIT_START)  # the window from frame 4 on
+    assert (host.t_start, host.t_stop) == (t[4], t[10]) and abs(D - host.value) <= 1e-12 * abs(host.value)
+    v = np.asarray(st["v_mean_t"]).mean(0)
+    assert abs(tau - np.sum((v[1:7] + v[:6]) / 2 * np.diff(t[:7])) / v[0]) <= 1e-12 * abs(tau)  # trapezoid to frame 6
+    est, err = central_difference(value, point, step={"temperature": 30.0})
+    for name in p0:
+        d = np.asarray(vt(p0, {**zero, name: jnp.ones_like(p0[name])})[1])
+        assert np.all(np.abs(d - est[name]) <= 1e-6 * np.abs(est[name])), (name, d, est[name], err[name])
+        assert np.all(np.abs(est[name]) > 1e-6), name
+    with pytest.raises(G.GradientError, match=r"transport windows: the fit window .* run longer"):
+        G.means_function(TRANSPORT, 3, seed=SEED, wrt=("electron.alpha",))
+    with pytest.raises(G.GradientError, match="transport_window"):
+        G.means_function(TRANSPORT, 3, transport_window=G.TransportWindow(tau_stop=11, fit=(4, 10)))
 
 
 def test_refusals_of_the_layout():

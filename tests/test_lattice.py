@@ -187,6 +187,11 @@ def test_step_pair_is_exact_harmonic_motion(boundary):
     assert float(jnp.abs(back.u - mid.u).max()) < 1e-12 * scale
     assert float(jnp.abs(back.v - mid.v).max()) < 1e-12 * scale * chain.omega_max
     assert abs(float(pr.u.sum())) < 1e-11 * scale
+    # pair_unstep runs it back (reversible gradients): 800 steps back to the start pair, to rounding
+    start = L.pair_start(L.to_sites(chain, s), h, omega2, boundary, n_terms)
+    pr, _ = jax.lax.scan(lambda p, _: (L.pair_unstep(p, h, omega2, boundary, n_terms), None), pr, None, length=800)
+    assert float(jnp.abs(pr.u - start.u).max()) < 1e-12 * scale
+    assert float(jnp.abs(pr.d - start.d).max()) < 1e-12 * scale
 
 
 def test_float32_lattice_error_stays_at_rounding():

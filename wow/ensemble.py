@@ -59,19 +59,20 @@ def longest_flow(cfg: Config) -> float:
 
 
 def program_of(cfg: Config, steps_per_frame: int | None = None, *, omega_max: float | None = None,
-               checkpoint_every: int | None = None):
+               checkpoint_every: int | None = None, reversible: bool = False):
     """(Program, Inputs) of a validated config: the electron model and the lattice backend it
     selects, the loop's plan, and the traced parameters. steps_per_frame None: traced (no
     recompilation over dt or duration); an int: a static scan (reverse-mode differentiable).
     For gradients (wow.gradients): omega_max, a bound on ω_max over the traced spring constants and
     masses that the lattice flow's Taylor order is chosen for; checkpoint_every, blocks of that many
-    steps under jax.checkpoint (Plan.checkpoint_every; needs a static steps_per_frame)."""
+    steps under jax.checkpoint (Plan.checkpoint_every; needs a static steps_per_frame); reversible,
+    reverse mode runs the steps backwards instead of storing them (Plan.reversible)."""
     real, _ = dtypes(cfg)
     model, mp = models.build(cfg, real)
     backend, lp = dynamics.build(cfg, real, longest_flow(cfg), omega_max)
     plan = Plan(order=cfg.order, n_frames=cfg.n_frames, steps_per_frame=steps_per_frame,
                 save_lattice=cfg.save_density, checkpoint_every=checkpoint_every, transport=cfg.transport,
-                kubo=cfg.kubo)
+                kubo=cfg.kubo, reversible=reversible)
     inputs = Inputs(model=mp, lattice=lp, dt=jnp.asarray(cfg.dt, real),
                     steps_per_frame=jnp.asarray(cfg.steps_per_frame, jnp.int32))
     return Program(model, backend, plan), inputs

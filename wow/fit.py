@@ -57,6 +57,7 @@ import numpy as np
 import optax
 
 from . import gradients
+from .lattice import STATISTICS
 
 FORMAT = "wow-fit"
 FORMAT_VERSION = 1
@@ -152,43 +153,26 @@ class Model:
 # ------------------------------------------------------------------------------------------------
 # wow's physical parameters: which can be fitted, with units and ranges, and why the others cannot
 # ------------------------------------------------------------------------------------------------
-_FOCK = ("the Fock sampler draws integer occupations n_j ~ (1 - e^-x) e^(-n x), x = hbar w_j/k_B T: "
-         "each sample is piecewise constant in T (its derivative is 0 almost everywhere, the T "
-         "dependence lives in the jumps), so a Fock-sampled tally has no pathwise d/dT; use "
-         "statistics='quantum' (Wigner: fixed normals scaled by the thermal widths) to differentiate in T")
-# the settings no fit may vary, with the reason: one table, shared with the differentiable tallies
-_SETTINGS = gradients.SETTINGS
-
-
-def wow_parameters(*, statistics: str = "classical", dynamics: str = "wow",
-                   cm_momentum: float | None = None) -> tuple[tuple[Parameter, ...], dict[str, str]]:
+def wow_parameters(*, statistics: str = "classical", dynamics: str = "wow", cm_momentum: float | None = None,
+                   temperature: float | None = None,
+                   electron: str = "chain") -> tuple[tuple[Parameter, ...], dict[str, str]]:
     """The continuous physical parameters of a wow run with these settings (Config names, units,
     allowed open ranges) and every other Config name with the reason it cannot be fitted:
     ``params, refused = wow_parameters(...); Model(predict, params, name=..., refused=refused)``.
 
-    Temperature: (0, inf) K; T = 0 is excluded since the classical sample and a drawn CM momentum
-    scale as sqrt(T), whose derivative is infinite there. Refused with the reason when the
-    temperature enters through Fock samples (statistics='fock', or quantum lattice modes). The CM
-    momentum is fittable only when fixed (cm_momentum a number); drawn per sample it is refused."""
-    fittable = [
-        Parameter("electron.alpha", "eV/angstrom", doc="SSH bond coupling: t_b = t0 - alpha (u_{n+1} - u_n)"),
-        Parameter("electron.D", "eV", doc="deformation potential"),
-        Parameter("electron.t0", "eV", lower=0.0, doc="bare hopping"),
-        Parameter("chain.mass", "amu", lower=0.0, doc="atomic mass M"),
-        Parameter("chain.spring", "eV/angstrom^2", lower=0.0, doc="spring constant K"),
-    ]
-    refused = dict(_SETTINGS)
-    if statistics == "fock" or dynamics == "quantum":
-        refused["temperature"] = _FOCK
-    else:
-        fittable.append(Parameter("temperature", "K", lower=0.0,
-                                  doc="lattice temperature (T = 0 excluded: d/dT of sqrt(T)-scaled samples is infinite)"))
-    if cm_momentum is None:
-        refused["cm_momentum"] = ("drawn per sample from N(0, N M k_B T) (cm_momentum=None): "
-                                  "fix it to a number to fit it")
-    else:
-        fittable.append(Parameter("cm_momentum", "eV*fs/angstrom", doc="fixed CM momentum P_R"))
-    return tuple(fittable), refused
+    One table with the differentiable tallies: the parameters are wow.gradients.PARAMETERS less
+    what wow.gradients.refusals refuses for these settings (statistics 'classical' | 'quantum';
+    dynamics as wow.Config; electron 'chain' | 'continuum'), e.g. the temperature of a Fock-sampled
+    run (dynamics='quantum'), T = 0 where samples scale as sqrt(T) (given ``temperature``), a drawn
+    CM momentum (cm_momentum None), the other electron model's couplings."""
+    if statistics not in STATISTICS:
+        raise FitError(f"statistics={statistics!r}: allowed {STATISTICS} (wow.Config's samplers; the Fock "
+                       f"sampler is dynamics='quantum')")
+    refused = gradients.refusals(statistics=statistics, dynamics=dynamics, cm_momentum=cm_momentum,
+                                 temperature=temperature, electron=electron)
+    fittable = tuple(Parameter(n, unit, lower=lo, upper=hi, doc=doc)
+                     for n, (unit, lo, hi, doc) in gradients.PARAMETERS.items() if n not in refused)
+    return fittable, refused
 
 
 # ------------------------------------------------------------------------------------------------

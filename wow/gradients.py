@@ -48,6 +48,8 @@ from . import ensemble
 from .config import Config, ConfigError, validate
 from .dynamics import LatticeParams
 from .dynamics.base import Start
+from .models import continuum
+from .models.continuum import Continuum
 from .tally import P_B_FLOOR
 from .units import AMU
 
@@ -65,6 +67,23 @@ PARAMETERS = {
     "chain.spring": ("eV/angstrom^2", 0.0, math.inf, "spring constant K"),
     "temperature": ("K", 0.0, math.inf, "lattice temperature (T = 0 excluded where samples scale as sqrt(T))"),
     "cm_momentum": ("eV*fs/angstrom", -math.inf, math.inf, "fixed CM momentum P_R"),
+    "electron.V0": ("eV", -math.inf, math.inf, "density-density pseudopotential strength (wow.Continuum)"),
+    "electron.w": ("angstrom", 0.0, math.inf, "density-density pseudopotential width (wow.Continuum)"),
+}
+#: the parameters of each electron model (the others are refused for it, with the reason)
+CHAIN_ONLY = ("electron.alpha", "electron.D", "electron.t0")
+CONTINUUM_ONLY = ("electron.V0", "electron.w")
+NOT_CHAIN = ("a parameter of the density-density model (wow.Continuum), not of the tight-binding chain")
+NOT_CONTINUUM = ("a parameter of the tight-binding chain's SSH coupling, not of the density-density model "
+                 "(wow.Continuum: its electron couples through V0 and w)")
+#: the density-density model's other inputs and why they are not differentiable parameters
+CONTINUUM_SETTINGS = {
+    "electron.g": "an integer (grid points per lattice spacing)",
+    "electron.m_star": ("not offered: the band mass (a material constant of the model, not of the coupling); "
+                        "compare runs instead"),
+    "electron.packet": "a choice of initial packet ('bloch' or 'plane')",
+    "electron.n0": "an integer (the band of the initial packet)",
+    "electron.u_max": "a numerical bound (the potential's windows), not a physical parameter",
 }
 
 #: Why the temperature of a Fock-sampled run (dynamics='quantum') has no derivative.
@@ -103,9 +122,17 @@ T_ZERO = ("T = 0: the classical sample (and a drawn P_R) scale as sqrt(T), whose
 
 
 def refusals(*, statistics: str = "classical", dynamics: str = "wow", cm_momentum: float | None = None,
-             temperature: float | None = None) -> dict[str, str]:
-    """Every Config name that cannot be differentiated for these settings, with the reason."""
+             temperature: float | None = None, electron: str = "chain") -> dict[str, str]:
+    """Every Config name that cannot be differentiated for these settings, with the reason.
+    electron: 'chain' (wow.Electron, the tight-binding chain) or 'continuum' (wow.Continuum)."""
+    if electron not in ("chain", "continuum"):
+        raise GradientError(f"electron={electron!r}: allowed 'chain' or 'continuum'")
     out = dict(SETTINGS)
+    if electron == "continuum":
+        out.update(CONTINUUM_SETTINGS)
+        out.update({n: NOT_CONTINUUM for n in CHAIN_ONLY})
+    else:
+        out.update({n: NOT_CHAIN for n in CONTINUUM_ONLY})
     if dynamics == "quantum":
         out["temperature"] = FOCK
     elif temperature is not None and temperature <= 0 and (statistics == "classical" or cm_momentum is None):
@@ -118,7 +145,12 @@ def refusals(*, statistics: str = "classical", dynamics: str = "wow", cm_momentu
 def refusals_of(cfg: Config) -> dict[str, str]:
     """``refusals`` for a config's settings."""
     return refusals(statistics=cfg.statistics, dynamics=cfg.dynamics, cm_momentum=cfg.cm_momentum,
-                    temperature=cfg.temperature)
+                    temperature=cfg.temperature, electron=electron_kind(cfg))
+
+
+def electron_kind(cfg: Config) -> str:
+    """'continuum' for a wow.Continuum electron, else 'chain'."""
+    return "continuum" if isinstance(cfg.electron, Continuum) else "chain"
 
 
 def differentiable(cfg: Config) -> tuple[str, ...]:
@@ -157,12 +189,24 @@ class Layout:
 
     cfg: Config
     omega_max: float
-    checkpoint_every: int | None
+    checkpoint_every: int | str | None
+    w_max: float | None = None
 
     def program(self):
-        """(Program, Inputs) at cfg's values: the static scan, the bounded flow order, checkpointing."""
-        return ensemble.program_of(self.cfg, steps_per_frame=self.cfg.steps_per_frame, omega_max=self.omega_max,
-                                   checkpoint_every=self.checkpoint_every)
+        """(Program, Inputs) at cfg's values: the static scan, the bounded flow order, checkpointing
+        (or reversible steps); a continuum electron's grid windows sized for widths up to w_max."""
+        rev = self.checkpoint_every == REVERSIBLE
+        cfg = self.cfg
+        if self.w_max is not None:
+            cfg = dataclasses.replace(cfg, electron=dataclasses.replace(cfg.electron, w=self.w_max))
+        return ensemble.program_of(cfg, steps_per_frame=cfg.steps_per_frame, omega_max=self.omega_max,
+                                   checkpoint_every=None if rev else self.checkpoint_every, reversible=rev)
+
+
+#: ``checkpoint_every`` of reverse mode by running the steps backwards (wow.propagate.reversible_steps)
+REVERSIBLE = "reversible"
+#: the lattices that run backwards alone (they do not feel the electron)
+REVERSIBLE_DYNAMICS = ("frozen", "wow")
 
 
 def default_block(cfg: Config) -> int:
@@ -170,15 +214,30 @@ def default_block(cfg: Config) -> int:
     return max(1, min(cfg.steps_per_frame, round(math.sqrt(cfg.n_steps))))
 
 
-def layout(cfg: Config, *, omega_max: float | None = None, checkpoint_every: int | str | None = "auto") -> Layout:
+def layout(cfg: Config, *, omega_max: float | None = None, checkpoint_every: int | str | None = "auto",
+           w_max: float | None = None) -> Layout:
     """The static layout of differentiable runs of ``cfg`` (validated here).
 
     omega_max: a bound (1/fs) on ω_max = 2 sqrt(K/M) over every spring constant and mass the run will
     be evaluated at (default 2x cfg's ω_max, at most 2/dt); the flow's Taylor order is chosen for it, and outputs
     are NaN beyond it. Allowed: cfg's own ω_max <= omega_max <= 2/dt (validate's bound on dt).
     checkpoint_every: 'auto' (blocks of ~sqrt(steps), ``default_block``), an int, or None (no
-    checkpointing: reverse mode stores every step's intermediates)."""
+    checkpointing: reverse mode stores every step's intermediates), or 'reversible' (reverse mode
+    runs the steps backwards from the final state and stores none: frozen and wow lattices; forward
+    mode is then unavailable). w_max: with a wow.Continuum electron, a bound (Å) on the traced
+    pseudopotential width the grid's windows are sized for (default 1.5x cfg's w); outputs are NaN for
+    a width beyond it or below the grid's resolution (2.5 h)."""
     validate(cfg)
+    if isinstance(cfg.electron, Continuum):
+        w0 = cfg.electron.w
+        w_max = 1.5 * w0 if w_max is None else w_max
+        if isinstance(w_max, bool) or not isinstance(w_max, (int, float)) or not math.isfinite(w_max) \
+                or not w0 <= w_max <= 10 * w0:
+            raise GradientError(f"w_max={w_max!r}: allowed [{w0:g}, {10 * w0:g}] angstrom (at least the "
+                                f"pseudopotential's own width w)")
+        w_max = float(w_max)
+    elif w_max is not None:
+        raise GradientError(f"w_max={w_max!r}: only for a wow.Continuum electron (leave it None)")
     w0 = cfg.chain.omega_max
     omega_max = min(2.0 * w0, 2.0 / cfg.dt) if omega_max is None else omega_max
     if isinstance(omega_max, bool) or not isinstance(omega_max, (int, float)) or not math.isfinite(omega_max) \
@@ -188,10 +247,18 @@ def layout(cfg: Config, *, omega_max: float | None = None, checkpoint_every: int
                             f"stops being cheap)")
     if checkpoint_every == "auto":
         checkpoint_every = default_block(cfg)
+    elif checkpoint_every == REVERSIBLE:
+        if cfg.dynamics not in REVERSIBLE_DYNAMICS or cfg.local is not None:
+            raise GradientError(f"checkpoint_every='reversible': dynamics={cfg.dynamics!r}"
+                                f"{' with local modes' if cfg.local is not None else ''} cannot run backwards "
+                                f"alone (allowed with dynamics {REVERSIBLE_DYNAMICS}, no local modes: the "
+                                f"Ehrenfest lattice reacts to the electron, the quantum one carries phonon layers); "
+                                f"use 'auto' (checkpointed blocks)")
     elif checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
                                            or checkpoint_every < 1):
-        raise GradientError(f"checkpoint_every={checkpoint_every!r}: allowed 'auto', None or an integer >= 1")
-    return Layout(cfg=cfg, omega_max=float(omega_max), checkpoint_every=checkpoint_every)
+        raise GradientError(f"checkpoint_every={checkpoint_every!r}: allowed 'auto', 'reversible', None or an "
+                            f"integer >= 1")
+    return Layout(cfg=cfg, omega_max=float(omega_max), checkpoint_every=checkpoint_every, w_max=w_max)
 
 
 def keys(seed: int, n_samples: int):
@@ -208,9 +275,9 @@ def parameters(cfg: Config, names=None) -> dict:
     the units of ``PARAMETERS``: the point to differentiate at."""
     names = differentiable(cfg) if names is None else check_names(cfg, names)
     real, _ = ensemble.dtypes(cfg)
-    value = {"electron.alpha": cfg.electron.alpha, "electron.D": cfg.electron.D, "electron.t0": cfg.electron.t0,
-             "chain.mass": cfg.chain.mass, "chain.spring": cfg.chain.spring, "temperature": cfg.temperature,
+    value = {"chain.mass": cfg.chain.mass, "chain.spring": cfg.chain.spring, "temperature": cfg.temperature,
              "cm_momentum": cfg.cm_momentum}
+    value.update({n: getattr(cfg.electron, n.split(".")[1]) for n in CHAIN_ONLY + CONTINUUM_ONLY if n in names})
     return {n: jnp.asarray(value[n], real) for n in names}
 
 
@@ -225,9 +292,19 @@ def _inputs(lay: Layout, params: dict):
     get = lambda name, default: jnp.asarray(params[name], real) if name in params else jnp.asarray(default, real)
     mass = get("chain.mass", cfg.chain.mass) * AMU  # eV·fs²/Å²
     spring = get("chain.spring", cfg.chain.spring)
-    mp = dataclasses.replace(inputs.model, alpha=get("electron.alpha", cfg.electron.alpha),
-                             D=get("electron.D", cfg.electron.D), t0=get("electron.t0", cfg.electron.t0),
-                             inv_2NM=1.0 / (2 * cfg.chain.N * mass), omega_max=2.0 * jnp.sqrt(spring / mass))
+    e = cfg.electron
+    if isinstance(e, Continuum):
+        V0, w = get("electron.V0", e.V0), get("electron.w", e.w)
+        mp = inputs.model
+        # the bands (P_b's states, the Bloch packet) are the static lattice's at the traced V0, w
+        # (always recomputed: the program's own were made at the bound w_max)
+        bands = continuum.bloch_bands(V0, w, mp.m, program.model.grid, real)
+        mp = dataclasses.replace(mp, V0=V0, w=w, bands=bands,
+                                 inv_2NM=1.0 / (2 * cfg.chain.N * mass) if cfg.recoil else mp.inv_2NM)
+    else:
+        mp = dataclasses.replace(inputs.model, alpha=get("electron.alpha", e.alpha), D=get("electron.D", e.D),
+                                 t0=get("electron.t0", e.t0), inv_2NM=1.0 / (2 * cfg.chain.N * mass),
+                                 omega_max=2.0 * jnp.sqrt(spring / mass))
     lp = LatticeParams(omega2=spring / mass, mass=mass)
     if cfg.dynamics == "quantum":
         lp = program.backend.traced_params(inputs.lattice, lp, inputs.dt) if _lattice_traced(params) \
@@ -265,15 +342,24 @@ def sample_tallies(params: dict, lay: Layout, keys) -> dict:
     st = jax.vmap(lambda k: backend.draw(k, T, cfg.statistics, real, draw_p))(keys)
     if cfg.cm_momentum is not None:
         st = Start(sites=st.sites, P_R=jnp.full_like(st.P_R, P_R_fixed), extra=st.extra)
-    psi = jnp.broadcast_to(ensemble.initial_packet(cfg), (keys.shape[0], cfg.chain.N))
+    psi0 = ensemble.initial_packet(cfg)
+    if isinstance(cfg.electron, Continuum) and cfg.electron.packet == "bloch":  # at the traced bands
+        psi0 = continuum.initial_packet(cfg.electron, cfg.chain, program.model.grid, inputs.model.bands, psi0.dtype)
+    psi = jnp.broadcast_to(psi0, (keys.shape[0], psi0.shape[-1]))
     tallies, frames, _, _ = ensemble.one_block(st, psi, jnp.asarray(cfg.k0, real), inputs, program)
     out = {name: frames[name][:, -1] for name in ("P_b", "P_R", "x_mean", "k_mean")}
     out.update({f"{name}_t": frames[name] for name in ("P_b", "P_R", "x_mean", "k_mean", "norm")})
     for name in ("dE_b", "dE_e", "dE_cm", "E_in"):
         if name in tallies:
             out[name] = tallies[name]
+    for name in TRANSPORT_FRAMES:  # Config(transport=True): the transport observables' traces
+        if name in frames:
+            out[f"{name}_t"] = frames[name]
     # beyond the bound the flow's Taylor order is too low: NaN, never a silently truncated number
     ok = 2.0 * jnp.sqrt(spring / mass) <= lay.omega_max * (1 + 1e-12)
+    if lay.w_max is not None:  # the windows' bound and the grid's resolution (validate's h <= w/2.5)
+        w = inputs.model.w
+        ok = ok & (w <= lay.w_max * (1 + 1e-12)) & (w >= continuum.RESOLVE * program.model.grid.h * (1 - 1e-12))
     return jax.tree_util.tree_map(lambda x: jnp.where(ok, x, jnp.nan), out)
 
 
@@ -291,17 +377,106 @@ def ensemble_means(params: dict, lay: Layout, keys) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Transport estimators (Config(transport=True)) at fixed windows
+# --------------------------------------------------------------------------------------------
+#: the frame observables of a transport run (wow.transport.chain_frame, the lattice energy)
+TRANSPORT_FRAMES = ("dx", "msd", "D_run", "v_mean", "E_e", "E_band", "edge", "corr", "E_lattice")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransportWindow:
+    """The frames the transport estimators use, held fixed while differentiating: tau_stop, the
+    last frame of τ_p's integral; fit, the MSD fit window (first, last frame), inclusive."""
+
+    tau_stop: int
+    fit: tuple[int, int]
+
+
+def frame_times(cfg: Config) -> np.ndarray:
+    """The frame times (fs) of a run of cfg, t = 0 included: (n_frames + 1,)."""
+    return np.arange(cfg.n_frames + 1) * (cfg.steps_per_frame * cfg.dt)
+
+
+def transport_window(cfg: Config, traces: dict) -> TransportWindow:
+    """The windows of wow.transport's rules on per-sample traces (name -> (n_samples, n_frames + 1):
+    v_mean_t, msd_t, edge_t; e.g. ``sample_tallies`` at the point): τ_p by relaxation_time on <v>
+    (Sokal's window), the MSD fit from FIT_START τ_p to the edge rule's last time (as the diffusion
+    experiment). Raises GradientError with the rule's reason when the run is too short for them."""
+    from . import transport as tr
+
+    t = frame_times(cfg)
+    try:
+        tau = tr.relaxation_time(t, np.asarray(traces["v_mean_t"]))
+        stop = tr.edge_until(t, np.asarray(traces["edge_t"]))
+        fit = tr.fit_window(t, tau.value, stop)
+    except ValueError as e:
+        raise GradientError(f"transport windows: {e}") from None
+    return TransportWindow(tau_stop=int(np.searchsorted(t, tau.t_stop)), fit=fit)
+
+
+def transport_estimates(means: dict, cfg: Config, window: TransportWindow) -> dict:
+    """D (Å²/fs) and τ_p (fs) of ensemble-mean traces (``ensemble_means`` of a transport run) at a
+    fixed ``window``, in jnp (differentiable): wow.transport's estimators with their windows held:
+    D = half the least-squares slope of the mean MSD over window.fit (diffusion_msd; linear in the
+    traces), τ_p = ∫_0^{t_stop} <v> dt / <v>(0) by the trapezoid rule (relaxation_time's value).
+    The rules that choose the windows are piecewise constant in the parameters (derivative zero
+    where they do not jump), so the derivative at a fixed window is the estimator's derivative."""
+    t = frame_times(cfg)
+    i0, i1 = window.fit
+    tw = t[i0:i1 + 1]
+    w_fit = (tw - tw.mean()) / np.sum((tw - tw.mean()) ** 2)  # Σ w y = the least-squares slope
+    j = window.tau_stop
+    seg = t[:j + 1]
+    w_tau = np.zeros(t.size)
+    w_tau[:j + 1] = np.concatenate([[0], np.diff(seg)]) / 2 + np.concatenate([np.diff(seg), [0]]) / 2
+    msd, v = means["msd_t"], means["v_mean_t"]
+    return {"D": jnp.dot(jnp.asarray(w_fit, msd.dtype), msd[i0:i1 + 1]) / 2,
+            "tau_p": jnp.dot(jnp.asarray(w_tau, v.dtype), v) / v[0]}
+
+
 def means_function(cfg: Config, n_samples: int, *, seed: int = 0, wrt=None, omega_max: float | None = None,
-                   checkpoint_every: int | str | None = "auto"):
+                   checkpoint_every: int | str | None = "auto", w_max: float | None = None,
+                   transport_window: TransportWindow | None = None):
     """(f, p0): f(params) -> ensemble_means of n_samples samples of cfg (seed as in wow.run), params a
     dict over ``wrt`` (default: every differentiable name); p0 = cfg's values. Every refusal
-    (non-differentiable names, a Fock-sampled T, T = 0, bad bounds) happens here, before any work."""
-    lay = layout(cfg, omega_max=omega_max, checkpoint_every=checkpoint_every)
+    (non-differentiable names, a Fock-sampled T, T = 0, bad bounds) happens here, before any work.
+
+    With Config(transport=True) f also returns the transport observables' mean traces (msd_t,
+    v_mean_t, D_run_t, ...) and the estimators D and tau_p (``transport_estimates``) at
+    ``transport_window``; None: the windows wow.transport's rules choose at p0 (``transport_window``,
+    one forward run here; n_samples >= 2 for its jackknife)."""
+    lay = layout(cfg, omega_max=omega_max, checkpoint_every=checkpoint_every, w_max=w_max)
     p0 = parameters(cfg, wrt)
     ks = keys(seed, n_samples)
-    return (lambda params: ensemble_means(params, lay, ks)), p0
+    if not cfg.transport:
+        if transport_window is not None:
+            raise GradientError("transport_window: only for Config(transport=True)")
+        return (lambda params: ensemble_means(params, lay, ks)), p0
+    n = cfg.n_frames
+    if transport_window is None:
+        if n_samples < 2:
+            raise GradientError(f"n_samples={n_samples}: the transport windows' rules need >= 2 samples "
+                                f"(or pass transport_window)")
+        transport_window = transport_window_of(sample_tallies(p0, lay, ks), cfg)
+    if not isinstance(transport_window, TransportWindow) or not (
+            0 < transport_window.tau_stop <= n and 0 <= transport_window.fit[0] < transport_window.fit[1] <= n):
+        raise GradientError(f"transport_window={transport_window!r}: allowed a TransportWindow with "
+                            f"0 < tau_stop <= {n} and 0 <= fit[0] < fit[1] <= {n} (frames)")
+
+    def f(params):
+        m = ensemble_means(params, lay, ks)
+        return {**m, **transport_estimates(m, cfg, transport_window)}
+    return f, p0
 
 
-__all__ = ["DRAWN_CM", "FOCK", "GradientError", "Layout", "PARAMETERS", "SETTINGS", "T_ZERO", "check_names",
-           "default_block", "differentiable", "ensemble_means", "keys", "layout", "means_function", "parameters",
-           "refusals", "refusals_of", "sample_tallies"]
+def transport_window_of(traces: dict, cfg: Config) -> TransportWindow:
+    """``transport_window`` of per-sample traces (host arrays)."""
+    return transport_window(cfg, {k: np.asarray(v) for k, v in traces.items() if k.endswith("_t")})
+
+
+__all__ = ["CHAIN_ONLY", "CONTINUUM_ONLY", "CONTINUUM_SETTINGS", "DRAWN_CM", "FOCK", "GradientError", "Layout",
+           "PARAMETERS", "REVERSIBLE", "REVERSIBLE_DYNAMICS", "SETTINGS", "TRANSPORT_FRAMES", "T_ZERO",
+           "TransportWindow", "check_names", "default_block", "differentiable", "electron_kind", "ensemble_means",
+           "frame_times", "keys", "layout", "means_function", "parameters", "refusals", "refusals_of",
+           "sample_tallies", "transport_estimates", "transport_window", "transport_window_of"]

@@ -387,14 +387,26 @@ def laplacian(x, boundary: str):
 def pair_step(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
     """Advance the pair by one step h (the same h as the pair's spacing): d += (2C(h) - 2) u in
     Horner form L(c_1 u + L(c_2 u + ...)), c_j = 2 x^j/(2j)!, x = -ω²h², to the power n_terms//2."""
+    d = pr.d + _pair_increment(pr.u, h, omega2, boundary, n_terms)
+    return StepPair(u=pr.u + d, d=d)
+
+
+def _pair_increment(u, h, omega2, boundary: str, n_terms: int):
+    """(2C(h) - 2) u in Horner form (``pair_step``)."""
     rc = max(1, n_terms // 2)
     x = -omega2 * h * h
     acc = None
     for j in range(rc, 0, -1):
-        term = (2 * x ** j / float(math.factorial(2 * j))) * pr.u
+        term = (2 * x ** j / float(math.factorial(2 * j))) * u
         acc = laplacian(term if acc is None else term + acc, boundary)
-    d = pr.d + acc
-    return StepPair(u=pr.u + d, d=d)
+    return acc
+
+
+def pair_unstep(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
+    """The inverse of ``pair_step``: the pair one step h earlier (u - d, then d minus the increment
+    at that u), exact up to rounding (reversible gradients run the lattice backwards with it)."""
+    u = pr.u - pr.d
+    return StepPair(u=u, d=pr.d - _pair_increment(u, h, omega2, boundary, n_terms))
 
 
 def pair_sites(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> SiteState:
@@ -435,3 +447,6 @@ class ChainFlow:
 
     def pair_sites(self, pr: StepPair, h, omega2) -> SiteState:
         return pair_sites(pr, h, omega2, self.boundary, self.n_terms)
+
+    def pair_unstep(self, pr: StepPair, h, omega2) -> StepPair:
+        return pair_unstep(pr, h, omega2, self.boundary, self.n_terms)

@@ -37,6 +37,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 #: Sub-step weights (fractions of dt) of one step of each order: 2 is one Strang step; 4 is
 #: Yoshida's triple jump w1, w0, w1 with w1 = 1/(2 - 2^{1/3}), w0 = 1 - 2 w1 (a negative step).
@@ -53,7 +54,11 @@ class Plan:
     leading axis of size 2 (``kubo``: the model's ``current`` makes φ; ψ alone is returned), and
     checkpoint_every (with a static count: the steps of a frame run in
     blocks of this many under jax.checkpoint, so reverse mode keeps one state per block and
-    recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps))."""
+    recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps)).
+    reversible (with a static count, a backend whose lattice runs backwards alone: frozen, wow):
+    every sub-step leaves ψ whole, and reverse mode stores no step at all: it runs the steps
+    backwards from the frame's final state (``reversible_steps``); forward mode is then not
+    available (a custom_vjp)."""
 
     order: int = 2
     n_frames: int = 1
@@ -62,6 +67,7 @@ class Plan:
     checkpoint_every: int | None = None
     transport: bool = False
     kubo: bool = False
+    reversible: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +131,7 @@ def _force(model, mp):
     return force
 
 
-def _electron(program: Program, inputs: Inputs, hs, coords0):
+def _electron(program: Program, inputs: Inputs, hs, coords0, whole: bool = False):
     """The electron side of the loop: (prepare, evolve, view, extras).
 
     prepare(e) -> the carried electron; evolve(carried, coords, x) -> one sub-step, x holding the
@@ -134,7 +140,7 @@ def _electron(program: Program, inputs: Inputs, hs, coords0):
     once outside the loop (a static lattice's layers and merged first layers)."""
     model, backend, mp = program.model, program.backend, inputs.model
     layers = [model.layers(coords0, h, mp) for h in hs] if backend.static_coordinates else None
-    if backend.whole_electron:
+    if backend.whole_electron or whole:
         return _whole(model, mp, layers, len(hs))
     if layers is not None:
         return _merged_static(model, layers)
@@ -149,7 +155,10 @@ def _whole(model, mp, layers, n):
     def evolve(z, coords, x):
         lay = x["layers"] if static else model.layers(coords, x["sub"].h, mp)
         join = x["join"] if static else model.join(None, lay)
-        return model.close(model.advance(z, lay, join, x["fixed"]), lay.trail)
+        z = model.advance(z, lay, join, x["fixed"])
+        if getattr(lay, "lead", None) is None and hasattr(model, "close_joined"):
+            return model.close_joined(z, join)  # the leading half's coefficients, not made again
+        return model.close(z, lay.trail)
 
     return (lambda z: z), evolve, (lambda z: z), extras
 
@@ -207,11 +216,13 @@ def _one_step(backend, lp, base: ElectronOps, evolve, xs, lift=lambda tree: tree
     return lambda carry: jax.lax.scan(lambda c, x: (sub_step(c, x), None), carry, stacked)[0]
 
 
-def _repeat(step, plan: Plan, n_traced):
+def _repeat(step, plan: Plan, n_traced, unstep=None):
     """carry -> carry after the steps of one frame: a while loop over the traced count, or a static
     lax.scan (reverse-mode differentiable) when the plan fixes it."""
     if plan.steps_per_frame is None:
         return lambda carry: jax.lax.fori_loop(0, n_traced, lambda _, c: step(c), carry)
+    if plan.reversible:
+        return lambda carry: reversible_steps(step, unstep, plan.steps_per_frame, carry)
     if plan.checkpoint_every is not None:
         return _checkpointed(step, plan.steps_per_frame, plan.checkpoint_every)
     return lambda carry: jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=plan.steps_per_frame)[0]
@@ -233,10 +244,93 @@ def _checkpointed(step, n: int, block: int):
     return run
 
 
+def _inexact(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+def reversible_steps(step, unstep, n: int, carry):
+    """``step`` applied n times (a lax.scan), differentiated in reverse mode without storing any
+    state: the backward pass runs ``unstep`` (step's exact inverse, up to rounding) from the final
+    carry, and at each step takes the vector-Jacobian product of one ``step`` at the recovered
+    state. Memory O(1) states per sample for any n; time ~ forward + (inverse + linearised step +
+    its transpose) per step. The values closed over by step (the traced parameters, the
+    coefficients) are hoisted by jax.closure_convert and receive their cotangents; unstep's receive
+    none (it only reconstructs states). Rounding in the reconstruction grows like a random walk,
+    ~sqrt(n) eps relative for unitary steps."""
+    f, consts = jax.closure_convert(step, carry)
+    g, gconsts = jax.closure_convert(unstep, carry)
+    return _reversible(f, g, n, carry, tuple(consts), tuple(gconsts))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _reversible(f, g, n, carry, consts, gconsts):
+    return jax.lax.scan(lambda c, _: (f(c, *consts), None), carry, None, length=n)[0]
+
+
+def _reversible_fwd(f, g, n, carry, consts, gconsts):
+    out = _reversible(f, g, n, carry, consts, gconsts)
+    return out, (out, consts, gconsts)
+
+
+def _zero_cotangent(x):
+    return jnp.zeros_like(x) if _inexact(x) else np.zeros(jnp.shape(x), jax.dtypes.float0)
+
+
+def _reversible_bwd(f, g, n, res, ct):
+    out, consts, gconsts = res
+    which = [i for i, c in enumerate(consts) if _inexact(c)]
+
+    def f_of(c, diff):
+        k = list(consts)
+        for i, v in zip(which, diff):
+            k[i] = v
+        return f(c, *k)
+
+    diff0 = tuple(consts[i] for i in which)
+
+    def back(state, _):
+        c, ct_c, acc = state
+        prev = g(c, *gconsts)
+        _, vjp = jax.vjp(f_of, prev, diff0)
+        ct_prev, ct_k = vjp(ct_c)
+        return (prev, ct_prev, jax.tree_util.tree_map(jnp.add, acc, ct_k)), None
+
+    zero = jax.tree_util.tree_map(jnp.zeros_like, diff0)
+    (_, ct_c, acc), _ = jax.lax.scan(back, (out, ct, zero), None, length=n)
+    ct_consts = [_zero_cotangent(c) for c in consts]
+    for i, v in zip(which, acc):
+        ct_consts[i] = v
+    return ct_c, tuple(ct_consts), tuple(_zero_cotangent(c) for c in gconsts)
+
+
+_reversible.defvjp(_reversible_fwd, _reversible_bwd)
+
+
 def _with_first(first, frames):
     """Frames of the scan (n_frames, B, ...) after the t = 0 frame (B, ...): (B, n_frames + 1, ...)."""
     return jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:, None], jnp.moveaxis(r, 0, 1)], axis=1),
                                   first, frames)
+
+
+def _unstep(program: Program, inputs: Inputs, subs, coords0, Q, base, lift):
+    """carry -> carry one step earlier, the exact inverse of a step of whole sub-steps: the sub-steps
+    in reverse order, each the lattice run back (backend.unstep), then the electron's Strang step
+    of length -h at those coordinates (a palindrome of layers each odd in h: S(-h) = S(h)^-1)."""
+    model, backend, mp, lp = program.model, program.backend, inputs.model, inputs.lattice
+    if not getattr(backend, "reversible", False) or backend.whole_electron:
+        raise ValueError(f"{type(backend).__name__}: its lattice does not run backwards alone (reacts "
+                         f"to the electron or draws noise): no reversible steps")
+    _, evolve, _, extras = _electron(program, inputs, [-s.h for s in subs], coords0, whole=True)
+    xs = [{"sub": Substep(h=-s.h, h_next=-s.h_next), "fixed": lift(model.fixed(-s.h, mp, Q)), **extra}
+          for s, extra in zip(subs, extras)]
+
+    def unstep(carry):
+        e, lat = carry
+        for sub, x in reversed(list(zip(subs, xs))):
+            lat = backend.unstep(lat, lp, sub)
+            e = evolve(e, lift(backend.coordinates(lat, lp)), x)
+        return e, lat
+    return unstep
 
 
 @partial(jax.jit, static_argnames=("program",))
@@ -261,9 +355,11 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
                        start=lambda psi: model.start(psi, mp))
     lat = backend.start(lat0, e0, lp, subs[0], base)
     lift = _lift(plan)
-    prepare, evolve, view, extras = _electron(program, inputs, hs, lift(backend.coordinates(lat, lp)))
+    coords0 = lift(backend.coordinates(lat, lp))
+    prepare, evolve, view, extras = _electron(program, inputs, hs, coords0, whole=plan.reversible)
     xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
-    steps = _repeat(_one_step(backend, lp, base, evolve, xs, lift), plan, inputs.steps_per_frame)
+    unstep = _unstep(program, inputs, subs, coords0, Q, base, lift) if plan.reversible else None
+    steps = _repeat(_one_step(backend, lp, base, evolve, xs, lift), plan, inputs.steps_per_frame, unstep)
 
     def settle(e, lat_):
         """ψ (amplitudes) and the lattice (SiteState) at the current step boundary."""

@@ -61,6 +61,9 @@ class Classical:
     chain: Chain
     static_coordinates = False
     whole_electron = False
+    #: the lattice runs backwards alone (``unstep(lat, p, sub)``, it does not feel the electron):
+    #: reverse mode may then run the steps backwards instead of storing them (wow.propagate.Plan)
+    reversible = False
 
     def draw(self, key, T, statistics: str, real, p=None) -> Start:
         sites, P_R = thermal_sites(key, self.chain, T, statistics, real, p)

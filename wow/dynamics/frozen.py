@@ -17,6 +17,7 @@ from .base import Classical
 @dataclasses.dataclass(frozen=True)
 class Frozen(Classical):
     static_coordinates = True
+    reversible = True
 
     def prepare(self, sites: SiteState) -> SiteState:
         return SiteState(u=sites.u, v=jnp.zeros_like(sites.v))
@@ -26,6 +27,9 @@ class Frozen(Classical):
 
     def step(self, e, lat, p, sub, ops):
         return ops.evolve(e, self.coordinates(lat, p)), lat
+
+    def unstep(self, lat, p, sub):
+        return lat
 
     def finish(self, lat, p, sub):
         return lat

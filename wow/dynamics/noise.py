@@ -98,6 +98,7 @@ class Dephasing(Frozen):
 
     kind: str = "binary"
     static_coordinates = False
+    reversible = False  # fresh noise every step: no inverse
 
     def draw(self, key, T, statistics: str, real) -> Start:
         sites, P_R = thermal_sites(key, self.chain, T, statistics, real)

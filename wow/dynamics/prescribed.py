@@ -28,6 +28,7 @@ class Prescribed(Classical):
 
     free: object = None
     equal_steps: bool = True
+    reversible = True
 
     @property
     def paired(self) -> bool:
@@ -43,6 +44,13 @@ class Prescribed(Classical):
         if self.paired:
             return e, self.free.pair_step(lat, sub.h, p.omega2)
         return e, self.free.flow(lat, (sub.h + sub.h_next) / 2, p.omega2)
+
+    def unstep(self, lat, p, sub):
+        """The inverse of ``step``'s lattice part: the carried lattice one sub-step earlier (the
+        lattice does not feel the electron, so it runs backwards alone: reversible gradients)."""
+        if self.paired:
+            return self.free.pair_unstep(lat, sub.h, p.omega2)
+        return self.free.flow(lat, -(sub.h + sub.h_next) / 2, p.omega2)
 
     def finish(self, lat, p, sub):
         """(u, v) at the step boundary before the sub-step ``sub`` (the first of a step)."""

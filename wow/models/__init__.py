@@ -33,6 +33,9 @@ leading axes).
                                          sub-step's pending trailing half (``trail``; None: none)
     advance(e, L, J, F) -> e             one sub-step, first layer J, trailing half left pending
     close(e, trail) -> e                 apply a pending trailing half (close(e, -t) reopens)
+    close_joined(e, J) -> e              optional: the trailing half by coefficients J = join(None, L)
+                                         of the same sub-step (its leading half: the same layer), so a
+                                         whole sub-step makes them once (wow.propagate's whole steps)
     energy(e, coords, p) -> (B,)         <H_e> (ψ whole); the Ehrenfest force is -jax.grad of it
                                          with respect to coords
     observe(ψ, p, coords) -> dict        per-frame tallies (B, ...) of amplitudes, summed over

@@ -477,6 +477,11 @@ class TightBinding:
         """Apply a pending trailing half layer (angle ``trail``)."""
         return self._outer(z, self._outer_coefficients(trail))
 
+    def close_joined(self, z, join):
+        """The trailing half by the coefficients ``join(None, layers)`` of the same sub-step (its
+        leading half is the same layer where ``layers.lead`` is None): made once, not twice."""
+        return self._outer(z, join)
+
     # -- energy and observables -----------------------------------------------------------------
     def energy(self, z, coords, p: ChainParams):
         """<ψ|H_e(coords)|ψ> per sample (B,), read from the split form in real arithmetic; summed
