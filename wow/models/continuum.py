@@ -694,7 +694,8 @@ class DensityDensity:
     (``phase_rational``: no transcendental function per point and step). Two FFTs per step; the
     kinetic halves of neighbouring sub-steps are not merged (``trail = ()``): merging them needs the
     per-sample E_T in ``close``, which the protocol does not hand over, and would save one elementwise pass
-    per step (not measured yet; benchmarks/continuum_bench.py times the model's step).
+    per step (not measured yet; benchmarks/continuum_core.py times the model's step on this
+    path, before/after a change, against numpy).
 
     A sample whose displacements leave the potential's windows (|u_j| > grid.u_max at any step) gets
     a NaN potential, so its amplitudes and tallies turn NaN (never silently wrong; wow.run warns).
