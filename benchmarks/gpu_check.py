@@ -9,7 +9,8 @@ Steps, each timed, each a row appended to benchmarks/RESULTS.md (--out):
 3. throughput of every dynamics (frozen, wow, ehrenfest) of the chain model through wow.run, float32
    and float64, at samples x N >= 1e7 (smoke: 1e4), as sample*site*steps/s and as a fraction of the
    copy-bandwidth roofline (bytes per sample*site*step: frozen 24, wow and ehrenfest 32 in float32,
-   twice that in float64), with the device's peak memory;
+   twice that in float64), with the device's peak memory; and the density-density model (wow dynamics,
+   g = 16) at samples x grid points >= 1e7 (smoke: 4096), 16 / 32 B per gridpoint*step;
 4. float32 norm drift after 1e5 steps (ring N = 1024, 64 samples; smoke: 2e3 steps), wow dynamics
    with recoil, against float64 on the same samples;
 5. a short sweep through the experiment entry point (`python -m wow run backscattering --device gpu`),
@@ -105,6 +106,28 @@ def main(argv=None):
             row(f"throughput {dyn} {dtype} N={N} samples={S} steps={cfg.n_steps}",
                 f"{rate / 1e9:.3f} G site*steps/s = {rate * need / bw[dtype]:.2f} of the copy roofline "
                 f"({need} B/site*step); compile {res.compile_s:.1f} s; peak {peak}", time.perf_counter() - t0)
+
+    # 3b. the density-density (continuum) model, wow dynamics (its potential rebuilt every step), both
+    # precisions, at samples x grid points >= 1e7 (smoke: 4096); bytes per gridpoint*step: ψ read and
+    # written once (16 B float32, 32 B float64)
+    Na, Sc, steps_c = (32, 8, 20) if smoke else (256, 4096, 200)
+    for dtype in ("float32", "float64"):
+        cfg = wow.Config(chain=wow.Chain(N=Na, boundary="ring"), electron=wow.Continuum(V0=2.0, w=0.5, g=16, sigma=4.0 if smoke else 25.0),
+                         dynamics="wow", dt=0.02, duration=steps_c * 0.02, n_frames=1, dtype=dtype, check_inside=False)
+        t0 = time.perf_counter()
+        res = wow.run(cfg, Sc, devices=kind, progress=False)
+        n_s = Na * 16
+        rate = Sc * n_s * cfg.n_steps / res.run_s
+        need = 16 * (2 if dtype == "float64" else 1)
+        peak = "n/a"
+        try:
+            st = devs[0].memory_stats() or {}
+            peak = f"{st.get('peak_bytes_in_use', 0) / 2**30:.2f} GiB" if st else "n/a"
+        except Exception:  # noqa: BLE001 - not every backend reports memory
+            pass
+        row(f"throughput continuum wow {dtype} N_s={n_s} samples={Sc} steps={cfg.n_steps}",
+            f"{rate / 1e9:.3f} G gridpoint*steps/s = {rate * need / bw[dtype]:.2f} of the copy roofline "
+            f"({need} B/gridpoint*step); compile {res.compile_s:.1f} s; peak {peak}", time.perf_counter() - t0)
 
     # 4. float32 drift over 1e5 steps against float64
     steps = 2000 if smoke else 100_000
