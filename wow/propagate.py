@@ -38,6 +38,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from . import sanity
+
 #: Sub-step weights (fractions of dt) of one step of each order: 2 is one Strang step; 4 is
 #: Yoshida's triple jump w1, w0, w1 with w1 = 1/(2 - 2^{1/3}), w0 = 1 - 2 w1 (a negative step).
 _CBRT2 = 2.0 ** (1.0 / 3.0)
@@ -53,7 +55,12 @@ class Plan:
     leading axis of size 2 (``kubo``: the model's ``current`` makes φ; ψ alone is returned), and
     checkpoint_every (with a static count: the steps of a frame run in
     blocks of this many under jax.checkpoint, so reverse mode keeps one state per block and
-    recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps))."""
+    recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps)).
+    watch: 0, or look at the lattice every ``watch`` steps (wow.sanity.watch: hoppings that changed
+    sign, the smallest bond stretch; each look stands for the ``watch`` steps from it, fewer at a
+    frame's end), accumulated per frame into the frames' sign_flips_hi / sign_flips_lo / min_bond
+    (wow.run makes per-sample tallies of them; wow.sanity.watch_every chooses the stride); a static
+    lattice is looked at once and counted every step."""
 
     order: int = 2
     n_frames: int = 1
@@ -62,6 +69,7 @@ class Plan:
     checkpoint_every: int | None = None
     transport: bool = False
     kubo: bool = False
+    watch: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +215,30 @@ def _one_step(backend, lp, base: ElectronOps, evolve, xs, lift=lambda tree: tree
     return lambda carry: jax.lax.scan(lambda c, x: (sub_step(c, x), None), carry, stacked)[0]
 
 
+def _watched(step, program: Program, inputs: Inputs, lat0):
+    """(step with the carry (e, lat, record), what the lattice ``lat0`` shows): after every
+    plan.watch-th step of a frame the record adds what that step's lattice shows (wow.sanity.watch),
+    weighted by the steps it stands for; a static lattice is looked at once, added every step."""
+    model, backend, plan = program.model, program.backend, program.plan
+    look = lambda lat: sanity.watch(model, backend.coordinates(lat, inputs.lattice), inputs.model, backend.chain)
+    seen0 = look(lat0)
+    every = int(plan.watch)
+    n = inputs.steps_per_frame if plan.steps_per_frame is None else plan.steps_per_frame
+
+    def run(carry):
+        e, lat, record = carry
+        e, lat = step((e, lat))
+        if backend.static_coordinates:
+            return e, lat, sanity.watch_add(record, seen0)
+        if every == 1:
+            return e, lat, sanity.watch_add(record, look(lat))
+        i = record["step"]
+        weight = jnp.minimum(every, n - i).astype(jnp.int32)
+        record = jax.lax.cond(i % every == 0, lambda r: sanity.watch_add(r, look(lat), weight), lambda r: r, record)
+        return e, lat, {**record, "step": i + 1}
+    return run, seen0
+
+
 def _repeat(step, plan: Plan, n_traced):
     """carry -> carry after the steps of one frame: a while loop over the traced count, or a static
     lax.scan (reverse-mode differentiable) when the plan fixes it."""
@@ -263,7 +295,10 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     lift = _lift(plan)
     prepare, evolve, view, extras = _electron(program, inputs, hs, lift(backend.coordinates(lat, lp)))
     xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
-    steps = _repeat(_one_step(backend, lp, base, evolve, xs, lift), plan, inputs.steps_per_frame)
+    step = _one_step(backend, lp, base, evolve, xs, lift)
+    if plan.watch:
+        step, watch0 = _watched(step, program, inputs, lat)
+    steps = _repeat(step, plan, inputs.steps_per_frame)
 
     def settle(e, lat_):
         """ψ (amplitudes) and the lattice (SiteState) at the current step boundary."""
@@ -280,10 +315,17 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
         return out
 
     def frame(carry, _):
-        carry = steps(carry)
-        return carry, observe(*carry)
+        if not plan.watch:
+            carry = steps(carry)
+            return carry, observe(*carry)
+        e_, lat_, seen = steps((*carry, sanity.watch_start(watch0)))
+        seen.pop("step")
+        return (e_, lat_), {**observe(e_, lat_), **seen}
 
     first = observe(prepare(e0), lat)
+    if plan.watch:  # t = 0: no steps yet, the initial lattice's bonds
+        first.update(sanity.watch_add(sanity.watch_start(watch0), watch0, 0))
+        first.pop("step")
     (e, lat), frames = jax.lax.scan(frame, (prepare(e0), lat), None, length=plan.n_frames)
     psi_f, lat_f = settle(e, lat)
     if plan.kubo:
