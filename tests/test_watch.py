@@ -54,8 +54,9 @@ def run(dynamics, u, v=np.zeros(N), **kw):
 @pytest.mark.parametrize("dynamics", ["frozen", "wow"])
 def test_sign_flips_counted_exactly(dynamics):
     """3 bonds flipped for all 50 steps: 150 bond·steps per sample on a frozen lattice (looked at
-    once) and on moving ones (looked at every k = 32 steps, the look at step 32 standing for the 18
-    left in its frame: the weights add up to the steps exactly), then none on a quiet lattice."""
+    once) and on a moving one (looked at every k = 32 steps, the look at step 32 standing for the 18
+    left in its frame: the weights add up to the steps exactly), then none on a quiet lattice; wow
+    also: crossing atoms (``crossing_refused_or_kept_with_the_flag``)."""
     assert watch_every(Config(**BASE)) == 32
     u, low = flipped_lattice()
     res, notes = run(dynamics, u)
@@ -69,13 +70,14 @@ def test_sign_flips_counted_exactly(dynamics):
     assert quiet.per_sample["sign_flips"].tolist() == [0, 0]
     assert np.allclose(quiet.per_sample["min_bond"], -0.1, atol=2e-3)
     assert not notes, notes
+    if dynamics == "wow":  # the same compiled program (the duration is traced)
+        crossing_refused_or_kept_with_the_flag()
 
 
-def test_crossing_atoms_refused_or_kept_with_the_flag():
-    """Atoms 3 and 4 thrown at each other at 0.3 Å/fs on a lattice at rest: their bond closes past
-    -a within ~4 fs (the harmonic neighbours cannot stop it) and the run is refused; with
-    allow_crossing it is kept with a warning and per_sample['crossed'] set. (The wow program of
-    test_sign_flips_counted_exactly: the duration is traced.)"""
+def crossing_refused_or_kept_with_the_flag():
+    """Atoms 3 and 4 thrown at each other at 0.3 Å/fs on a lattice at rest (wow): their bond closes
+    past -a within ~4 fs (the harmonic neighbours cannot stop it) and the run is refused; with
+    allow_crossing it is kept with a warning and per_sample['crossed'] set."""
     cfg = Config(dynamics="wow", **{**BASE, "duration": 8.0})
     v = np.zeros(N)
     v[3], v[4] = 0.3, -0.3

@@ -380,7 +380,9 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     _check_count("memory_bytes", memory_bytes, 1)
     if keep_final not in (True, False):
         raise ConfigError(f"keep_final={keep_final!r} must be True or False")
-    if allow_crossing not in (True, False):
+    if not (progress is None or progress is False or callable(progress)):
+        raise ConfigError(f"progress={progress!r}: allowed None, False or a callable progress(done, total)")
+    if not isinstance(allow_crossing, (bool, np.bool_)):
         raise ConfigError(f"allow_crossing={allow_crossing!r} must be True or False")
     sanity.check_sizes(cfg, n_samples, memory_bytes, bytes_per_sample(cfg), keep_final)
     share = sanity.sign_change_fraction(cfg)

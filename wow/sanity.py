@@ -38,6 +38,8 @@ MAX_BOND_ANGLE = 0.25
 MAX_PHONON_ANGLE = 0.5
 CROSSING_SIGMAS = 8.0
 SIGN_CHANGE_WARN = 1e-6
+#: The time loop counts the steps of a frame in int32.
+MAX_STEPS_PER_FRAME = 2**31 - 1
 #: Tallies that are NaN by definition for some samples (E_b below P_B_FLOOR): not an error; on the open
 #: chain also the phonon momentum and what the CM takes from it (undefined without translation symmetry).
 NAN_ALLOWED = ("E_b", "dE_b")
@@ -123,6 +125,11 @@ def check(cfg):
         raise ConfigError(
             f"dt={cfg.dt!r} fs is beyond the accuracy bound for the lattice: ω_max dt = {c.omega_max * cfg.dt:.3g}; "
             f"allowed: dt <= {MAX_PHONON_ANGLE / c.omega_max:.4g} fs (ω_max dt <= {MAX_PHONON_ANGLE:g})")
+    if cfg.steps_per_frame > MAX_STEPS_PER_FRAME:
+        raise ConfigError(
+            f"duration={cfg.duration!r} fs is {cfg.steps_per_frame} steps per frame (dt={cfg.dt!r} fs, "
+            f"n_frames={cfg.n_frames}), more than the loop counts (2**31 - 1); allowed: duration <= "
+            f"{MAX_STEPS_PER_FRAME * cfg.n_frames * cfg.dt:.6g} fs at these n_frames and dt (or more n_frames)")
     if cfg.cm_momentum is not None:
         vmax = 2 * e.t0 * c.a / HBAR
         pmax = vmax * c.N * c.mass_ev
