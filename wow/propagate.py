@@ -57,10 +57,11 @@ class Plan:
     blocks of this many under jax.checkpoint, so reverse mode keeps one state per block and
     recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps)).
     watch: 0, or look at the lattice every ``watch`` steps (wow.sanity.watch: hoppings that changed
-    sign, the smallest bond stretch; each look stands for the ``watch`` steps from it, fewer at a
+    sign, the smallest bond stretch; each look stands for the ``watch`` steps before it, fewer at a
     frame's end), accumulated per frame into the frames' sign_flips_hi / sign_flips_lo / min_bond
     (wow.run makes per-sample tallies of them; wow.sanity.watch_every chooses the stride); a static
-    lattice is looked at once and counted every step."""
+    lattice is looked at once and counted every step. The steps then run in blocks of ``watch``
+    (whatever steps_per_frame and checkpoint_every say: wow.run's traced loop)."""
 
     order: int = 2
     n_frames: int = 1
@@ -216,27 +217,31 @@ def _one_step(backend, lp, base: ElectronOps, evolve, xs, lift=lambda tree: tree
 
 
 def _watched(step, program: Program, inputs: Inputs, lat0):
-    """(step with the carry (e, lat, record), what the lattice ``lat0`` shows): after every
-    plan.watch-th step of a frame the record adds what that step's lattice shows (wow.sanity.watch),
-    weighted by the steps it stands for; a static lattice is looked at once, added every step."""
+    """(the steps of a frame with the carry (e, lat, record), what the lattice ``lat0`` shows): the
+    frame runs in blocks of plan.watch steps, the record adding after each block what its last
+    lattice shows (wow.sanity.watch), weighted by the block's steps (no branch inside the step loop:
+    a lax.cond per step cost ~5% there); a static lattice is looked at once, added per block."""
     model, backend, plan = program.model, program.backend, program.plan
     look = lambda lat: sanity.watch(model, backend.coordinates(lat, inputs.lattice), inputs.model, backend.chain)
     seen0 = look(lat0)
     every = int(plan.watch)
     n = inputs.steps_per_frame if plan.steps_per_frame is None else plan.steps_per_frame
 
-    def run(carry):
-        e, lat, record = carry
-        e, lat = step((e, lat))
-        if backend.static_coordinates:
-            return e, lat, sanity.watch_add(record, seen0)
-        if every == 1:
-            return e, lat, sanity.watch_add(record, look(lat))
-        i = record["step"]
-        weight = jnp.minimum(every, n - i).astype(jnp.int32)
-        record = jax.lax.cond(i % every == 0, lambda r: sanity.watch_add(r, look(lat), weight), lambda r: r, record)
-        return e, lat, {**record, "step": i + 1}
-    return run, seen0
+    def steps(count):
+        return lambda c: jax.lax.fori_loop(0, count, lambda _, c_: step(c_), c)
+
+    def block(count, weight):
+        def run(carry):
+            e, lat, record = carry
+            e, lat = steps(count)((e, lat))
+            return e, lat, sanity.watch_add(record, seen0 if backend.static_coordinates else look(lat), weight)
+        return run
+
+    def frame(carry):
+        carry = jax.lax.fori_loop(0, n // every, lambda _, c: block(every, every)(c), carry)
+        rest = n % every
+        return block(rest, rest)(carry)  # rest = 0: adds nothing, looks again at the last lattice
+    return frame, seen0
 
 
 def _repeat(step, plan: Plan, n_traced):
@@ -297,8 +302,9 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
     step = _one_step(backend, lp, base, evolve, xs, lift)
     if plan.watch:
-        step, watch0 = _watched(step, program, inputs, lat)
-    steps = _repeat(step, plan, inputs.steps_per_frame)
+        steps, watch0 = _watched(step, program, inputs, lat)
+    else:
+        steps = _repeat(step, plan, inputs.steps_per_frame)
 
     def settle(e, lat_):
         """ψ (amplitudes) and the lattice (SiteState) at the current step boundary."""
@@ -319,13 +325,11 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
             carry = steps(carry)
             return carry, observe(*carry)
         e_, lat_, seen = steps((*carry, sanity.watch_start(watch0)))
-        seen.pop("step")
         return (e_, lat_), {**observe(e_, lat_), **seen}
 
     first = observe(prepare(e0), lat)
     if plan.watch:  # t = 0: no steps yet, the initial lattice's bonds
         first.update(sanity.watch_add(sanity.watch_start(watch0), watch0, 0))
-        first.pop("step")
     (e, lat), frames = jax.lax.scan(frame, (prepare(e0), lat), None, length=plan.n_frames)
     psi_f, lat_f = settle(e, lat)
     if plan.kubo:

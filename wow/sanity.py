@@ -214,11 +214,11 @@ def watch(model, coords, p, chain) -> dict:
 
 def watch_start(seen: dict) -> dict:
     """The per-frame record before a frame's first step: sign_flips_hi, sign_flips_lo (the count of
-    sign-changed bond·steps, hi * 2**FLIP_SHIFT + lo), min_bond (where watched) and the step index."""
+    sign-changed bond·steps, hi * 2**FLIP_SHIFT + lo) and min_bond (where watched)."""
     import jax.numpy as jnp
 
     zero = jnp.zeros_like(seen["flips"])
-    out = {"sign_flips_hi": zero, "sign_flips_lo": zero, "step": jnp.zeros((), jnp.int32)}
+    out = {"sign_flips_hi": zero, "sign_flips_lo": zero}
     if "min_bond" in seen:
         out["min_bond"] = jnp.full_like(seen["min_bond"], jnp.inf)
     return out
