@@ -63,6 +63,7 @@ API = [  # (Config changes, needle in the message)
     (dict(electron=Electron(sigma=3.0, onsite_defects=((0,),))), "onsite_defects[0]=(0,) must be a pair"),
     (dict(quantum=wow.QuantumLattice(modes=(1,))), "quantum="),
     (dict(electron=Electron(sigma=30.0)), "the packet leaves the open chain"),
+    (dict(chain=Chain(N=64, boundary="ring"), duration=1e8, n_frames=1), "5000000000 steps per frame"),
 ]
 
 RUN = [  # (wow.run keyword arguments, needle)
@@ -77,6 +78,8 @@ RUN = [  # (wow.run keyword arguments, needle)
     (dict(n_samples=4, chunk_size=0), "chunk_size=0 must be an integer >= 1"),
     (dict(n_samples=4, keep_final="no"), "keep_final='no' must be True or False"),
     (dict(n_samples=4, initial="x"), "initial='x': allowed a wow.InitialState or None"),
+    (dict(n_samples=4, progress=3), "progress=3: allowed None, False or a callable"),
+    (dict(n_samples=4, allow_crossing=1), "allow_crossing=1 must be True or False"),
 ]
 
 
@@ -94,7 +97,7 @@ def test_config_refused_with_the_parameter_named(change, needle, tmp_path, monke
 def test_run_arguments_refused(kw, needle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(wow.ConfigError) as e:
-        wow.run(Config(**SMALL), progress=False, **kw)
+        wow.run(Config(**SMALL), **{"progress": False, **kw})
     assert needle in str(e.value), str(e.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -130,6 +133,8 @@ CLI = [  # (extra options of `wow run backscattering`, needle in stderr)
     (["--chunk-size", "0"], "--chunk-size=0: allowed range"),
     (["--trajectories", "-1"], "--trajectories=-1: allowed range [0, inf)"),
     (["--samples", str(2**62)], "the gathered results need"),
+    (["--sizes", "65536", "--frames", "20000", "--duration", "1000", "--trajectories", "64", "--samples", "64"],
+     "trajectories=64 (recorded frame by frame, with densities): chain.N=65536: one sample needs"),
     (["--table", "/nonexistent-dir/x.md"], "--table /nonexistent-dir/x.md: directory /nonexistent-dir does not exist"),
     (["--figure", "/nonexistent-dir/x.png"], "--figure /nonexistent-dir/x.png: directory"),
 ]

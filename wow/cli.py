@@ -81,6 +81,7 @@ def _inspect(args) -> int:
         columns = columns or list(res.points[0].stats)[:3]  # an experiment with tallies of its own
         print("tallies (mean ± standard error over samples):")
         print(io.format_table(io.summary_table(res, tuple(columns))))
+        _watch_lines(res.points)
         if any(p.attrs.get("git_commit") != a.get("git_commit") for p in res.points):
             print("note: points were run by different code versions (see each point's git_commit)")
     from .io.store import damaged_points
@@ -92,6 +93,31 @@ def _inspect(args) -> int:
         return 1
     print("checksums: every stored point intact")
     return 0
+
+
+def _watch_lines(points):
+    """What the lattice watch counted (wow.sanity): per point, the bond·steps whose hopping changed
+    sign and the samples whose atoms passed each other; one line when nothing was seen."""
+    import numpy as np
+
+    watched = [p for p in points if "sign_flips" in p.per_sample]
+    if not watched:
+        return
+    seen = []
+    for p in watched:
+        flips = np.asarray(p.per_sample["sign_flips"])
+        crossed = np.asarray(p.per_sample.get("crossed", np.zeros(flips.shape, bool)))
+        if flips.any() or crossed.any():
+            share = ""
+            if p.config is not None:
+                share = f" ({flips.sum() / (p.config.chain.n_bonds * p.config.n_steps * flips.size):.3g} of all)"
+            seen.append(f"  {p.label}: hoppings changed sign in {int(flips.sum())} bond·steps{share}, "
+                        f"{np.count_nonzero(flips)} of {flips.size} samples; atoms crossed in {int(crossed.sum())} samples")
+    if not seen:
+        print(f"lattice watch: no hopping changed sign and no atoms crossed ({len(watched)} points)")
+        return
+    print("lattice watch (bond·steps whose hopping t0 - α b changed sign; samples whose atoms crossed):")
+    print("\n".join(seen))
 
 
 def _plot(args) -> int:

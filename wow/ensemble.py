@@ -354,7 +354,7 @@ def _check_count(name, value, low):
 
 def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: int | None = None,
         memory_bytes: int = DEFAULT_MEMORY, devices=None, initial: InitialState | None = None,
-        keep_final: bool = False, progress=None) -> EnsembleResult:
+        keep_final: bool = False, progress=None, allow_crossing: bool = False) -> EnsembleResult:
     """Run ``n_samples`` samples of ``cfg`` (thermal draws, with the parts given in ``initial``
     replacing theirs) and gather tallies and statistics; every dynamics, quantum included.
 
@@ -365,7 +365,10 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     is allowed (standard errors are then NaN); with ``initial`` holding a leading sample axis,
     n_samples defaults to its length. ``progress``: None (a bar over the samples on a terminal, for
     runs longer than a second), False (none), or a callable ``progress(samples_done, n_samples)``
-    called after each chunk."""
+    called after each chunk. Every step's lattice is watched (wow.sanity): per_sample['sign_flips']
+    counts the bond·steps whose hopping changed sign (a warning when any), 'min_bond' is the smallest
+    bond stretch and 'crossed' marks samples whose atoms passed each other: refused (CrossingError,
+    nothing returned) unless ``allow_crossing`` (then a warning)."""
     validate(cfg)
     devices = _devices.resolve(devices)
     given, n_samples = _given_arrays(cfg, initial, n_samples) if initial is not None else ({}, n_samples)
@@ -378,6 +381,10 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     _check_count("memory_bytes", memory_bytes, 1)
     if keep_final not in (True, False):
         raise ConfigError(f"keep_final={keep_final!r} must be True or False")
+    if not (progress is None or progress is False or callable(progress)):
+        raise ConfigError(f"progress={progress!r}: allowed None, False or a callable progress(done, total)")
+    if not isinstance(allow_crossing, (bool, np.bool_)):
+        raise ConfigError(f"allow_crossing={allow_crossing!r} must be True or False")
     sanity.check_sizes(cfg, n_samples, memory_bytes, bytes_per_sample(cfg), keep_final)
     share = sanity.sign_change_fraction(cfg)
     if share > sanity.SIGN_CHANGE_WARN:
@@ -400,6 +407,7 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
 
     real, _ = dtypes(cfg)
     program, inputs = program_of(cfg)
+    program = dataclasses.replace(program, plan=dataclasses.replace(program.plan, watch=sanity.watch_every(cfg)))
     psi0 = initial_packet(cfg)
     keys = jax.random.split(seed_key(seed), n_samples)
     n_groups = min(N_GROUPS, n_samples, max(2, COHERENT_ENTRIES // state_size(cfg)))
@@ -444,8 +452,10 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
 
     cat = lambda parts: {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     per_sample, traces = cat(tallies), cat(frames)
+    per_sample.update(sanity.watch_tallies(traces, cfg.chain))
     sanity.check_finite(per_sample, traces, n_samples, sanity.NAN_ALLOWED + (
         sanity.NAN_ALLOWED_OPEN if cfg.chain.boundary == "open" else ()))
+    sanity.check_watch(per_sample, cfg, allow_crossing)
     times = np.arange(cfg.n_frames + 1) * cfg.steps_per_frame * cfg.dt
     final = None
     if keep_final:

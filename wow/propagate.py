@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import sanity
+
 #: Sub-step weights (fractions of dt) of one step of each order: 2 is one Strang step; 4 is
 #: Yoshida's triple jump w1, w0, w1 with w1 = 1/(2 - 2^{1/3}), w0 = 1 - 2 w1 (a negative step).
 _CBRT2 = 2.0 ** (1.0 / 3.0)
@@ -58,7 +60,14 @@ class Plan:
     reversible (with a static count, a backend whose lattice runs backwards alone: frozen, wow):
     every sub-step leaves ψ whole, and reverse mode stores no step at all: it runs the steps
     backwards from the frame's final state (``reversible_steps``); forward mode is then not
-    available (a custom_vjp)."""
+    available (a custom_vjp).
+
+    watch: 0, or look at the lattice every ``watch`` steps (wow.sanity.watch: hoppings that changed
+    sign, the smallest bond stretch; each look stands for the ``watch`` steps before it, fewer at a
+    frame's end), accumulated per frame into the frames' sign_flips_hi / sign_flips_lo / min_bond
+    (wow.run makes per-sample tallies of them; wow.sanity.watch_every chooses the stride); a static
+    lattice is looked at once and counted every step. The steps then run in blocks of ``watch``
+    (whatever steps_per_frame and checkpoint_every say: wow.run's traced loop)."""
 
     order: int = 2
     n_frames: int = 1
@@ -68,6 +77,7 @@ class Plan:
     transport: bool = False
     kubo: bool = False
     reversible: bool = False
+    watch: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +226,34 @@ def _one_step(backend, lp, base: ElectronOps, evolve, xs, lift=lambda tree: tree
     return lambda carry: jax.lax.scan(lambda c, x: (sub_step(c, x), None), carry, stacked)[0]
 
 
+def _watched(step, program: Program, inputs: Inputs, lat0):
+    """(the steps of a frame with the carry (e, lat, record), what the lattice ``lat0`` shows): the
+    frame runs in blocks of plan.watch steps, the record adding after each block what its last
+    lattice shows (wow.sanity.watch), weighted by the block's steps (no branch inside the step loop:
+    a lax.cond per step cost ~5% there); a static lattice is looked at once, added per block."""
+    model, backend, plan = program.model, program.backend, program.plan
+    look = lambda lat: sanity.watch(model, backend.coordinates(lat, inputs.lattice), inputs.model, backend.chain)
+    seen0 = look(lat0)
+    every = int(plan.watch)
+    n = inputs.steps_per_frame if plan.steps_per_frame is None else plan.steps_per_frame
+
+    def steps(count):
+        return lambda c: jax.lax.fori_loop(0, count, lambda _, c_: step(c_), c)
+
+    def block(count, weight):
+        def run(carry):
+            e, lat, record = carry
+            e, lat = steps(count)((e, lat))
+            return e, lat, sanity.watch_add(record, seen0 if backend.static_coordinates else look(lat), weight)
+        return run
+
+    def frame(carry):
+        carry = jax.lax.fori_loop(0, n // every, lambda _, c: block(every, every)(c), carry)
+        rest = n % every
+        return block(rest, rest)(carry)  # rest = 0: adds nothing, looks again at the last lattice
+    return frame, seen0
+
+
 def _repeat(step, plan: Plan, n_traced, unstep=None):
     """carry -> carry after the steps of one frame: a while loop over the traced count, or a static
     lax.scan (reverse-mode differentiable) when the plan fixes it."""
@@ -358,8 +396,12 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     coords0 = lift(backend.coordinates(lat, lp))
     prepare, evolve, view, extras = _electron(program, inputs, hs, coords0, whole=plan.reversible)
     xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
+    step = _one_step(backend, lp, base, evolve, xs, lift)
     unstep = _unstep(program, inputs, subs, coords0, Q, base, lift) if plan.reversible else None
-    steps = _repeat(_one_step(backend, lp, base, evolve, xs, lift), plan, inputs.steps_per_frame, unstep)
+    if plan.watch:
+        steps, watch0 = _watched(step, program, inputs, lat)
+    else:
+        steps = _repeat(step, plan, inputs.steps_per_frame, unstep)
 
     def settle(e, lat_):
         """ψ (amplitudes) and the lattice (SiteState) at the current step boundary."""
@@ -376,10 +418,15 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
         return out
 
     def frame(carry, _):
-        carry = steps(carry)
-        return carry, observe(*carry)
+        if not plan.watch:
+            carry = steps(carry)
+            return carry, observe(*carry)
+        e_, lat_, seen = steps((*carry, sanity.watch_start(watch0)))
+        return (e_, lat_), {**observe(e_, lat_), **seen}
 
     first = observe(prepare(e0), lat)
+    if plan.watch:  # t = 0: no steps yet, the initial lattice's bonds
+        first.update(sanity.watch_add(sanity.watch_start(watch0), watch0, 0))
     (e, lat), frames = jax.lax.scan(frame, (prepare(e0), lat), None, length=plan.n_frames)
     psi_f, lat_f = settle(e, lat)
     if plan.kubo:

@@ -166,13 +166,13 @@ def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dic
     t0 = time.perf_counter()
     log = log_of(args)
     make_out_dir(args)
-    from wow.sanity import NonFiniteError
+    from wow.sanity import CrossingError, NonFiniteError
 
     try:
         io.run_sweep(args.out, experiment, points, args.samples, args.seed, inputs=inputs,
                      description=description, overwrite=args.overwrite, devices=args.devices,
                      chunk_size=args.chunk_size, log=log, runner=runner)
-    except (ConfigError, io.ResultsError, NonFiniteError) as e:
+    except (ConfigError, io.ResultsError, NonFiniteError, CrossingError) as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
     except KeyboardInterrupt:
         try:

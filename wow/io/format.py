@@ -106,6 +106,10 @@ TALLY_UNITS = {
     "corr": ("angstrom^2/fs^2", "Re<psi0|v(t) v(0)|psi0>, the velocity correlation (kubo)"),
     "dE_lat": ("eV", "lattice energy change"),
     "noise_key": ("", "the sample's noise PRNG key (dynamics='noise')"),
+    "sign_flips": ("", "bond*steps whose hopping had the opposite sign of t0 + dt_b (the lattice looked at every "
+                   "k steps, wow.sanity.watch_every, each look counting for k)"),
+    "min_bond": (ANG, "smallest bond stretch u_n+1 - u_n seen during the run"),
+    "crossed": ("", "neighbouring atoms passed each other (min_bond < -a)"),
 }
 
 

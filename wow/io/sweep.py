@@ -164,6 +164,13 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
                 sanity.check_sizes(p.config, n_samples, DEFAULT_MEMORY, bytes_per_sample(p.config), False)
             except ConfigError as e:
                 raise ConfigError(f"point {p.label!r}: {e}") from None
+            if p.trajectories:  # ensemble_runner's frame-by-frame run of the first samples, densities saved
+                traj = dataclasses.replace(p.config, save_density=True)
+                try:
+                    sanity.check_sizes(traj, max(2, p.trajectories), DEFAULT_MEMORY, bytes_per_sample(traj), False)
+                except ConfigError as e:
+                    raise ConfigError(f"point {p.label!r} trajectories={p.trajectories} (recorded frame by frame, "
+                                      f"with densities): {e}") from None
     _devices.resolve(devices)
     if path.is_dir():
         raise ResultsError(f"--out {path} is a directory: give a file name such as {path / (experiment + '.h5')}")

@@ -523,6 +523,16 @@ class TightBinding:
             out.update(chain_frame(psi, rho, wk, t, eps, p, self.ring, phi))
         return out
 
+    def sign_changes(self, coords, p: ChainParams):
+        """Bonds whose hopping at ``coords`` has the opposite sign of its static value t0 + δt_b, per
+        sample (B,) int32 (wow.sanity.watch, every step of a run). A cut bond (static value 0) never
+        counts; with leading axes (a quantum backend's DVR points) a bond counts once if it changed
+        sign at any of them."""
+        t, _ = self.coupling.terms(coords, p)
+        flipped = t * (p.t0 + _row(p.t_static, t.ndim)) < 0
+        flipped = jnp.any(flipped, axis=tuple(range(t.ndim - 2))) if t.ndim > 2 else flipped
+        return jnp.sum(flipped, axis=-1, dtype=jnp.int32)
+
     def current(self, psi, coords, p: ChainParams):
         """v ψ (Å/fs x amplitude) with the hoppings at ``coords``: the kubo state's φ(0)."""
         t, _ = self.coupling.terms(coords, p)
