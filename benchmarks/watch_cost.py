@@ -44,7 +44,8 @@ def core(cfg, watch: bool, block, n_dev):
     """The jitted loop on blocks of samples (throughput.core_program's layout), watch on or off;
     returns ψ(t_final) and the frames."""
     program, inp = program_of(cfg)
-    program = dataclasses.replace(program, plan=dataclasses.replace(program.plan, watch=int(watch)))
+    program = dataclasses.replace(program, plan=dataclasses.replace(program.plan, watch=bool(watch)))
+    inp = dataclasses.replace(inp, watch_every=jnp.asarray(max(1, int(watch)), jnp.int32))
     psi0 = initial_packet(cfg)
     N = cfg.chain.N
 

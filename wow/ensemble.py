@@ -74,7 +74,8 @@ def program_of(cfg: Config, steps_per_frame: int | None = None, *, omega_max: fl
                 save_lattice=cfg.save_density, checkpoint_every=checkpoint_every, transport=cfg.transport,
                 kubo=cfg.kubo, reversible=reversible)
     inputs = Inputs(model=mp, lattice=lp, dt=jnp.asarray(cfg.dt, real),
-                    steps_per_frame=jnp.asarray(cfg.steps_per_frame, jnp.int32))
+                    steps_per_frame=jnp.asarray(cfg.steps_per_frame, jnp.int32),
+                    watch_every=jnp.asarray(sanity.watch_every(cfg), jnp.int32))
     return Program(model, backend, plan), inputs
 
 
@@ -407,7 +408,7 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
 
     real, _ = dtypes(cfg)
     program, inputs = program_of(cfg)
-    program = dataclasses.replace(program, plan=dataclasses.replace(program.plan, watch=sanity.watch_every(cfg)))
+    program = dataclasses.replace(program, plan=dataclasses.replace(program.plan, watch=True))
     psi0 = initial_packet(cfg)
     keys = jax.random.split(seed_key(seed), n_samples)
     n_groups = min(N_GROUPS, n_samples, max(2, COHERENT_ENTRIES // state_size(cfg)))

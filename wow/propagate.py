@@ -62,11 +62,11 @@ class Plan:
     backwards from the frame's final state (``reversible_steps``); forward mode is then not
     available (a custom_vjp).
 
-    watch: 0, or look at the lattice every ``watch`` steps (wow.sanity.watch: hoppings that changed
-    sign, the smallest bond stretch; each look stands for the ``watch`` steps before it, fewer at a
+    watch: look at the lattice every ``Inputs.watch_every`` steps (wow.sanity.watch: hoppings that
+    changed sign, the smallest bond stretch; each look stands for the steps since the last, fewer at a
     frame's end), accumulated per frame into the frames' sign_flips_hi / sign_flips_lo / min_bond
     (wow.run makes per-sample tallies of them; wow.sanity.watch_every chooses the stride); a static
-    lattice is looked at once and counted every step. The steps then run in blocks of ``watch``
+    lattice is looked at once and counted every step. The steps then run in blocks of that many
     (whatever steps_per_frame and checkpoint_every say: wow.run's traced loop)."""
 
     order: int = 2
@@ -77,7 +77,7 @@ class Plan:
     transport: bool = False
     kubo: bool = False
     reversible: bool = False
-    watch: int = 0
+    watch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,13 +92,15 @@ class Program:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Inputs:
-    """Traced inputs of a run: the model's and the backend's parameters, the step dt (fs) and the
-    number of steps per frame (used when Plan.steps_per_frame is None)."""
+    """Traced inputs of a run: the model's and the backend's parameters, the step dt (fs), the
+    number of steps per frame (used when Plan.steps_per_frame is None) and the lattice watch's stride
+    (used when Plan.watch; traced so that a dt study still compiles once)."""
 
     model: object
     lattice: object
     dt: jax.Array
     steps_per_frame: jax.Array
+    watch_every: jax.Array | None = None
 
 
 @jax.tree_util.register_dataclass
@@ -228,13 +230,13 @@ def _one_step(backend, lp, base: ElectronOps, evolve, xs, lift=lambda tree: tree
 
 def _watched(step, program: Program, inputs: Inputs, lat0):
     """(the steps of a frame with the carry (e, lat, record), what the lattice ``lat0`` shows): the
-    frame runs in blocks of plan.watch steps, the record adding after each block what its last
-    lattice shows (wow.sanity.watch), weighted by the block's steps (no branch inside the step loop:
+    frame runs in blocks of inputs.watch_every steps (traced), the record adding after each block
+    what its last lattice shows (wow.sanity.watch), weighted by the block's steps (no branch inside the step loop:
     a lax.cond per step cost ~5% there); a static lattice is looked at once, added per block."""
     model, backend, plan = program.model, program.backend, program.plan
     look = lambda lat: sanity.watch(model, backend.coordinates(lat, inputs.lattice), inputs.model, backend.chain)
     seen0 = look(lat0)
-    every = int(plan.watch)
+    every = inputs.watch_every
     n = inputs.steps_per_frame if plan.steps_per_frame is None else plan.steps_per_frame
 
     def steps(count):
