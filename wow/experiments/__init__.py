@@ -8,6 +8,8 @@ import importlib
 
 #: Experiment name -> what it answers (the order ``wow list`` prints).
 EXPERIMENTS = {
+    "dd_momentum": "the main job: where the momentum of k -> -k goes in the paper's own (density-density) model, "
+                   "Δn-resolved with quantum modes, against Eq. 30 (same modes), Huang-Rhys and e^{-2W}",
     "backscattering": "P_b, ΔE_b and the coherent / incoherent split against T and N",
     "recoil": "the CM recoil energy of k -> -k against P and N (paper Appendix A)",
     "trajectories": "a few thermal samples frame by frame",
@@ -15,8 +17,6 @@ EXPERIMENTS = {
     "elastic_fraction": "the Δn = 0 share of backscattering on the quantum lattice",
     "dd_bragg": "the density-density model's elastic (Debye-Waller) share of Bragg reflection against T and N",
     "dd_recoil": "the density-density model's CM recoil: normal ħ2k vs Umklapp ħ(2k - G), and the recoil energy",
-    "dd_momentum": "where the momentum goes: Δn-resolved backscattering with quantum modes against Eq. 30 (same modes), "
-                   "Huang-Rhys and e^{-2W}",
     "troisi_orlandi": "Troisi-Orlandi SSH model of an organic semiconductor (Ehrenfest diffusion)",
     "fit_alpha": "fit α (and D) to a target P_b(T) with errors, through the differentiable tallies",
     "diffusion": "τ_p, D, μ, α = D m*/ħ and the energy exchange against T and the lattice dynamics",
