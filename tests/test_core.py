@@ -212,3 +212,14 @@ def test_given_state_refusals():
         wow.run(cfg, 2, initial=wow.InitialState(P_R=np.zeros(3)))
     with pytest.raises(wow.ConfigError, match="n_samples=None"):
         wow.run(cfg)
+
+
+def test_interleave_inverts_by_parity():
+    """chain.interleave puts (even, odd) back into site order: the energy's bond densities rely on
+    it (odd and even lengths, leading axes)."""
+    from wow.models.chain import by_parity, interleave
+
+    for n in (7, 8):
+        x = np.arange(3 * n, dtype=float).reshape(3, n)
+        even, odd = by_parity(jnp.asarray(x), (n + 1) // 2)
+        np.testing.assert_array_equal(np.asarray(interleave(even, odd, n)), x)

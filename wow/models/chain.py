@@ -114,6 +114,13 @@ def by_parity(x, M: int):
     return x[..., 0::2], x[..., 1::2]
 
 
+def interleave(even, odd, n: int):
+    """Inverse of ``by_parity``: (even, odd), each (..., M) -> (..., n), entry 2j from even[j] and
+    2j+1 from odd[j] (n <= 2M)."""
+    x = jnp.stack([even, odd], axis=-1)
+    return x.reshape(*x.shape[:-2], 2 * x.shape[-2])[..., :n]
+
+
 def bond_stretches(u, ring: bool):
     """b_n = u_{n+1} - u_n along the site axis: N-1 of them (open) or N (ring)."""
     if ring:
@@ -488,14 +495,16 @@ class TightBinding:
         over leading axes. The Ehrenfest force is minus its gradient with respect to coords."""
         t, eps = self.coupling.terms(coords, p)
         Ar, Ai, Br, Bi = z
-        te, to = by_parity(t, self.M)
         nxt = lambda x: shift_sites(x, 1, self.ring)
-        # bond 2j joins A_j and B_j, bond 2j+1 joins B_j and A_{j+1}: -2 t Re(ψ_n* ψ_{n+1}) per bond
-        e = -2.0 * (te * (Ar * Br + Ai * Bi) + to * (Br * nxt(Ar) + Bi * nxt(Ai)))
+        # bond 2j joins A_j and B_j, bond 2j+1 joins B_j and A_{j+1}: -2 t Re(ψ_n* ψ_{n+1}) per bond.
+        # The densities are interleaved into bond (site) order and t (eps) enters as is: splitting t
+        # by parity instead puts the transpose of a stride-2 slice (an interior pad) into the
+        # force, which XLA:CPU compiles without SIMD (benchmarks/loop_simd.py).
+        w = interleave(Ar * Br + Ai * Bi, Br * nxt(Ar) + Bi * nxt(Ai), t.shape[-1])
+        e = jnp.sum(-2.0 * t * w, axis=-1)
         if eps is not None:
-            ea, eb = by_parity(eps, self.M)
-            e = e + ea * (Ar**2 + Ai**2) + eb * (Br**2 + Bi**2)
-        return jnp.sum(e, axis=tuple(range(e.ndim - 2)) + (e.ndim - 1,))
+            e = e + jnp.sum(eps * interleave(Ar**2 + Ai**2, Br**2 + Bi**2, eps.shape[-1]), axis=-1)
+        return jnp.sum(e, axis=tuple(range(e.ndim - 1)))
 
     def observe(self, psi, p: ChainParams, coords=None):
         """Per-frame tallies of amplitudes ψ (..., B, N), summed over leading axes, each (B,):
