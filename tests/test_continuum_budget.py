@@ -251,6 +251,13 @@ def test_budget_classes_on_hand_built_weights():
     out2 = tally.budget_classes(n0, back, hw, hq, definite, k, a, np.array([math.pi / 4, -math.pi / 4, 0.0]),
                                 np.array([0.1, 0.1, 0.1]))
     assert out2["P_b_elastic_cm"][1] == pytest.approx(0.4) and out2["P_b_elastic_cm"][0] == pytest.approx(0.1)
+    # a window that covers the zone (a packet narrow in space) cannot tell phonon from CM: unresolved
+    wide = tally.budget_classes(n0, back, hw, hq, definite, k, a, math.pi / 4, math.pi / a)
+    for c in tally.BUDGET_CLASSES:
+        np.testing.assert_allclose(wide[f"P_b_{c}_unresolved"], out[f"P_b_{c}"], atol=1e-15)
+        assert not wide[f"P_b_{c}_phonon"].any() and not wide[f"P_b_{c}_cm"].any()
+    some = tally.budget_classes(n0, back, hw, hq, definite, k, a, math.pi / 4, np.array([0.1, math.pi / a, 0.1]))
+    assert some["P_b_elastic_unresolved"][1] == pytest.approx(0.4) and some["P_b_elastic_cm"][0] == pytest.approx(0.1)
     per = dict(out, P_b=back.reshape(3, -1).sum(1))
     s = tally.budget_summary(per)
     assert s["f_elastic"][0] == pytest.approx(0.5 / 0.85, rel=1e-12)

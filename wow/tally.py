@@ -241,7 +241,9 @@ def budget_classes(n0, back_k, hw, hq, definite, k, a, k0, dk):
     smallest ħω: e.g. one quantum moved within a ±q pair); each split into 'phonon' (|q_el| <= dk:
     the phonons' crystal momentum accounts for the electron's change, which crystal-momentum
     conservation on a perfect ring demands), 'cm' (|q_el| > dk: the CM took crystal momentum, the
-    paper's quasielastic) or 'unresolved' (a mode without definite crystal momentum changed).
+    paper's quasielastic) or 'unresolved' (a mode without definite crystal momentum changed, or the
+    packet's window covers the zone, dk >= π/a: a packet that narrow in space has no crystal momentum
+    to compare with, and every q_el would pass as 'phonon').
     Returns {'P_b_<class>': (ns,), 'P_b_<class>_<split>': (ns,), 'K_ph_b': the resolved
     backscattered weight's mean K_ph (eV·fs/Å; NaN below 1e-12)}."""
     n0, back_k = np.asarray(n0), np.asarray(back_k, float)
@@ -261,8 +263,8 @@ def budget_classes(n0, back_k, hw, hq, definite, k, a, k0, dk):
     dk = np.asarray(dk, float).reshape(-1, 1, 1) if np.ndim(dk) else float(dk)
     q_el = fold(np.asarray(k, float)[None, None, :] - k0 + K[..., None] / HBAR, a)  # (ns, C, N)
     phonon = np.abs(q_el) <= dk + K_ROUNDING * 2 * np.pi / a
-    split = {"phonon": resolved[..., None] & phonon, "cm": resolved[..., None] & ~phonon,
-             "unresolved": np.broadcast_to(~resolved[..., None], Bk.shape)}
+    told = resolved[..., None] & ~(np.asarray(dk) >= np.pi / a)  # (ns, C, N)
+    split = {"phonon": told & phonon, "cm": told & ~phonon, "unresolved": np.broadcast_to(~told, Bk.shape)}
     out = {}
     for c, mask in cls.items():
         Wc = np.where(mask[..., None], Bk, 0.0)
