@@ -33,6 +33,7 @@ API = [  # (Config changes, needle in the message)
     (dict(chain=Chain(N=65, boundary="ring")), "chain.N=65 with boundary='ring'"),
     (dict(chain=Chain(N=64, boundary="loop")), "chain.boundary='loop' is not an option"),
     (dict(chain=Chain(N=64, mass=0.0)), "chain.mass=0.0 is out of range"),
+    (dict(chain=Chain(N=64, mass=1e-30)), "allowed (0, 5.58728e-15] (ω_max dt <= 2 with ω_max"),
     (dict(chain=Chain(N=64, spring=-1.0)), "chain.spring=-1.0"),
     (dict(chain=Chain(N=64, a=float("nan"))), "chain.a=nan must be finite"),
     (dict(temperature=-1.0), "temperature=-1.0 is out of range"),

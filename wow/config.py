@@ -279,7 +279,11 @@ def validate(cfg: Config) -> Config:
         _number("cm_momentum", cfg.cm_momentum)
     _number("dt", cfg.dt, low=0, low_open=True)
     # the exact lattice flow is a Taylor series in ω_max dt/2; beyond 1 it stops being cheap
-    _number("dt", cfg.dt, high=2.0 / c.omega_max)
+    try:
+        _number("dt", cfg.dt, low=0, low_open=True, high=2.0 / c.omega_max)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (ω_max dt <= 2 with ω_max = {c.omega_max:.6g} rad/fs from chain.mass and "
+                          "chain.spring)") from None
     _number("duration", cfg.duration, low=0, low_open=True)
     _number("n_frames", cfg.n_frames, low=1, integer=True, strict=True)
     _check_length(cfg)
