@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import wow
-from wow import ensemble
+from wow import ensemble, io
 from wow import lattice as L
 from wow.errors import ConfigError
 from wow.models import continuum as C
@@ -233,19 +233,26 @@ def test_quantum_mode_against_expm_of_the_grid_fock_problem():
 
 
 def test_dd_bragg_experiment_writes_its_outputs(tmp_path):
-    """The dd_bragg experiment on a tiny ring: table, figure and HDF5 beside --out, e^{-2W} in range,
-    the CM taking the electron's momentum change (dP_cm = -dP_e per sample) reported as a ratio."""
-    import h5py
-
-    from wow import cli
+    """The dd_bragg experiment on a tiny ring: the resumable results file (the static reference and the
+    T point with P_tot and the coherent P_coh), table and figure beside --out, the table's e^{-2W(G)}
+    the theory's for that ring and T; a second run resumes."""
+    from wow import cli, theory
 
     out = tmp_path / "dd_bragg.h5"
     argv = ["run", "dd_bragg", "--sizes", "8", "--temperatures", "300", "--samples", "2", "--duration", "0.5",
             "--dt", "0.05", "--sigma", "1.0", "--out", str(out), "--quiet"]
     assert cli.main(argv) == 0
     assert (tmp_path / "dd_bragg.md").exists() and (tmp_path / "dd_bragg.png").exists()
-    with h5py.File(out) as f:
-        assert 0 < f["dw"][0] < 1 and np.isfinite(f["ratio"][0]) and f["P_static"][0] > 0
+    r = io.read_results(out)
+    assert r.experiment == "dd_bragg" and len(r.points) == r.n_points_planned == 2
+    static, hot = r.points
+    assert static.values["static"] == 1 and hot.values["temperature"] == 300
+    assert static.stats["P_tot"][0] > 0 and np.isfinite(float(hot.attrs["P_coh"]))
+    table = (tmp_path / "dd_bragg.md").read_text()
+    dw = theory.debye_waller_factor(hot.config.chain, 2 * np.pi / hot.config.chain.a, 300.0, "quantum")
+    assert 0 < dw < 1 and f"| {dw:.4f} " in table
+    assert cli.main(argv) == 0  # a second run resumes: nothing recomputed, the same file
+    assert len(io.read_results(out).points) == 2
 
 
 def test_dd_momentum_experiment_writes_its_outputs_and_the_running_basis_keeps_crystal_momentum(tmp_path):

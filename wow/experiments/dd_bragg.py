@@ -42,9 +42,11 @@ def build_parser():
     return p
 
 
-def configs(args):
-    """(N, T, wow.Config) of every point, and the static reference of each N (T = 0, classical)."""
+def points(args):
+    """The sweep's points: per N the static reference (T = 0, classical: the unmoved lattice, marked
+    static = 1) and one point per T (Wigner samples)."""
     import wow
+    from wow import io
 
     out = []
     for N in args.sizes:
@@ -53,9 +55,25 @@ def configs(args):
                            x0=N * chain.a / 2)
         base = dict(chain=chain, electron=el, dynamics="frozen", statistics="quantum", dt=args.dt,
                     duration=args.duration, n_frames=1, dtype=args.dtype, cm_momentum=0.0)
-        out.append((N, None, wow.Config(temperature=0.0, **dict(base, statistics="classical"))))
-        out += [(N, T, wow.Config(temperature=T, **base)) for T in args.temperatures]
+        out.append(io.Point(f"N={N} static", {"N": N, "temperature": 0.0, "static": 1},
+                            wow.Config(temperature=0.0, **dict(base, statistics="classical"))))
+        out += [io.Point(f"N={N} T={T:g}", {"N": N, "temperature": T, "static": 0}, wow.Config(temperature=T, **base))
+                for T in args.temperatures]
     return out
+
+
+def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+    """wow.run of the point, its final amplitudes reduced to the mechanical split (``mechanical_split``:
+    stats 'P_tot' with its error and attribute 'P_coh'); the amplitudes themselves are not kept."""
+    from wow.ensemble import run
+
+    res = run(point.config, n_samples, seed, keep_final=True, devices=devices, chunk_size=chunk_size,
+              progress=progress)
+    P_tot, P_coh, sem = mechanical_split(np.asarray(res.final["psi"]))
+    res.final = None
+    res.stats["P_tot"] = (P_tot, sem)
+    res.attrs = {"P_coh": P_coh}
+    return res, None
 
 
 def mechanical_split(psi):
@@ -76,49 +94,42 @@ def main(argv=None):
     args = p.parse_args(argv)
     common.check(p, args, temperatures=(0, None, False), sizes=(3, None, False), sigma=(0, None, True),
                  w=(0, None, True), g=(2, None, False), mass=(0, None, True))
-    import h5py
-
     import wow
     from wow import theory
     from wow.units import HBAR
 
-    todo = configs(args)
-    for _, _, cfg in todo:  # every input refused before any work
+    pts = points(args)
+    for pt in pts:  # every input refused before any work
         try:
-            wow.validate(cfg)
+            wow.validate(pt.config)
         except wow.ConfigError as e:
             p.exit(2, f"{p.prog}: error: {e}\n")
-    common.make_out_dir(args)
+    inputs = {"temperatures": (args.temperatures, "K", "temperatures"), "sizes": (args.sizes, "", "ring sizes N")}
+    res = common.sweep(p, args, EXPERIMENT, pts, inputs,
+                       "Bragg reflection at k0 = pi/a and the Debye-Waller factor, density-density model",
+                       runner=run_point)
     log = common.log_of(args)
     rows = [["N", "T (K)", "P_tot", "P_coh", "P_coh/P_static", "e^{-2W(G)}", "elastic share P_coh/P_tot",
              "<ΔP_R>/(P_b 2ħk0)"]]
-    table, static = [], {}
-    for N, T, cfg in todo:
-        n = 1 if T is None else args.samples
-        r = wow.run(cfg, n, seed=args.seed, keep_final=True, devices=args.devices, chunk_size=args.chunk_size,
-                    progress=False if args.quiet else None)
-        P_tot, P_coh, sem = mechanical_split(np.asarray(r.final["psi"]))
-        dP_R = float(np.mean(r.per_sample["dP_cm"]))  # = -<Δp>: the CM's momentum change (eV·fs/Å)
-        hk = HBAR * cfg.k0
-        if T is None:
-            static[N] = P_tot
+    static = {pt.values["N"]: pt.stats["P_tot"][0] for pt in res.points if pt.values["static"]}
+    table = []
+    for pt in res.points:
+        cfg, N, T = pt.config, int(pt.values["N"]), float(pt.values["temperature"])
+        if pt.values["static"]:
             if log:
-                log(f"N={N} static lattice: P_b = {P_tot:.4e}")
+                log(f"N={N} static lattice: P_b = {static[N]:.4e}")
             continue
+        P_tot, sem = pt.stats["P_tot"]
+        P_coh = float(pt.attrs["P_coh"])
+        dP_R = float(np.mean(pt.per_sample["dP_cm"]))  # = -<Δp>: the CM's momentum change (eV·fs/Å)
         dw = theory.debye_waller_factor(cfg.chain, 2 * math.pi / cfg.chain.a, T, "quantum")
         line = dict(N=N, T=T, P_tot=P_tot, P_tot_sem=sem, P_coh=P_coh, P_static=static[N], dw=dw,
-                    ratio=P_coh / static[N], share=P_coh / P_tot, cm=dP_R / (P_tot * 2 * hk))
+                    ratio=P_coh / static[N], share=P_coh / P_tot, cm=dP_R / (P_tot * 2 * HBAR * cfg.k0))
         table.append(line)
         rows.append([str(N), f"{T:g}", f"{P_tot:.4e} ± {sem:.1e}", f"{P_coh:.4e}", f"{line['ratio']:.4f}",
                      f"{dw:.4f}", f"{line['share']:.4f}", f"{line['cm']:.4f}"])
         if log:
             log(f"N={N} T={T:g} K: P_coh/P_static = {line['ratio']:.4f}, e^-2W = {dw:.4f}, share {line['share']:.4f}")
-    with h5py.File(args.out, "w") as f:
-        f.attrs["experiment"] = EXPERIMENT
-        f.attrs["samples"] = args.samples
-        f.attrs["seed"] = args.seed
-        for key in table[0] if table else ():
-            f[key] = np.array([line[key] for line in table])
     head = (f"Bragg reflection at k0 = π/a, density-density model (V0 = {args.V0:g} eV, w = {args.w:g} Å, "
             f"frozen Wigner samples, {args.samples} per point, {args.duration:g} fs)")
 
