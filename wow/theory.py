@@ -1201,12 +1201,9 @@ def occupation_diagonal_fraction_modes(chain, q, T, modes, basis="running", n_ma
     return float(out) if out.ndim == 0 else out
 
 
-def huang_rhys_fraction_modes(chain, q, T, modes, site=None, basis="standing", n_max=None):
-    """Single-site occupation-diagonal fraction Σ_n p_n |<n|e^{-iqu_s}|n>|² of site s for the
-    quantum ``modes`` only (the paper's Eq. 30 for one atom, Table I's quantity, with the
-    simulation's modes): Π_m exp(-λ_m(2n̄_m + 1)) I_0(2λ_m sqrt(n̄_m(n̄_m + 1))) for Bose-Einstein
-    p_n (n_max None), or the sum over the clipped draws (``fock_distribution``), λ_m = q²E_sm²ℓ_m²
-    (standing) or q²ℓ_m²/N (running). site: default N//2."""
+def _site_lambdas(chain, q, T, modes, site, basis, n_max):
+    """Checked inputs of the single-site functions below: (modes, n_max, T, λ (..., m)) with
+    λ_m = q²E_sm²ℓ_m² (standing) or q²ℓ_m²/N (running) at site s (default N//2)."""
     modes = _quantum_modes(chain, modes, basis)
     nm = _n_max_of(modes, n_max)
     q = _finite("q", q)
@@ -1218,6 +1215,16 @@ def huang_rhys_fraction_modes(chain, q, T, modes, site=None, basis="standing", n
     ell2, E, _ = _mode_lambdas(chain, 0.0, modes, basis)
     e2 = E[site] ** 2 if basis == "standing" else np.full(len(modes), 1.0 / N)
     lam = q[..., None] ** 2 * e2 * ell2
+    return modes, nm, T, lam
+
+
+def huang_rhys_fraction_modes(chain, q, T, modes, site=None, basis="standing", n_max=None):
+    """Single-site occupation-diagonal fraction Σ_n p_n |<n|e^{-iqu_s}|n>|² of site s for the
+    quantum ``modes`` only (the paper's Eq. 30 for one atom, Table I's quantity, with the
+    simulation's modes): Π_m exp(-λ_m(2n̄_m + 1)) I_0(2λ_m sqrt(n̄_m(n̄_m + 1))) for Bose-Einstein
+    p_n (n_max None), or the sum over the clipped draws (``fock_distribution``), λ_m = q²E_sm²ℓ_m²
+    (standing) or q²ℓ_m²/N (running). site: default N//2."""
+    modes, nm, T, lam = _site_lambdas(chain, q, T, modes, site, basis, n_max)
     if nm is None:
         nbar = occupations(chain, T)[np.array(modes) - 1]
         out = np.exp(np.sum(_laguerre_pair_log(lam, lam, nbar), axis=-1))
@@ -1233,17 +1240,7 @@ def debye_waller_factor_modes(chain, q, T, modes, site=None, basis="standing", n
     2W = q² Σ_m E_sm² ℓ_m² (2n̄_m + 1) for Bose-Einstein p_n (n_max None; Gaussian), or
     |Σ_n p_n Π_m e^{-λ_m/2} L_{n_m}(λ_m)|² over the clipped draws (``fock_distribution``), the
     coherent (Bragg) intensity factor of Eq. 28 for this ensemble. site: default N//2."""
-    modes = _quantum_modes(chain, modes, basis)
-    nm = _n_max_of(modes, n_max)
-    q = _finite("q", q)
-    T = float(_nonnegative("T", T))
-    N = chain.N
-    site = N // 2 if site is None else _count("site", site, low=0)
-    if site >= N:
-        raise ValueError(f"site={site} is out of range: allowed 0..{N - 1}")
-    ell2, E, _ = _mode_lambdas(chain, 0.0, modes, basis)
-    e2 = E[site] ** 2 if basis == "standing" else np.full(len(modes), 1.0 / N)
-    lam = q[..., None] ** 2 * e2 * ell2
+    modes, nm, T, lam = _site_lambdas(chain, q, T, modes, site, basis, n_max)
     if nm is None:
         nbar = occupations(chain, T)[np.array(modes) - 1]
         out = np.exp(-np.sum(lam * (2 * nbar + 1), axis=-1))
