@@ -157,6 +157,17 @@ def log_of(args):
     return None if args.quiet else echo
 
 
+def validate_points(p: argparse.ArgumentParser, points) -> None:
+    """Every point's Config refused (exit status 2, the parameter named) before any work."""
+    import wow
+
+    for pt in points:
+        try:
+            wow.validate(pt.config)
+        except wow.ConfigError as e:
+            p.exit(2, f"{p.prog}: error: {e}\n")
+
+
 def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dict, description: str,
           runner=None):
     """Run (or resume) the sweep into args.out; a bad input or file ends the script with a clear

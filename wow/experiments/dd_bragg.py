@@ -99,11 +99,7 @@ def main(argv=None):
     from wow.units import HBAR
 
     pts = points(args)
-    for pt in pts:  # every input refused before any work
-        try:
-            wow.validate(pt.config)
-        except wow.ConfigError as e:
-            p.exit(2, f"{p.prog}: error: {e}\n")
+    common.validate_points(p, pts)  # every input refused before any work
     inputs = {"temperatures": (args.temperatures, "K", "temperatures"), "sizes": (args.sizes, "", "ring sizes N")}
     res = common.sweep(p, args, EXPERIMENT, pts, inputs,
                        "Bragg reflection at k0 = pi/a and the Debye-Waller factor, density-density model",

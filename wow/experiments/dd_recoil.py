@@ -206,11 +206,7 @@ def main(argv=None):
     import wow
 
     pts = points(args)
-    for pt in pts:  # every input refused before any work
-        try:
-            wow.validate(pt.config)
-        except wow.ConfigError as e:
-            p.exit(2, f"{p.prog}: error: {e}\n")
+    common.validate_points(p, pts)  # every input refused before any work
     inputs = {"k0": (args.k0, "pi/a", "packet crystal momenta"), "momenta": (args.momenta, "hbar*k0", "CM momenta P")}
     res = common.sweep(p, args, EXPERIMENT, pts, inputs,
                        "CM momentum change (normal 2k vs Umklapp 2k - G) and recoil energy, density-density model",
