@@ -122,3 +122,30 @@ def test_file_keeps_the_counts_and_inspect_shows_them(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "p1: hoppings changed sign in 9 bond·steps, 2 of 4 samples; atoms crossed in 0 samples" in out, out
     assert "p0:" not in out.split("lattice watch")[1]
+
+
+def test_allow_crossing_reaches_the_runner_from_the_command_line(tmp_path, monkeypatch):
+    """`wow run NAME --allow-crossing` -> common.sweep -> io.run_sweep -> the runner -> wow.run: each
+    hop passes the choice on (and only when asked, so runners written without it still work)."""
+    from wow.experiments import common
+    from wow.io import sweep
+
+    assert common.parser("x", "", samples=2, duration=1.0).parse_args(["--allow-crossing"]).allow_crossing
+    assert not common.parser("x", "", samples=2, duration=1.0).parse_args([]).allow_crossing
+    seen = []
+
+    def recording(point, n_samples, seed, **kw):
+        seen.append(kw.get("allow_crossing"))
+        return fake(point, n_samples, seed)
+
+    pts = [io.Point("p0", {"i": 1}, None, options={"i": 1})]
+    io.run_sweep(tmp_path / "a.h5", "fake", pts, 4, 0, runner=recording, progress=False, allow_crossing=True)
+    io.run_sweep(tmp_path / "b.h5", "fake", pts, 4, 0, runner=recording, progress=False)
+    assert seen == [True, None]
+    with pytest.raises(wow.ConfigError, match="allow_crossing='yes' must be True or False"):
+        io.run_sweep(tmp_path / "c.h5", "fake", pts, 4, 0, runner=recording, progress=False, allow_crossing="yes")
+    assert not (tmp_path / "c.h5").exists()
+    calls = []
+    monkeypatch.setattr(sweep, "run_ensemble", lambda cfg, n, seed, **kw: calls.append(kw) or fake(pts[0], n, seed)[0])
+    sweep.ensemble_runner(io.Point("q", {}, Config(**BASE)), 4, 0, allow_crossing=True)
+    assert calls[0]["allow_crossing"] is True

@@ -66,6 +66,9 @@ def parser(name: str, doc: str, *, samples: int, duration: float, dt: float = 0.
     g.add_argument("--dtype", choices=("float64", "float32"), default=dtype,
                    help="precision (float64 turns on 64-bit JAX at start-up)")
     g.add_argument("--chunk-size", type=int, default=None, help="samples per device program (default: sized to memory)")
+    g.add_argument("--allow-crossing", action="store_true",
+                   help="keep a point whose atoms passed each other (warn) instead of refusing it; the samples "
+                        "that crossed are marked 'crossed' in the file")
     g.add_argument("--cpu-devices", type=int, default=None,
                    help="run on the CPU as this many JAX devices, samples side by side (when not given: one per available core)")
     m = p.add_argument_group("several processes or hosts (jax.distributed; start the same command once per process)")
@@ -182,7 +185,8 @@ def sweep(p: argparse.ArgumentParser, args, experiment: str, points, inputs: dic
     try:
         io.run_sweep(args.out, experiment, points, args.samples, args.seed, inputs=inputs,
                      description=description, overwrite=args.overwrite, devices=args.devices,
-                     chunk_size=args.chunk_size, log=log, runner=runner)
+                     chunk_size=args.chunk_size, log=log, runner=runner,
+                     allow_crossing=getattr(args, "allow_crossing", False))
     except (ConfigError, io.ResultsError, NonFiniteError, CrossingError) as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
     except KeyboardInterrupt:

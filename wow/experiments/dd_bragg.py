@@ -62,13 +62,13 @@ def points(args):
     return out
 
 
-def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None, allow_crossing=False):
     """wow.run of the point, its final amplitudes reduced to the mechanical split (``mechanical_split``:
     stats 'P_tot' with its error and attribute 'P_coh'); the amplitudes themselves are not kept."""
     from wow.ensemble import run
 
     res = run(point.config, n_samples, seed, keep_final=True, devices=devices, chunk_size=chunk_size,
-              progress=progress)
+              progress=progress, allow_crossing=allow_crossing)
     P_tot, P_coh, sem = mechanical_split(np.asarray(res.final["psi"]))
     res.final = None
     res.stats["P_tot"] = (P_tot, sem)

@@ -126,7 +126,7 @@ def momentum_tallies(cfg, r, c0):
     return out
 
 
-def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None, allow_crossing=False):
     """The sweep's runner: wow.run of the point's Config with its quantum lattice from the Bloch state
     φ_{0,k0}, with the momentum tallies added (stored per sample and as statistics)."""
     import dataclasses
@@ -140,7 +140,7 @@ def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress
     cfg = dataclasses.replace(base, dynamics="quantum", quantum=ql)
     psi = bloch_state(cfg, o["c0"])
     r = wow.run(cfg, n_samples, seed=seed, chunk_size=chunk_size, devices=devices, progress=progress,
-                initial=wow.InitialState(psi=psi))
+                initial=wow.InitialState(psi=psi), allow_crossing=allow_crossing)
     add = momentum_tallies(cfg, r, o["c0"])
     per_sample = {**r.per_sample, **add}
     P_b = np.asarray(per_sample["P_b"], float)

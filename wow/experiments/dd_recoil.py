@@ -106,7 +106,7 @@ def backscattered_parts(cfg, psi_f, k_mean0):
     return out
 
 
-def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None, allow_crossing=False):
     """wow.run of the point with its final amplitudes, reduced to the per-sample parts of
     ``backscattered_parts`` and the sample mean of the backscattered weight per crystal momentum
     (attribute 'back_k_mean', FFT order; the amplitudes themselves are not kept)."""
@@ -117,7 +117,8 @@ def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress
     from wow.tally import mean_sem
 
     cfg = point.config
-    res = run(cfg, n_samples, seed, keep_final=True, devices=devices, chunk_size=chunk_size, progress=progress)
+    res = run(cfg, n_samples, seed, keep_final=True, devices=devices, chunk_size=chunk_size, progress=progress,
+              allow_crossing=allow_crossing)
     psi = np.asarray(res.final["psi"])
     res.per_sample.update(backscattered_parts(cfg, psi, res.traces["k_mean"][:, 0]))
     model, mp = C.model_of(cfg, jnp.float64)

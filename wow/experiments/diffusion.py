@@ -139,8 +139,9 @@ def runner(args):
 
     from wow.io.sweep import ensemble_runner
 
-    def run(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
-        res, _ = ensemble_runner(point, n_samples, seed, devices=devices, chunk_size=chunk_size, progress=progress)
+    def run(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None, allow_crossing=False):
+        res, _ = ensemble_runner(point, n_samples, seed, devices=devices, chunk_size=chunk_size, progress=progress,
+                                 allow_crossing=allow_crossing)
         cfg = point.config
         nums, notes = analyse(res.times, res.traces, cfg.temperature, cfg.electron.t0, cfg.chain.a)
         res.stats.update(nums)

@@ -145,7 +145,7 @@ def quantum_lattice(options):
                               others=options["others"], basis=options["basis"], phonon_every=options["phonon_every"])
 
 
-def run_case(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+def run_case(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None, allow_crossing=False):
     """The sweep's runner: wow.run of the point's Config with its quantum lattice (the point's
     options) as dynamics='quantum', as the results file stores it (the Δn fractions beside the
     statistics, the channels as an attribute)."""
@@ -154,7 +154,8 @@ def run_case(point, n_samples, seed, *, devices=None, chunk_size=None, progress=
     import wow
 
     cfg = dataclasses.replace(point.config, dynamics="quantum", quantum=quantum_lattice(point.options))
-    r = wow.run(cfg, n_samples, seed=seed, chunk_size=chunk_size, devices=devices, progress=progress)
+    r = wow.run(cfg, n_samples, seed=seed, chunk_size=chunk_size, devices=devices, progress=progress,
+                allow_crossing=allow_crossing)
     attrs = {"fraction_keys": list(r.fractions), "hw_eV": [float(x) for x in r.hw],
              "modes": [int(j) for j in r.modes],
              "channels": [[[int(v) for v in pat], float(pr)] for pat, pr in r.channels]}

@@ -101,7 +101,8 @@ def synthetic_target(args, alpha: float, path):
     n = args.target_samples or args.samples
     ys, es = [], []
     for i, T in enumerate(args.temperatures):
-        r = wow.run(config(args, alpha=alpha, temperature=T), n, seed=args.seed + 1000 + i)
+        r = wow.run(config(args, alpha=alpha, temperature=T), n, seed=args.seed + 1000 + i,
+                    allow_crossing=args.allow_crossing)
         ys.append(r.stats["P_b"][0])
         es.append(r.stats["P_b"][1])
     t = F.Target(x=np.array(args.temperatures), y=np.array(ys), sigma=np.array(es), x_name="T", x_unit="K",

@@ -325,7 +325,7 @@ def main(argv=None):
         io.run_sweep(args.out, "table1", pts, args.samples, args.seed, inputs=inputs,
                      description="the paper's Table I recomputed, and the 1D chain's coherent fraction against it",
                      overwrite=args.overwrite, devices=args.devices, chunk_size=args.chunk_size, log=common.log_of(args),
-                     extras=extras(args, u2_debye, cu, chain_rows))
+                     extras=extras(args, u2_debye, cu, chain_rows), allow_crossing=args.allow_crossing)
     except (wow.ConfigError, io.ResultsError) as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
     res = io.read_results(args.out)

@@ -85,7 +85,7 @@ def config(args, dyn: str, m: dict, spf: int):
                       n_frames=args.frames, save_density=True, dtype=args.dtype, check_inside=False)
 
 
-def run_dynamics(args, dyn: str, m: dict):
+def run_dynamics(args, dyn: str, m: dict, allow_crossing: bool = False):
     """One dynamics through wow.run with ``config``: (densities (samples, frames+1, N), times, wall s)."""
     import jax
     import jax.numpy as jnp
@@ -119,7 +119,8 @@ def run_dynamics(args, dyn: str, m: dict):
         u0.append(u), v0.append(v), psi0.append(psi)
     init = wow.InitialState(u=np.array(u0)[:, None, :], v=np.array(v0)[:, None, :], psi=np.array(psi0))
     t0 = time.perf_counter()
-    r = wow.run(config(args, dyn, m, spf), args.samples, seed=args.seed, initial=init, progress=False)
+    r = wow.run(config(args, dyn, m, spf), args.samples, seed=args.seed, initial=init, progress=False,
+                allow_crossing=allow_crossing)
     wall = time.perf_counter() - t0
     return np.asarray(r.traces["density"]), r.times, wall
 
@@ -169,10 +170,10 @@ def runner(args, m):
 
     import numpy as np
 
-    def run(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None):
+    def run(point, n_samples, seed, *, devices=None, chunk_size=None, progress=None, allow_crossing=False):
         dyn = point.options["dynamics"]
         t0 = time.perf_counter()
-        rho, times, wall = run_dynamics(args, dyn, m)
+        rho, times, wall = run_dynamics(args, dyn, m, allow_crossing)
         msd = msd_of(rho)
         half = times >= times[-1] / 2
         D = np.polyfit(times[half], msd[:, half].T, 1)[0] / 2  # per sample; diffusion() is their mean and sem

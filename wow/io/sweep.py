@@ -102,17 +102,19 @@ def _check_int(name, value, low, high=None):
         raise ConfigError(f"{name}={value!r} must be an integer {rng}")
 
 
-def ensemble_runner(point: Point, n_samples: int, seed: int, *, devices=None, chunk_size=None, progress=None):
+def ensemble_runner(point: Point, n_samples: int, seed: int, *, devices=None, chunk_size=None, progress=None,
+                    allow_crossing: bool = False):
     """The default way to run a point: ``wow.run`` of its Config, and when the point asks for them its
     first samples frame by frame. Returns (result, trajectory frames or None)."""
-    res = run_ensemble(point.config, n_samples, seed, chunk_size=chunk_size, devices=devices, progress=progress)
+    res = run_ensemble(point.config, n_samples, seed, chunk_size=chunk_size, devices=devices, progress=progress,
+                       allow_crossing=allow_crossing)
     traj = None
     if point.trajectories:
         if point.trajectories == n_samples and point.config.save_density:
             tres = res
         else:  # samples 0..n-1 of the same seed: keys are a prefix of the full run's
             tres = run_ensemble(dataclasses.replace(point.config, save_density=True),
-                                max(2, point.trajectories), seed, devices=devices)
+                                max(2, point.trajectories), seed, devices=devices, allow_crossing=allow_crossing)
         traj = trajectory_frames(tres, point.trajectories)
     return res, traj
 
@@ -120,7 +122,7 @@ def ensemble_runner(point: Point, n_samples: int, seed: int, *, devices=None, ch
 def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, inputs=None,
               description: str = "", overwrite: bool = False, devices=None, chunk_size=None,
               progress: bool | None = None, command: str | None = None, log=None, runner=None,
-              extras=None) -> Path:
+              extras=None, allow_crossing: bool = False) -> Path:
     """Run every point of a sweep into the results file ``path``, resuming a file made with the
     same inputs (points already there are skipped).
 
@@ -132,7 +134,9 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
     logged and kept in the point's ``warnings`` attribute; runner: how to run one point,
     ``runner(point, n_samples, seed, devices=, chunk_size=, progress=) -> (result, trajectories or None)``
     (default ``ensemble_runner``; a result needs per_sample, stats, times, traces, n_samples, seed,
-    compile_s, run_s, and may have coherent and attrs); extras: results the experiment computes from its
+    compile_s, run_s, and may have coherent and attrs; with allow_crossing=True the runner is also given
+    ``allow_crossing=True``, which it passes to ``wow.run``: a point whose atoms passed each other is then
+    kept with a warning instead of refused); extras: results the experiment computes from its
     inputs alone (analytic tables) {name: (value, unit, doc)}, written to /extras (a sweep of no points
     may hold only these). Every input is checked before anything is run or written; each point is
     written atomically as soon as it finishes. Returns the path."""
@@ -143,6 +147,8 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
     extras = dict(extras or {})
     if not points and not extras:
         raise ConfigError("points=[]: a sweep needs at least one point (or extras)")
+    if not isinstance(allow_crossing, (bool, np.bool_)):
+        raise ConfigError(f"allow_crossing={allow_crossing!r} must be True or False")
     _check_int("n_samples", n_samples, 2)
     _check_int("seed", seed, 0, 2**63 - 1)
     if chunk_size is not None:
@@ -180,11 +186,11 @@ def run_sweep(path, experiment: str, points, n_samples: int, seed: int = 0, *, i
         raise ResultsError(f"--out {path}: cannot write there (no permission on {path.parent})")
     with exclusive(path):
         return _locked_sweep(path, experiment, points, n_samples, seed, inputs, description, overwrite, devices,
-                             chunk_size, progress, command, log, runner, extras)
+                             chunk_size, progress, command, log, runner, extras, bool(allow_crossing))
 
 
 def _locked_sweep(path, experiment, points, n_samples, seed, inputs, description, overwrite, devices, chunk_size,
-                  progress, command, log, runner, extras):
+                  progress, command, log, runner, extras, allow_crossing):
     identity = sweep_identity(experiment, points, n_samples, seed, inputs)
     sha = identity_sha(identity)
 
@@ -237,8 +243,9 @@ def _locked_sweep(path, experiment, points, n_samples, seed, inputs, description
             t0 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                more = {"allow_crossing": True} if allow_crossing else {}  # runners written before it need not know it
                 res, traj = runner(p, n_samples, seed, devices=devices, chunk_size=chunk_size,
-                                   progress=False if progress is False else None)
+                                   progress=False if progress is False else None, **more)
             wall = time.perf_counter() - t0
             ours = [w for w in caught if Path(w.filename).resolve().is_relative_to(PACKAGE)]
             for w in caught:  # other libraries' warnings go on as usual
