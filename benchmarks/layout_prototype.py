@@ -9,7 +9,7 @@ The workload (the same for every row): the copper-like open chain (wow.Chain def
 the SSH hopping t_b = t0 - α b_n, α = 2 eV/Å, D = 0), 10 fs at dt = 0.02 fs (500 steps), the default
 packet (k0 = π/3a, σ = 25 Å, centred).
 
-The prototype (``proto``): the issue's description, built faithfully.
+The prototype (``proto``): the proposed design as described, built faithfully.
 * layout ``NB``: arrays (N, B), samples innermost: the electron as two real arrays (Re ψ, Im ψ), the
   lattice as (u, v). A bond pair is two contiguous rows of B samples, a stencil shift a row offset;
 * one Strang step per dt: even bonds h/2, odd bonds h, even bonds h/2, at the mid-step lattice, each

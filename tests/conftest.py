@@ -1,4 +1,4 @@
-"""Tests run on the CPU in float64 with strict promotion (STYLE.md): the library itself never flips
+"""Tests run on the CPU in float64 with strict promotion: the library itself never flips
 global JAX config; the test session does, once, here.
 
 Speed of the suite: XLA compiles the tests' many small programs without its expensive optimisation

@@ -1,4 +1,4 @@
-"""Exact references written out in the tests from the model's contract (MODEL.md), with explicit
+"""Exact references written out in the tests from the model's contract (docs/model.md), with explicit
 loops and no wow building blocks: the chain electron's dense Hamiltonian (SSH hoppings, the
 deformation potential with missing bonds counted as 0, static bond and site defects, the CM recoil
 term in k space), the free lattice's motion from a hand-built spring matrix, the normal modes by
@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 
-HBAR = 0.6582119569  # eV·fs (MODEL.md)
-AMU = 103.642697  # eV·fs²/Å² per amu (MODEL.md)
+HBAR = 0.6582119569  # eV·fs (docs/model.md, "Units and constants")
+AMU = 103.642697  # eV·fs²/Å² per amu (docs/model.md, "Units and constants")
 
 
 def chain_H(N, boundary, a, t0, alpha, D, u, bond_defects=(), onsite_defects=()):
-    """H_e(u) of MODEL.md, site by site: bond n joins sites n and n+1 (N-1 bonds open, N ring, bond
+    """H_e(u) of docs/model.md, site by site: bond n joins sites n and n+1 (N-1 bonds open, N ring, bond
     N-1 joining N-1 and 0), t_n = t0 - α (u_{n+1} - u_n) + δt_n, and ε_n = D (b_{n-1} + b_n)/(2a)
     + δε_n with a bond that does not exist counting as b = 0."""
     ring = boundary == "ring"
@@ -148,7 +148,7 @@ def dft_weights(psi, a):
 
 
 def gaussian(N, a, x0, sigma, k0):
-    """ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na}, normalised (MODEL.md's initial packet)."""
+    """ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na}, normalised (docs/model.md's initial packet)."""
     x = np.arange(N) * a
     psi = np.exp(-((x - x0) ** 2) / (4 * sigma**2) + 1j * k0 * x)
     return psi / np.linalg.norm(psi)

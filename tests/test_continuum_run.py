@@ -170,7 +170,7 @@ def test_bad_input_is_refused_with_the_parameter_named(change, name):
 
 
 def dense_dvr_H(cfg, u_cl, mode, n_max, Q):
-    """Dense H of the grid ⊗ one quantum mode in the mode's DVR, numpy, from MODEL.md: Σ_α |α><α| ⊗
+    """Dense H of the grid ⊗ one quantum mode in the mode's DVR, numpy, from docs/model.md: Σ_α |α><α| ⊗
     H_grid(u_cl + ℓ x_α e) (kinetic + recoil + the potential at the atoms' positions when the mode
     sits at DVR point x_α; continuum.grid_hamiltonian) + ħω(a†a + 1/2) ⊗ 1. In the DVR the truncated
     Fock model's V(X) is exactly diagonal, so this is the truncated electron ⊗ Fock problem itself."""

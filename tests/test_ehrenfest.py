@@ -348,7 +348,7 @@ def test_ehrenfest_is_a_config_option_and_the_ensemble_records_the_budget():
     computed here from each sample's initial draw (key s of split(PRNGKey(seed), n)) and final state
     (keep_final): dP_e = ħ Δ<k> by the test's own DFT, the phonons' crystal momentum as the classical
     waves' pseudo-momentum Σ_q (q/ω_q) E_q (E_q = 2Mω_q²|α_q|² the energy in running wave q), and
-    <P_R>(t_f) = Q - ħ<k>_f - ΔP_ph (MODEL.md) with those pieces; the energy the lattice takes is
+    <P_R>(t_f) = Q - ħ<k>_f - ΔP_ph (docs/model.md) with those pieces; the energy the lattice takes is
     the energy the electron gives."""
     cfg = wow.Config(chain=wow.Chain(N=64, boundary="ring"), electron=wow.Electron(alpha=0.5, sigma=8.0),
                      dynamics="ehrenfest", dt=0.05, duration=4.0, n_frames=1)

@@ -36,7 +36,7 @@ def small(N=6, boundary="open", mass=1.0, alpha=2.0, D=0.0, dt=0.01, duration=4.
 
 def full_H(cfg, modes, n_max, u_cl):
     """Dense H = H_e(u_cl) ⊗ 1 + Σ_j X_j ⊗ H_j + Σ_j ħω_j(n_j + 1/2), axes (modes..., sites), written
-    in the test from MODEL.md (references.electron_fock_H: explicit loops over bonds and sites, the
+    in the test from docs/model.md (references.electron_fock_H: explicit loops over bonds and sites, the
     modes by their formulas), independently of wow.electron, wow.lattice and wow.dynamics.quantum."""
     return electron_fock_H(cfg, modes, n_max, u_cl)
 
@@ -78,7 +78,7 @@ def harmonic_u(chain, s, t):
 
 
 def gaussian(cfg):
-    """ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na}, normalised (MODEL.md), in numpy."""
+    """ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na}, normalised (docs/model.md), in numpy."""
     x = np.arange(cfg.chain.N) * cfg.chain.a
     psi = np.exp(-((x - cfg.x0) ** 2) / (4 * cfg.electron.sigma**2) + 1j * cfg.k0 * x)
     return psi / np.linalg.norm(psi)

@@ -1,7 +1,7 @@
 """A run's inputs as one frozen dataclass, and their validation at the boundary.
 
 Validation happens here, in plain Python, before any array is made or file written; every error
-names the parameter, its value and the allowed range (STYLE.md: validate at the boundary, then
+names the parameter, its value and the allowed range (validate at the boundary, then
 call the jitted core).
 """
 

@@ -1,4 +1,4 @@
-"""The foreground: one electron on a tight-binding chain (MODEL.md, "Electron").
+"""The foreground: one electron on a tight-binding chain (docs/model.md, "The tight-binding chain").
 
 H_e = - sum_b t_b (|n+1><n| + h.c.) + sum_n ε_n |n><n|, with
   SSH bond coupling   t_b = t0 - α b_n,   b_n = u_{n+1} - u_n   (Å; α in eV/Å),

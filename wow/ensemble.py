@@ -227,7 +227,7 @@ def one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
     tallies, psik = backend.tallies(psi0, psi_f, block.sites, lat_f, Q, model, inputs.model, inputs.lattice)
     tallies["P_R0"] = starts.P_R
     tallies.update({k: v for k, v in starts.extra.items()})
-    # <P_R>(t) = Q - ħ<k>(t) - (P_ph(t) - P_ph(0)) (MODEL.md); P_ph is recorded only where it moves.
+    # <P_R>(t) = Q - ħ<k>(t) - (P_ph(t) - P_ph(0)) (docs/model.md); P_ph is recorded only where it moves.
     # The density-density model's k_mean is the mechanical <p>/ħ and its <P_R> = Q - <p> exactly.
     frames["P_R"] = Q[:, None] - HBAR * frames["k_mean"]
     if "P_ph" in frames and not model.exact_cm:

@@ -1,6 +1,6 @@
 """Quantum lattice modes: which modes, their truncated Fock bases, the discrete-variable
 representation (DVR) of their coordinates, and the running-wave basis of ring cos/sin pairs
-(MODEL.md, ``quantum`` dynamics). The backend that propagates them is wow.dynamics.quantum.
+(docs/model.md, "Lattice dynamics" and "Quantum modes"). The backend that propagates them is wow.dynamics.quantum.
 
 A quantum mode j (lattice.py numbering, 1..N-1) with d = n_max + 1 levels is carried at the DVR
 points x_α of the truncated X = a + a† (d x d, tridiagonal; its eigenvalues), where Q_j = ℓ_j X,

@@ -1,5 +1,5 @@
 """The background: a harmonic chain, its normal modes, the centre of mass, thermal samples and
-exact harmonic motion (MODEL.md, "Lattice" and "Thermal samples").
+exact harmonic motion (docs/model.md, "The lattice" and "Thermal samples").
 
 Conventions
 -----------
@@ -93,7 +93,7 @@ def mode_shape(chain: Chain) -> np.ndarray:
 
 
 def mode_frequencies(chain: Chain) -> np.ndarray:
-    """ω_j for j = 1..N-1 (1/fs), MODEL.md formulas."""
+    """ω_j for j = 1..N-1 (1/fs), docs/model.md formulas."""
     return chain.omega_max * mode_shape(chain)
 
 
@@ -178,7 +178,7 @@ def thermal_factor(omega, T):
 
 
 def mode_variances(chain: Chain, T, statistics: str, dtype=jnp.float64, *, omega2=None, mass=None):
-    """Analytic <Q_j²> (Å²) and <P_j²> ((eV·fs/Å)²) of the internal modes (MODEL.md).
+    """Analytic <Q_j²> (Å²) and <P_j²> ((eV·fs/Å)²) of the internal modes (docs/model.md).
 
     omega2 (K/M, 1/fs²) and mass (M, eV·fs²/Å²): traced values to use instead of the chain's (both or
     neither), so the widths are differentiable in the spring constant and the mass."""

@@ -1,4 +1,4 @@
-"""Classical mode occupations of a lattice state and the momentum budget (MODEL.md, "Momentum
+"""Classical mode occupations of a lattice state and the momentum budget (docs/model.md, "Momentum
 bookkeeping" and "occupation bases"; paper Eq. 25).
 
 A classical lattice state (u, v) has, in each internal normal mode j, the energy
@@ -25,7 +25,7 @@ Bases
   P_ph = Σ_q ħ q n_q (eV·fs/Å); the -1/2 cancels between ±q. Crystal momentum is defined modulo
   ħ·2π/a, like the electron's.
 
-Budget (per sample; momenta in eV·fs/Å, MODEL.md sign conventions)
+Budget (per sample; momenta in eV·fs/Å, docs/model.md sign conventions, "Momentum bookkeeping")
 ------------------------------------------------------------------
   dP_e  = ħ(<k>_f - <k>_0)            the electron's momentum change (<0 when it is reflected);
   dP_ph = P_ph(t_f) - P_ph(0)         the phonons' crystal-momentum change (ring; NaN on the open
@@ -123,7 +123,7 @@ def lattice_budget(chain: Chain, lat0: SiteState, lat_f: SiteState) -> dict:
 
 def momentum_budget(dP_e, dP_ph) -> dict:
     """The momentum budget of one sample from the electron's and the phonons' changes (eV·fs/Å):
-    what the CM takes is the rest (MODEL.md)."""
+    what the CM takes is the rest (docs/model.md)."""
     return {"dP_e": dP_e, "dP_ph": dP_ph, "dP_cm": -(dP_e + dP_ph)}
 
 

@@ -1,5 +1,5 @@
-"""Observables (MODEL.md, "Tallies"): per-sample tallies from the initial and final states, and
-ensemble statistics (means with standard errors, the coherent/incoherent split).
+"""Observables (docs/model.md, "Tallies" and "Quantum modes"): per-sample tallies from the initial
+and final states, and ensemble statistics (means with standard errors, the coherent/incoherent split).
 
 Per sample (all energies in eV, momenta in eV·fs/Å):
   P_b      backscattered probability sum_{k<0} |ψ~(k)|² at t_final (P_b0: the same at t = 0);
@@ -226,7 +226,7 @@ def packet_window(w0, k, a, sigmas: float = K_WINDOW):
 
 def budget_classes(n0, back_k, hw, hq, definite, k, a, k0, dk):
     """Per sample, the backscattered weight of a quantum-lattice run by where its energy and its
-    crystal momentum go (MODEL.md, density-density part; the chain's crystal momentum works the same).
+    crystal momentum go (docs/model.md, "Quantum modes"; the chain's crystal momentum works the same).
 
     n0 (ns, m): initial occupations of the quantum modes (analysis basis); back_k (ns, *dims, N): the
     final backscattered weight per Fock state and crystal momentum k (FFT order, 1/Å); hw (m,): ħω

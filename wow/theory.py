@@ -3,7 +3,7 @@
 Units as everywhere in wow: energy eV, length Å, time fs, mass amu (converted with
 ``wow.units.mass_ev``), temperature K; momenta ħk, P in eV·fs/Å, wavenumbers k, q in 1/Å.
 
-Scattering on a perfect tight-binding chain (MODEL.md, "Electron")
+Scattering on a perfect tight-binding chain (docs/model.md, "The tight-binding chain")
     reflection_probability   exact transfer-matrix R(k) of a finite scatterer (bonds, site energies)
     reflection_bond          one modified bond, closed form
     born_reflection          first-order Born R(k) of a weak static distortion (1D Green's function)
@@ -12,7 +12,7 @@ Recoil kinematics (paper Appendix A, Eqs. A6-A8)
     recoil_energy            ΔE = 2ħk(P + ħk)/(NM)                               (A8)
     elastic_cm_momentum      P = -ħk, where k -> -k costs no energy               (A7)
     backscatter_energy_shift exact ε(k') - ε(k) of k -> k' < 0 at fixed total momentum
-Thermal displacements of the 1D chain, relative to the CM (MODEL.md, "Lattice", "Thermal samples")
+Thermal displacements of the 1D chain, relative to the CM (docs/model.md, "The lattice", "Thermal samples")
     mode_variance            <Q_j²> of the internal modes, classical or quantum (zero point)
     msd_sites, msd_mean      <u_n²> per site and its site average
     msd_classical            closed forms of the classical <u_n²> (ring and open)
@@ -21,9 +21,11 @@ Thermal displacements of the 1D chain, relative to the CM (MODEL.md, "Lattice", 
 The Debye-Waller fraction (paper Eqs. 30-33, Table I)
     debye_msd                3D Debye-model <u²> = <u_x² + u_y² + u_z²>, zero point included
     debye_waller_2w          2W = q²<u²>/3 (3D isotropic, Eq. 33) or q²<u²> (1D)
-    huang_rhys_fraction      occupation-diagonal fraction of a single-site e^{iqu_n} (MODEL.md, Eq. 30)
+    huang_rhys_fraction      occupation-diagonal fraction of a single-site e^{iqu_n} (paper Eq. 30;
+                             docs/model.md, "Debye-Waller and Huang-Rhys")
     huang_rhys_fraction_debye  the same for one atom of a finite 3D Debye crystal
-The density-density continuum model (MODEL.md v2; paper §IV-V, Eqs. 10-18, 28-31)
+The density-density continuum model (docs/model.md, "The density-density model"; paper §IV-V,
+Eqs. 10-18, 28-31)
     pseudopotential_ft       ṽ(q) of the Gaussian pseudopotential
     central_equation, central_velocity, weak_potential_gap   Bloch bands, v_n(k), 2|V_G|
     displacement_covariance  <u_j u_l> of a chain (classical or Wigner)
@@ -275,7 +277,7 @@ def born_reflection(k, t0, a, dt_bonds=None, deps_sites=None):
 
 
 def packet_weights(N, a, x0, sigma, k0):
-    """Momentum distribution of wow's initial packet (MODEL.md): the DFT momenta k (1/Å, FFT order,
+    """Momentum distribution of wow's initial packet (docs/model.md): the DFT momenta k (1/Å, FFT order,
     in (-π/a, π/a]) and |ψ~(k)|² of ψ_n ∝ exp(-(na - x0)²/(4σ²)) e^{ik0na} on N sites (spacing a, Å),
     normalised to 1. x0, sigma in Å, k0 in 1/Å."""
     N = _count("N", N, low=2)
@@ -346,7 +348,7 @@ def mode_variance(chain, T, statistics="quantum"):
 
 def msd_sites(chain, T, statistics="quantum"):
     """<u_n²> (Å²) for each site n = 0..N-1, u_n the displacement relative to the CM (sum u = 0):
-    Σ_j e_nj² <Q_j²> over the internal modes (MODEL.md). Uniform on the ring; on the open chain
+    Σ_j e_nj² <Q_j²> over the internal modes (docs/model.md). Uniform on the ring; on the open chain
     largest at the free ends. Dense in N (uses wow.lattice.mode_matrix): for N up to a few
     thousand."""
     E = mode_matrix(_check_chain(chain))
@@ -418,7 +420,7 @@ def debye_msd(T, theta_D, M_amu):
 
 def debye_waller_2w(q, msd, dim=3):
     """Debye-Waller exponent 2W (dimensionless): dim = 3, isotropic, 2W = q²<u²>/3 with <u²> the
-    full 3D mean square (paper Eq. 33); dim = 1, 2W = q²<u²> (MODEL.md). q in 1/Å, msd = <u²> >= 0
+    full 3D mean square (paper Eq. 33); dim = 1, 2W = q²<u²> (docs/model.md). q in 1/Å, msd = <u²> >= 0
     in Å². The paper's elastic fraction is then f_el ≈ exp(-2W) (Eq. 31)."""
     q = _finite("q", q)
     msd = _nonnegative("msd", msd)
@@ -430,7 +432,7 @@ def debye_waller_2w(q, msd, dim=3):
 
 def huang_rhys_fraction(chain, q, T, site=None, basis="standing"):
     """Occupation-diagonal fraction of the single-site density operator e^{iqu_n} (paper Eq. 30 for
-    one site, whose denominator |e^{iqu}|² = 1), MODEL.md:
+    one site, whose denominator |e^{iqu}|² = 1), docs/model.md:
 
         f_HR = Σ_{n} p_n |<n|e^{iqu_n}|n>|² = Π_j exp(-λ_j(2n̄_j + 1)) I_0(2λ_j sqrt(n̄_j(n̄_j + 1))),
         λ_j = q² e_nj² ħ/(2Mω_j),
@@ -725,7 +727,7 @@ def holstein_forced_oscillator(t, q0, p0, g, M_amu, omega, occupation=1.0):
 
 
 # --------------------------------------------------------------------------------------------
-# Density-density continuum model (MODEL.md v2; paper §IV-V, Eqs. 10-18, 28-31)
+# Density-density continuum model (docs/model.md, "The density-density model"; paper §IV-V, Eqs. 10-18, 28-31)
 # --------------------------------------------------------------------------------------------
 # One electron (mass m = m*·m_e) on a ring of N atoms at ξ_j + u_j, ξ_j = j a, L = N a, each a
 # Gaussian pseudopotential v(x) = V0 exp(-x²/(2w²)), ṽ(q) = V0 w √(2π) exp(-q²w²/2). Plane waves
@@ -785,7 +787,7 @@ def displacement_covariance(chain, T, statistics="quantum"):
 
 
 def debye_waller_factor(chain, q, T, statistics="quantum", site=None):
-    """e^{-2W(q)} with 2W = q²<u_j²> (1D, MODEL.md; paper Eq. 28 in the Born limit): the coherent
+    """e^{-2W(q)} with 2W = q²<u_j²> (1D, docs/model.md; paper Eq. 28 in the Born limit): the coherent
     (Bragg) intensity of a thermal lattice relative to the static one, Gaussian displacements
     (harmonic, classical or Wigner). On the ring <u_j²> is the same at every site (and grows like N:
     (N² - 1) k_BT/(12NK) classically); site: for the open chain (default the middle)."""

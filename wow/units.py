@@ -1,4 +1,4 @@
-"""Physical constants and unit conventions (MODEL.md).
+"""Physical constants and unit conventions (docs/model.md).
 
 The user-facing surface speaks eV, Å, fs, amu and K. Inside the engine the same units are kept,
 with masses converted once to eV·fs²/Å² so that p²/(2M) is in eV for p in eV·fs/Å.

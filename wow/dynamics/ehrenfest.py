@@ -101,7 +101,7 @@ class Ehrenfest(Classical):
 
     def observe(self, psi, sites: SiteState, p, model, mp) -> dict:
         """The model's frame tallies and, on the ring, the phonons' crystal momentum P_ph, which a
-        reacting lattice changes (the <P_R> trace subtracts it: MODEL.md)."""
+        reacting lattice changes (the <P_R> trace subtracts it: docs/model.md)."""
         out = model.observe(psi, mp, self.frame_coordinates(sites, p))
         if self.momentum_frames and self.chain.boundary == "ring":
             out["P_ph"] = jax.vmap(lambda s: phonon_momentum(self.chain, s))(sites)

@@ -1,6 +1,6 @@
 """``quantum``: chosen internal modes as quantum oscillators in a truncated Fock basis (wow.fock),
 the electron coupled to them through the model's own coupling, backscattering resolved by the
-change of the modes' occupations (MODEL.md, ``quantum`` dynamics).
+change of the modes' occupations (docs/model.md, "Lattice dynamics" and "Quantum modes").
 
 State: the electron's amplitudes gain one leading axis per quantum mode (axes in increasing mode
 index j), holding DVR points during propagation: ψ[α_1, ..., α_m, samples, sites]. The other

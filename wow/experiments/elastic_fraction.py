@@ -10,7 +10,7 @@ running-wave ±q basis, whose Fock states carry crystal momentum). Per case it r
 of the backscattered probability with Δn = 0 (every occupation unchanged), by order Σ_j|Δn_j|, the
 mean energy Σ_j ħω_j Δn_j given to the phonons by the backscattered part, and beside it, at q = 2k0,
 the packet's centre site:
-  exp(-2W), 2W = q²<u_n²> (all modes, quantum <u²> relative to the CM; MODEL.md, paper Eq. 31);
+  exp(-2W), 2W = q²<u_n²> (all modes, quantum <u²> relative to the CM; docs/model.md, paper Eq. 31);
   the Huang-Rhys occupation-diagonal fraction of e^{iqu_n} (paper Eq. 30, Table I's quantity),
   over all modes and over the quantum modes alone.
 Those two belong to a density-density coupling e^{-iqu}; the chain's SSH coupling is linear in u,

@@ -3,8 +3,8 @@ analogue on wow's 1D chain held against the simulation.
 
 Part 1, copper (paper Eqs. 31-33): 2W = q²<u²>/3 and f_el = exp(-2W) at q = 0.3, 1.36, 2.7 1/Å with
   the paper's <u²> = 1.9e-2 Å² and with the 3D Debye-model <u²> (Θ_D = 343 K, M = 63.546 amu, zero
-  point included), and beside them the Huang-Rhys occupation-diagonal fraction (MODEL.md, Eq. 30)
-  of one atom of a finite Debye crystal.
+  point included), and beside them the Huang-Rhys occupation-diagonal fraction (paper Eq. 30;
+  docs/model.md, "Debye-Waller and Huang-Rhys") of one atom of a finite Debye crystal.
 Part 2, the 1D chain: f_el(q = 2k0) = exp(-q²<u²>) at the packet's centre site (<u²> relative to
   the CM, quantum, zero point included) and the chain's Huang-Rhys fraction, against chain size N
   and temperature T, beside the coherent fraction P_coh/P_tot of backscattering that wow tallies

@@ -3,7 +3,7 @@
 
 Model (as we read TO): a ring of N molecules, one orbital each, hopping t_j = t0 - α(u_{j+1} - u_j);
 every molecule is its own classical harmonic oscillator (an *Einstein* lattice, ½K u_j², not the
-nearest-neighbour springs of MODEL.md), m = 250 amu, K = 14500 amu/ps² = 1.5028 eV/Å²
+nearest-neighbour springs of docs/model.md), m = 250 amu, K = 14500 amu/ps² = 1.5028 eV/Å²
 (ω = sqrt(K/m) = 7.6 ps⁻¹, ħω = 5.0 meV = 40 cm⁻¹), t0 = 300 cm⁻¹ = 37.2 meV,
 α = 995 cm⁻¹/Å = 0.1234 eV/Å, T = 300 K, classical Boltzmann initial lattice. The lattice feels the
 electron's mean (Hellmann-Feynman) force: Ehrenfest dynamics, as in TO.

@@ -15,7 +15,7 @@ leading axes).
     n_amplitudes                         amplitudes per sample (chain: N sites; continuum: g N points)
     exact_cm                             <P_R> = Q - ħ<k> exactly (True: mechanical momentum, the
                                          continuum), or minus the phonons' crystal momentum change
-                                         too (False: the chain's bookkeeping, MODEL.md)
+                                         too (False: the chain's bookkeeping, docs/model.md)
     packet(cfg, cplx) -> (n,)            the configured initial amplitudes of one sample
     to_block(psi) / from_block(x)        samples first (S, ..., n)  <->  the block layout
     initial_momentum(psi, k0, p) -> (B,) the electron's part of each sample's total momentum

@@ -1,4 +1,4 @@
-"""The tight-binding chain of Appendix A (MODEL.md, "Electron") as a wow electron model.
+"""The tight-binding chain of Appendix A (docs/model.md, "The tight-binding chain") as a wow electron model.
 
 H_e(u) = -Σ_b t_b (|n+1><n| + h.c.) + Σ_n ε_n |n><n|, with the coupling ``SSHDeformation``:
 t_b = t0 - α b_n + δt_b, ε_n = D (b_{n-1} + b_n)/(2a) + δε_n, b_n = u_{n+1} - u_n (wow.electron).
@@ -146,7 +146,7 @@ def _row(v, ndim: int = 1):
 @dataclasses.dataclass(frozen=True)
 class SSHDeformation:
     """SSH bond coupling and deformation potential, linear in the displacements ``coords['u']``:
-    t_b = t0 - α b + δt_b, ε_n = D s_n + δε_n (MODEL.md). ``reads`` names the coordinates used.
+    t_b = t0 - α b + δt_b, ε_n = D s_n + δε_n (docs/model.md). ``reads`` names the coordinates used.
     A coupling to other coordinates is another class with the same ``terms`` method, and another
     ``reads`` (``HolsteinPeierls``: local modes 'q')."""
 
@@ -373,7 +373,7 @@ class TightBinding:
     save_amplitudes: bool = False
     hold_rotations: bool = False
     sample_axis = -2
-    exact_cm = False  # <P_R> = Q - ħ<k> - ΔP_ph: crystal-momentum bookkeeping (MODEL.md)
+    exact_cm = False  # <P_R> = Q - ħ<k> - ΔP_ph: crystal-momentum bookkeeping (docs/model.md)
 
     def __post_init__(self):
         if self.coupling is None:

@@ -53,7 +53,7 @@ PACKETS = ("bloch", "plane")
 TAIL = 1e-16
 TAIL_RADIUS = math.sqrt(2.0 * math.log(1.0 / TAIL))  # 8.5837
 #: The grid must resolve v: h <= w/RESOLVE, so ṽ at the grid's Nyquist momentum π/h is
-#: below exp(-(π·2.5)²/2) = 4e-14 of ṽ(0) (MODEL.md: refuse h > w/2.5).
+#: below exp(-(π·2.5)²/2) = 4e-14 of ṽ(0) (docs/model.md, "The pseudopotential and its resolution rule").
 RESOLVE = 2.5
 #: A 'plane' packet's Gaussian momentum amplitude exp(-σ²(κ - k0)²) must be below e^{-36} ~ 2e-16
 #: at the grid's Nyquist momentum: σ(π/h - |k0|) >= PACKET_SIGMAS.
