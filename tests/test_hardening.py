@@ -3,7 +3,6 @@
 verified on resume and by `wow inspect`, non-finite tallies stop a point, Ctrl-C leaves a resumable
 file. Validation only, or tiny sweeps with a numpy runner: no compilation."""
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -22,6 +21,8 @@ from wow import Chain, Config, Electron, cli, io
 from wow.ensemble import seed_key
 from wow.io.store import damaged_points, exclusive, lock_path
 from wow.sanity import NonFiniteError, check_finite
+
+from fakes import FakeResult
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(chain=Chain(N=64), electron=Electron(sigma=3.0), duration=1.0, n_frames=2)
@@ -172,18 +173,6 @@ def test_non_finite_tally_named():
 # ------------------------------------------------------------------------------------------------
 # Results files: one writer, checksums, Ctrl-C (a numpy runner: no compilation)
 # ------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class FakeResult:
-    per_sample: dict
-    stats: dict
-    times: np.ndarray
-    traces: dict
-    n_samples: int
-    seed: int
-    compile_s: float = 0.0
-    run_s: float = 0.0
-
-
 def fake_runner(point, n_samples, seed, **kw):
     delay = point.options.get("sleep", 0.0)
     time.sleep(delay)

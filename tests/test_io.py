@@ -16,6 +16,8 @@ import wow
 from wow import io
 from wow.electron import k_grid
 
+from fakes import interrupt_sweep
+
 
 def tiny(**kw):
     base = dict(chain=wow.Chain(N=32), electron=wow.Electron(sigma=3.0), temperature=300.0,
@@ -127,15 +129,8 @@ def test_saved_trajectory_equals_memory(tmp_path):
 
 def test_resume_after_exception(tmp_path, reference, monkeypatch):
     path = tmp_path / "s.h5"
-    real, calls = io.sweep.run_ensemble, []
-
-    def failing(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("stop")
-        return real(*a, **k)
-
-    monkeypatch.setattr(io.sweep, "run_ensemble", failing)
+    real = io.sweep.run_ensemble
+    interrupt_sweep(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         io.run_sweep(path, "test", sweep_points(), 4, seed=3, inputs=INPUTS)
     assert len(io.read_results(path).points) == 2
@@ -348,15 +343,8 @@ def test_crash_inside_a_write_or_the_merge_loses_nothing_finished(tmp_path, monk
 
 def test_parts_of_another_sweep_and_damaged_parts_are_not_used(tmp_path, monkeypatch):
     path = tmp_path / "d.h5"
-    real, calls = io.sweep.run_ensemble, []
-
-    def stop_at_third(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(io.sweep, "run_ensemble", stop_at_third)
+    real = io.sweep.run_ensemble
+    interrupt_sweep(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         io.run_sweep(path, "test", kill_points(), 2, seed=1)
     monkeypatch.setattr(io.sweep, "run_ensemble", real)
@@ -368,8 +356,7 @@ def test_parts_of_another_sweep_and_damaged_parts_are_not_used(tmp_path, monkeyp
         io.run_sweep(path, "test", kill_points(), 2, seed=1)
     assert len(io.read_results(path).points) == 4
     # parts of an overwritten sweep (say, left by a kill just after the new file was created) are ignored
-    monkeypatch.setattr(io.sweep, "run_ensemble", stop_at_third)
-    calls.clear()
+    calls = interrupt_sweep(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         io.run_sweep(path, "test", kill_points(), 2, seed=9, overwrite=True)
     old_parts = {p.name: p.read_bytes() for p in io.store.parts_dir(path).glob("p*.h5")}

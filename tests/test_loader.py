@@ -7,6 +7,8 @@ import pytest
 import wow
 from wow import io
 
+from fakes import interrupt_sweep
+
 xr = pytest.importorskip("xarray")
 
 
@@ -71,15 +73,7 @@ def test_h5netcdf_opens_the_file_with_named_dims(sweep):
 
 def test_a_partial_sweep_loads_with_nan_for_the_missing_points(tmp_path, monkeypatch):
     path = tmp_path / "part.h5"
-    real, calls = io.sweep.run_ensemble, []
-
-    def stop(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(io.sweep, "run_ensemble", stop)
+    interrupt_sweep(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         io.run_sweep(path, "test", grid_points(), 4, seed=3)
     ds = io.load(path)

@@ -2,7 +2,6 @@
 bond·steps whose hopping changed sign and the atoms that crossed, against lattices where the answer
 is known exactly. Small rings, 50 steps; the given-lattice programs are shared by the cases."""
 
-import dataclasses
 import warnings
 
 import h5py
@@ -12,6 +11,8 @@ import pytest
 import wow
 from wow import Chain, Config, Electron, InitialState, cli, io
 from wow.sanity import CrossingError, watch_every
+
+from fakes import FakeResult
 
 N = 16
 STEPS = 50  # 1 fs of 0.02 fs: the lattice (ω_max t = 0.045) moves ~1e-3 of its amplitude
@@ -92,22 +93,10 @@ def crossing_refused_or_kept_with_the_flag():
         wow.run(cfg, 2, progress=False, allow_crossing="yes")
 
 
-@dataclasses.dataclass
-class Fake:
-    per_sample: dict
-    stats: dict
-    times: np.ndarray
-    traces: dict
-    n_samples: int
-    seed: int
-    compile_s: float = 0.0
-    run_s: float = 0.0
-
-
 def fake(point, n_samples, seed, **kw):
     flips = np.array([0, 7, 0, 2]) * point.options["i"]
     per = {"P_b": np.zeros(4), "sign_flips": flips, "min_bond": np.full(4, -0.2), "crossed": np.zeros(4, bool)}
-    return Fake(per, {"P_b": (0.0, 0.0)}, np.arange(2.0), {"norm": np.ones((4, 2))}, 4, seed), None
+    return FakeResult(per, {"P_b": (0.0, 0.0)}, np.arange(2.0), {"norm": np.ones((4, 2))}, 4, seed), None
 
 
 def test_file_keeps_the_counts_and_inspect_shows_them(tmp_path, capsys):
