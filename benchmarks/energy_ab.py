@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,6 @@ import throughput  # noqa: E402
 import wow  # noqa: E402
 from wow.ensemble import initial_packet, program_of  # noqa: E402
 from wow.models.chain import TightBinding, by_parity, shift_sites  # noqa: E402
-from wow.propagate import propagate  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,58 +55,18 @@ class ParityEnergy(TightBinding):
 
 def program(cfg, before: bool, block, n_dev):
     """throughput.core_program (as hold_ab.program) with the energy as before (``before``) or now."""
-    from jax.sharding import Mesh, PartitionSpec as P
-
     prog, inp = program_of(cfg)
     if before:
         m = prog.model
         prog = dataclasses.replace(prog, model=ParityEnergy(**{f.name: getattr(m, f.name) for f in dataclasses.fields(m)}))
-    psi0 = initial_packet(cfg)
-    N = cfg.chain.N
-
-    def one(lat):
-        S = lat.u.shape[0]
-        return propagate(prog, inp, jnp.broadcast_to(psi0, (S, N)), lat, jnp.zeros((S,), inp.dt.dtype))[0]
-
-    def blocked(lat):
-        S = lat.u.shape[0]
-        if not block or block >= S:
-            return one(lat)
-        lead = jax.tree_util.tree_map(lambda x: x.reshape(S // block, block, N), lat)
-        return jax.lax.map(one, lead).reshape(S, N)
-
-    if n_dev == 1:
-        return jax.jit(blocked)
-    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("samples",))
-    return jax.jit(jax.shard_map(blocked, mesh=mesh, in_specs=P("samples"), out_specs=P("samples"), check_vma=False))
+    return throughput.sharded_program(prog, inp, initial_packet(cfg), block, n_dev)
 
 
 def measure(dynamics, dtype, N, S, rounds, repeats):
-    steps = hold_ab.STEPS[dynamics] // (2 if dtype == "float64" else 1)
-    cfg = throughput.config(dynamics, dtype, N, steps)
-    lat = throughput.inputs(cfg, S)
-    n_dev = len(jax.devices()) if S % len(jax.devices()) == 0 else 1
-    block = throughput.cache_block(S // n_dev, N, dtype, 32e6)
-    if n_dev > 1:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-        lat = jax.device_put(lat, NamedSharding(Mesh(np.array(jax.devices()), ("samples",)), P("samples")))
-    runs = {}
-    for before in (True, False):
-        c = wow.devices.compile_for(program(cfg, before, block, n_dev).lower(lat), jax.devices())
-        runs[before] = (c, np.asarray(jax.block_until_ready(c(lat))), hold_ab.loop_body(c), [])
-    for _ in range(rounds):
-        for c, _, _, ts in runs.values():
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                jax.block_until_ready(c(lat))
-                ts.append(time.perf_counter() - t0)
-    work = S * N * steps
-    out = {}
-    for before, (c, psi, body, ts) in runs.items():
-        t = np.array(ts)
-        out[before] = dict(rate=work / np.median(t), lo=work / t.max(), hi=work / t.min(), body=body)
-    diff = float(np.max(np.abs(runs[True][1] - runs[False][1])))
+    cfg, lat, n_dev, block, steps = hold_ab.setup(dynamics, dtype, N, S)
+    out, psi = hold_ab.alternate({before: program(cfg, before, block, n_dev) for before in (True, False)}, lat,
+                                 S * N * steps, rounds, repeats)
+    diff = float(np.max(np.abs(psi[True] - psi[False])))
     return dict(dynamics=dynamics, dtype=dtype, N=N, S=S, steps=steps, a=out[True], b=out[False],
                 ratio=out[False]["rate"] / out[True]["rate"], diff=diff)
 

@@ -36,42 +36,21 @@ jax.config.update("jax_enable_x64", True)
 import throughput  # noqa: E402
 import wow  # noqa: E402
 from wow.ensemble import initial_packet, program_of  # noqa: E402
-from wow.propagate import propagate  # noqa: E402
 
 STEPS = {"wow": 150, "ehrenfest": 80}
 
 
 def program(cfg, hold: bool, block, n_dev):
     """throughput.core_program with the model's hold_rotations set to ``hold``."""
-    import jax.numpy as jnp
-    from jax.sharding import Mesh, PartitionSpec as P
-
     prog, inp = program_of(cfg)
     prog = dataclasses.replace(prog, model=dataclasses.replace(prog.model, hold_rotations=hold))
-    psi0 = initial_packet(cfg)
-    N = cfg.chain.N
-
-    def one(lat):
-        S = lat.u.shape[0]
-        return propagate(prog, inp, jnp.broadcast_to(psi0, (S, N)), lat, jnp.zeros((S,), inp.dt.dtype))[0]
-
-    def blocked(lat):
-        S = lat.u.shape[0]
-        if not block or block >= S:
-            return one(lat)
-        lead = jax.tree_util.tree_map(lambda x: x.reshape(S // block, block, N), lat)
-        return jax.lax.map(one, lead).reshape(S, N)
-
-    if n_dev == 1:
-        return jax.jit(blocked)
-    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("samples",))
-    return jax.jit(jax.shard_map(blocked, mesh=mesh, in_specs=P("samples"), out_specs=P("samples"), check_vma=False))
+    return throughput.sharded_program(prog, inp, initial_packet(cfg), block, n_dev)
 
 
-def loop_body(compiled) -> tuple[int, int]:
-    """(top-level passes, operations inside its fused loops) of the largest innermost while body."""
+def computations(text) -> dict:
+    """The computations of an HLO module's text: name -> its body lines."""
     comps, name = {}, None
-    for line in compiled.as_text().splitlines():
+    for line in text.splitlines():
         m = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
         if m and not line.startswith(" "):
             name, comps[name] = m.group(1), []
@@ -81,12 +60,23 @@ def loop_body(compiled) -> tuple[int, int]:
             continue
         if name:
             comps[name].append(line)
+    return comps
+
+
+def innermost_body(comps: dict):
+    """The name of the largest while body that holds no while loop of its own (None if none)."""
     bodies = {m.group(1) for ls in comps.values() for l in ls
               for m in [re.search(r"\bwhile\(.*body=%?([\w.\-]+)", l)] if m}
     inner = [b for b in bodies if b in comps and not any(" while(" in l for l in comps[b])]
-    if not inner:
+    return max(inner, key=lambda b: len(comps[b])) if inner else None
+
+
+def loop_body(compiled) -> tuple[int, int]:
+    """(top-level passes, operations inside its fused loops) of the largest innermost while body."""
+    comps = computations(compiled.as_text())
+    body = innermost_body(comps)
+    if body is None:
         return 0, 0
-    body = max(inner, key=lambda b: len(comps[b]))
     passes = ops = 0
     for l in comps[body]:
         m = re.search(r"= \S+ (fusion|copy|conditional)\(", l)
@@ -100,7 +90,10 @@ def loop_body(compiled) -> tuple[int, int]:
     return passes, ops
 
 
-def measure(dynamics, dtype, N, S, rounds, repeats):
+def setup(dynamics, dtype, N, S):
+    """One A/B point's inputs: (cfg, lat, n_dev, block, steps) with STEPS[dynamics] steps (half in
+    float64), S thermal lattices split over every device when they divide evenly (else one), and
+    cache-sized blocks (throughput.cache_block)."""
     steps = STEPS[dynamics] // (2 if dtype == "float64" else 1)
     cfg = throughput.config(dynamics, dtype, N, steps)
     lat = throughput.inputs(cfg, S)
@@ -110,22 +103,36 @@ def measure(dynamics, dtype, N, S, rounds, repeats):
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
         lat = jax.device_put(lat, NamedSharding(Mesh(np.array(jax.devices()), ("samples",)), P("samples")))
+    return cfg, lat, n_dev, block, steps
+
+
+def alternate(programs: dict, lat, work, rounds, repeats):
+    """Compile every program of ``programs`` (name -> jitted function of lat, in that order), then
+    alternate their calls (``rounds`` x ``repeats`` each, so that a shared machine's load falls on
+    all alike). Returns (name -> dict(rate, lo, hi, body): median, slowest and fastest rate of
+    ``work`` per second and ``loop_body``; name -> the final ψ)."""
     runs = {}
-    for hold in (False, True):
-        c = wow.devices.compile_for(program(cfg, hold, block, n_dev).lower(lat), jax.devices())
-        runs[hold] = (c, np.asarray(jax.block_until_ready(c(lat))), loop_body(c), [])
+    for name, f in programs.items():
+        c = wow.devices.compile_for(f.lower(lat), jax.devices())
+        runs[name] = (c, np.asarray(jax.block_until_ready(c(lat))), loop_body(c), [])
     for _ in range(rounds):
-        for hold, (c, _, _, ts) in runs.items():
+        for c, _, _, ts in runs.values():
             for _ in range(repeats):
                 t0 = time.perf_counter()
                 jax.block_until_ready(c(lat))
                 ts.append(time.perf_counter() - t0)
-    work = S * N * steps
     out = {}
-    for hold, (c, psi, body, ts) in runs.items():
+    for name, (c, psi, body, ts) in runs.items():
         t = np.array(ts)
-        out[hold] = dict(rate=work / np.median(t), lo=work / t.max(), hi=work / t.min(), body=body)
-    diff = float(np.max(np.abs(runs[True][1] - runs[False][1])))
+        out[name] = dict(rate=work / np.median(t), lo=work / t.max(), hi=work / t.min(), body=body)
+    return out, {name: run[1] for name, run in runs.items()}
+
+
+def measure(dynamics, dtype, N, S, rounds, repeats):
+    cfg, lat, n_dev, block, steps = setup(dynamics, dtype, N, S)
+    out, psi = alternate({hold: program(cfg, hold, block, n_dev) for hold in (False, True)}, lat, S * N * steps,
+                         rounds, repeats)
+    diff = float(np.max(np.abs(psi[True] - psi[False])))
     return dict(dynamics=dynamics, dtype=dtype, N=N, S=S, n_dev=n_dev, block=block or S // n_dev, steps=steps,
                 off=out[False], on=out[True], ratio=out[True]["rate"] / out[False]["rate"], diff=diff)
 

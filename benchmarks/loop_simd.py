@@ -31,26 +31,11 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np  # noqa: E402
 
 import hold_ab  # noqa: E402
-import throughput  # noqa: E402
 import wow  # noqa: E402
 
 ARITH = re.compile(r"= (?:fadd|fsub|fmul|fdiv|fneg)(?: [a-z]+)* (<(\d+) x (?:float|double)>|float|double) ")
-
-
-def computations(text):
-    comps, name = {}, None
-    for line in text.splitlines():
-        m = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
-        if m and not line.startswith(" "):
-            name, comps[name] = m.group(1), []
-        elif line.startswith("}"):
-            name = None
-        elif name:
-            comps[name].append(line)
-    return comps
 
 
 def widths(ll: str):
@@ -66,23 +51,13 @@ def widths(ll: str):
 
 def report(dynamics, dtype, N, S, hold):
     before = set(os.listdir(DUMP))
-    steps = hold_ab.STEPS[dynamics] // (2 if dtype == "float64" else 1)
-    cfg = throughput.config(dynamics, dtype, N, steps)
-    lat = throughput.inputs(cfg, S)
-    n_dev = len(jax.devices()) if S % len(jax.devices()) == 0 else 1
-    block = throughput.cache_block(S // n_dev, N, dtype, 32e6)
-    if n_dev > 1:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-        lat = jax.device_put(lat, NamedSharding(Mesh(np.array(jax.devices()), ("samples",)), P("samples")))
+    cfg, lat, n_dev, block, _ = hold_ab.setup(dynamics, dtype, N, S)
     wow.devices.compile_for(hold_ab.program(cfg, hold, block, n_dev).lower(lat), jax.devices())
     new = sorted(set(os.listdir(DUMP)) - before)
     hlo = [f for f in new if f.endswith("jit_blocked.cpu_after_optimizations.txt")][-1]
     prefix = hlo[: -len("cpu_after_optimizations.txt")]
-    comps = computations(Path(DUMP, hlo).read_text())
-    bodies = {m.group(1) for ls in comps.values() for l in ls for m in [re.search(r"\bwhile\(.*body=%?([\w.\-]+)", l)] if m}
-    inner = [b for b in bodies if b in comps and not any(" while(" in l for l in comps[b])]
-    body = max(inner, key=lambda b: len(comps[b]))
+    comps = hold_ab.computations(Path(DUMP, hlo).read_text())
+    body = hold_ab.innermost_body(comps)
     print(f"\n{dynamics} {dtype} N={N} samples={S} hold_rotations={hold}: loop body {body}")
     root = [l for l in comps[body] if "ROOT" in l][0]
     outs = re.findall(r"%([\w.\-]+)", root.split("tuple(", 1)[1])

@@ -84,8 +84,15 @@ def core_program(cfg, block=None, n_dev=1):
     split over the first n_dev devices (shard_map: each device runs its own share, blocked, with no
     communication). Samples are independent: the numbers are the same either way."""
     program, inp = program_of(cfg)
-    psi0 = initial_packet(cfg)
-    N = cfg.chain.N
+    return sharded_program(program, inp, initial_packet(cfg), block, n_dev), cfg
+
+
+def sharded_program(program, inp, psi0, block=None, n_dev=1):
+    """The jitted core of a given ``program`` and its inputs (wow.ensemble.program_of, perhaps with a
+    model changed for an A/B) from the packet psi0 (N,), blocked and split over devices as
+    ``core_program`` says; the jitted function is named 'blocked' (benchmarks/loop_simd.py finds its
+    HLO dump by that name)."""
+    N = psi0.shape[-1]
 
     def one(lat):
         S = lat.u.shape[0]
@@ -100,12 +107,12 @@ def core_program(cfg, block=None, n_dev=1):
         return jax.lax.map(one, lead).reshape(S, N)
 
     if n_dev == 1:
-        return jax.jit(blocked), cfg
+        return jax.jit(blocked)
     from jax.sharding import Mesh, PartitionSpec as P
 
     mesh = Mesh(np.array(jax.devices()[:n_dev]), ("samples",))
     return jax.jit(jax.shard_map(blocked, mesh=mesh, in_specs=P("samples"), out_specs=P("samples"),
-                                 check_vma=False)), cfg
+                                 check_vma=False))
 
 
 def cache_block(S, N, dtype, cache_bytes):
