@@ -42,6 +42,15 @@ def sh(cmd, env=None, timeout=None):
     return r.returncode, (r.stdout + r.stderr), time.perf_counter() - t0
 
 
+def peak_memory(dev) -> str:
+    """The device's peak memory in use so far ('1.23 GiB'), or 'n/a' where the backend does not say."""
+    try:
+        st = dev.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - not every backend reports memory
+        return "n/a"
+    return f"{st.get('peak_bytes_in_use', 0) / 2**30:.2f} GiB" if st else "n/a"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU (checks the script itself)")
@@ -97,12 +106,7 @@ def main(argv=None):
             res = wow.run(cfg, S, devices=kind, progress=False)
             rate = S * N * cfg.n_steps / res.run_s
             need = BYTES[dyn] * (2 if dtype == "float64" else 1)
-            peak = "n/a"
-            try:
-                st = devs[0].memory_stats() or {}
-                peak = f"{st.get('peak_bytes_in_use', 0) / 2**30:.2f} GiB" if st else "n/a"
-            except Exception:  # noqa: BLE001 - not every backend reports memory
-                pass
+            peak = peak_memory(devs[0])
             row(f"throughput {dyn} {dtype} N={N} samples={S} steps={cfg.n_steps}",
                 f"{rate / 1e9:.3f} G site*steps/s = {rate * need / bw[dtype]:.2f} of the copy roofline "
                 f"({need} B/site*step); compile {res.compile_s:.1f} s; peak {peak}", time.perf_counter() - t0)
@@ -119,12 +123,7 @@ def main(argv=None):
         n_s = Na * 16
         rate = Sc * n_s * cfg.n_steps / res.run_s
         need = 16 * (2 if dtype == "float64" else 1)
-        peak = "n/a"
-        try:
-            st = devs[0].memory_stats() or {}
-            peak = f"{st.get('peak_bytes_in_use', 0) / 2**30:.2f} GiB" if st else "n/a"
-        except Exception:  # noqa: BLE001 - not every backend reports memory
-            pass
+        peak = peak_memory(devs[0])
         row(f"throughput continuum wow {dtype} N_s={n_s} samples={Sc} steps={cfg.n_steps}",
             f"{rate / 1e9:.3f} G gridpoint*steps/s = {rate * need / bw[dtype]:.2f} of the copy roofline "
             f"({need} B/gridpoint*step); compile {res.compile_s:.1f} s; peak {peak}", time.perf_counter() - t0)
