@@ -90,6 +90,14 @@ def _count(name, value, low=1):
     return int(value)
 
 
+def _site(chain, site):
+    """A site index of the chain, 0..N-1; None: the middle, N//2."""
+    site = chain.N // 2 if site is None else _count("site", site, low=0)
+    if site >= chain.N:
+        raise ValueError(f"site={site} is out of range: allowed 0..{chain.N - 1}")
+    return site
+
+
 def _forward_k(k, a):
     """k as an array inside the open interval (0, π/a), or a ValueError."""
     kk = _array("k", k)
@@ -450,9 +458,7 @@ def huang_rhys_fraction(chain, q, T, site=None, basis="standing"):
     q = _finite("q", q)
     T = float(_nonnegative("T", T))
     N = chain.N
-    site = N // 2 if site is None else _count("site", site, low=0)
-    if site >= N:
-        raise ValueError(f"site={site} is out of range: allowed 0..{N - 1}")
+    site = _site(chain, site)
     if basis not in ("standing", "running"):
         raise ValueError(f"basis={basis!r}: allowed 'standing' or 'running'")
     if basis == "running" and chain.boundary != "ring":
@@ -793,9 +799,7 @@ def debye_waller_factor(chain, q, T, statistics="quantum", site=None):
     (N² - 1) k_BT/(12NK) classically); site: for the open chain (default the middle)."""
     q = _finite("q", q)
     msd = msd_sites(chain, T, statistics)
-    site = chain.N // 2 if site is None else _count("site", site, low=0)
-    if site >= chain.N:
-        raise ValueError(f"site={site} is out of range: allowed 0..{chain.N - 1}")
+    site = _site(chain, site)
     out = np.exp(-(q**2) * msd[site])
     return float(out) if out.ndim == 0 else out
 
@@ -1211,9 +1215,7 @@ def _site_lambdas(chain, q, T, modes, site, basis, n_max):
     q = _finite("q", q)
     T = float(_nonnegative("T", T))
     N = chain.N
-    site = N // 2 if site is None else _count("site", site, low=0)
-    if site >= N:
-        raise ValueError(f"site={site} is out of range: allowed 0..{N - 1}")
+    site = _site(chain, site)
     ell2, E, _ = _mode_lambdas(chain, 0.0, modes, basis)
     e2 = E[site] ** 2 if basis == "standing" else np.full(len(modes), 1.0 / N)
     lam = q[..., None] ** 2 * e2 * ell2
