@@ -95,21 +95,7 @@ def ou_coverage(scale, seed):
     R, n = 200 * scale, 400
     z = []
     for _ in range(R):
-        g, s = 1.0, 1.0
-        v = rng.normal(0, s, n)
-        x = np.zeros(n)
-        X, V = [x], [v]
-        for h in np.diff(t):
-            ee = math.exp(-g * h)
-            var_v = s**2 * (1 - ee**2)
-            var_x = 2 * s**2 / g**2 * (g * h - 2 * (1 - ee) + 0.5 * (1 - ee**2))
-            cov = s**2 / g * (1 - ee) ** 2
-            dv = math.sqrt(var_v) * rng.normal(size=n)
-            dx = cov / var_v * dv + math.sqrt(var_x - cov**2 / var_v) * rng.normal(size=n)
-            x, v = x + v * (1 - ee) / g + dx, v * ee + dv
-            X.append(x)
-            V.append(v)
-        X, V = np.stack(X, -1), np.stack(V, -1)
+        X, V = th.ou_paths(rng, (n,), t)  # σ_v = τ = 1: D = 1
         Dk, tau = tr.kubo_diffusion(t, V * V[:, :1])
         Dm = tr.diffusion_msd(t, X**2, tau_p=tau.value)
         z.append([(Dm.value - 1) / Dm.sem, (Dk.value - 1) / Dk.sem, (tau.value - 1) / tau.sem])

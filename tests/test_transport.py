@@ -116,32 +116,10 @@ def test_ring_velocity_and_observables():
 # --------------------------------------------------------------------------------------------
 # Estimators on an Ornstein-Uhlenbeck velocity process (exact sampling)
 # --------------------------------------------------------------------------------------------
-def ou_paths(rng, shape, times, sigma=1.0, tau=1.0):
-    """Positions x (x(0) = 0) and velocities v of a stationary OU process at the given times,
-    sampled exactly (the joint Gaussian of (Δx, v') given v; Uhlenbeck-Ornstein 1930):
-    C(t) = σ² e^{-t/τ}, D = σ² τ, MSD = 2σ²τ² (t/τ - 1 + e^{-t/τ})."""
-    g = 1 / tau
-    v = rng.normal(0, sigma, shape)
-    x = np.zeros(shape)
-    X, V = [x], [v]
-    for h in np.diff(times):
-        e = math.exp(-g * h)
-        var_v = sigma**2 * (1 - e**2)
-        var_x = 2 * sigma**2 / g**2 * (g * h - 2 * (1 - e) + 0.5 * (1 - e**2))
-        cov = sigma**2 / g * (1 - e) ** 2
-        dv = math.sqrt(var_v) * rng.normal(size=shape)
-        dx = cov / var_v * dv + math.sqrt(var_x - cov**2 / var_v) * rng.normal(size=shape)
-        x = x + v * (1 - e) / g + dx
-        v = v * e + dv
-        X.append(x)
-        V.append(v)
-    return np.stack(X, -1), np.stack(V, -1)
-
-
 def test_ou_sampler_is_exact():
     rng = np.random.default_rng(5)
     t = np.linspace(0, 8, 41)
-    X, V = ou_paths(rng, (40000,), t, sigma=1.3, tau=0.7)
+    X, V = th.ou_paths(rng, (40000,), t, sigma=1.3, tau=0.7)
     m, se = tr.series_mean_sem(X**2)
     exact = 2 * 1.3**2 * 0.7**2 * (t / 0.7 - 1 + np.exp(-t / 0.7))
     assert np.all(np.abs(m[1:] - exact[1:]) < 4 * se[1:])
@@ -156,7 +134,7 @@ def test_estimators_recover_ou_truth_with_calibrated_errors():
     rng = np.random.default_rng(11)
     t = np.linspace(0, 20, 201)
     R, n = 200, 400
-    X, V = ou_paths(rng, (R, n), t)  # σ_v = τ = 1: D = 1
+    X, V = th.ou_paths(rng, (R, n), t)  # σ_v = τ = 1: D = 1
     z = []
     for r in range(R):
         D_k, tau = tr.kubo_diffusion(t, V[r] * V[r][:, :1])

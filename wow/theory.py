@@ -633,6 +633,30 @@ def band_energy_thermal(t0, T):
     return float(out) if out.ndim == 0 else out
 
 
+def ou_paths(rng, shape, times, sigma=1.0, tau=1.0):
+    """Positions x (x(0) = 0) and velocities v, each (*shape, len(times)), of a stationary
+    Ornstein-Uhlenbeck velocity process at the given times (fs), sampled exactly (the joint Gaussian
+    of (Δx, v') given v; Uhlenbeck-Ornstein 1930) from the numpy Generator rng: C(t) = σ² e^{-t/τ},
+    D = σ² τ, MSD = 2σ²τ² (t/τ - 1 + e^{-t/τ}). Synthetic data with a known D and τ_p for the
+    estimators of wow.transport."""
+    g = 1 / tau
+    v = rng.normal(0, sigma, shape)
+    x = np.zeros(shape)
+    X, V = [x], [v]
+    for h in np.diff(times):
+        e = math.exp(-g * h)
+        var_v = sigma**2 * (1 - e**2)
+        var_x = 2 * sigma**2 / g**2 * (g * h - 2 * (1 - e) + 0.5 * (1 - e**2))
+        cov = sigma**2 / g * (1 - e) ** 2
+        dv = math.sqrt(var_v) * rng.normal(size=shape)
+        dx = cov / var_v * dv + math.sqrt(var_x - cov**2 / var_v) * rng.normal(size=shape)
+        x = x + v * (1 - e) / g + dx
+        v = v * e + dv
+        X.append(x)
+        V.append(v)
+    return np.stack(X, -1), np.stack(V, -1)
+
+
 # Frozen disorder: the Lyapunov exponent of the chain's transfer matrices
 def lyapunov_exponent(E, t_bonds, eps_sites, burn=None):
     """Lyapunov exponent γ (per site) of a chain with hoppings ``t_bonds`` (..., L-1) (eV, bond n
