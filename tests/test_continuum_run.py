@@ -6,6 +6,7 @@ static lattice backscatters nothing; classical and Wigner samples; bad input ref
 parameter named. Small rings (N = 8, g = 8: 64 grid points), few steps."""
 
 import dataclasses
+import math
 
 import jax.numpy as jnp
 import numpy as np
@@ -150,6 +151,26 @@ def test_wigner_samples_hold_the_zero_point():
     cfg = dataclasses.replace(base(), temperature=0.0, statistics="quantum", duration=2.0)
     r = wow.run(cfg, 2, progress=False)
     assert np.all(r.per_sample["P_b"] > 1e-8)
+    assert np.all(np.isfinite(r.per_sample["P_b"]))
+
+
+def test_windows_cover_the_zero_point_at_zero_temperature():
+    """The windows' reach is rounded up to whole cells; with w = a/TAIL_RADIUS that slack is zero, so
+    u_max comes from the displacements alone. Wigner samples at T = 0 carry the zero-point rms
+    sqrt(<u²>_0) of theory.msd_mean: u_max must be U_SIGMAS times it (it was 0: every such sample
+    left its windows and came back NaN); classical samples at T = 0 need none."""
+    from wow import theory
+
+    chain = wow.Chain(N=8, boundary="ring")
+    e = wow.Continuum(V0=0.2, w=chain.a / C.TAIL_RADIUS, g=32, sigma=1.0)
+    cfg = wow.Config(chain=chain, electron=e, dynamics="frozen", temperature=0.0, statistics="quantum",
+                     dt=0.02, duration=0.04, n_frames=1)
+    zero_point = math.sqrt(theory.msd_mean(chain, 0.0, "quantum"))
+    assert zero_point > 0.01
+    assert C.thermal_u_max(cfg) == pytest.approx(C.U_SIGMAS * zero_point, rel=1e-12)
+    assert C.make_grid(e, chain, 0.0).u_max == pytest.approx(0.0, abs=1e-12)  # no slack left
+    assert C.thermal_u_max(dataclasses.replace(cfg, statistics="classical")) == 0.0
+    r = wow.run(cfg, 2, progress=False)
     assert np.all(np.isfinite(r.per_sample["P_b"]))
 
 

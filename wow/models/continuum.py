@@ -608,14 +608,16 @@ MAX_PHASE = 1.0
 
 def thermal_u_max(cfg) -> float:
     """The u_max (Å) of a run of Config ``cfg``: electron.u_max when given, else U_SIGMAS x the rms
-    thermal displacement of a ring site at cfg's temperature and statistics, plus the largest site
+    thermal displacement of a ring site at cfg's temperature and statistics (the zero point included
+    for 'quantum' statistics, also at T = 0), plus the largest site
     displacement of the quantum modes at their DVR points (dynamics='quantum')."""
     if cfg.electron.u_max is not None:
         return float(cfg.electron.u_max)
     from .. import theory  # the analytic <u²> (host side, numpy)
 
     chain = cfg.chain
-    u = U_SIGMAS * math.sqrt(theory.msd_mean(chain, cfg.temperature, cfg.statistics)) if cfg.temperature > 0 else 0.0
+    # at T = 0 too: Wigner samples ('quantum' statistics) carry the zero-point displacements
+    u = U_SIGMAS * math.sqrt(theory.msd_mean(chain, cfg.temperature, cfg.statistics))
     if cfg.dynamics == "quantum":
         from .. import fock, lattice
 
