@@ -14,7 +14,11 @@ electron turns round). Per point this script reports, from wow.run and the final
     mechanical momentum) and the parts' ħk0 + m v_0 and ħ(k0 - G) + m v_0 (≈ ħ·2k0, ħ(2k0 - G));
   * the recoil energy Δ<(Q - p)²>/(2NM) per backscattered weight against
     theory.continuum_recoil_energy, 2p(P + p)/(NM) with p = m v_0(k0), beside the chain's A8 with
-    ħk0 (zero at P = -ħk0, where the mechanical form is not).
+    ħk0 (zero at P = -ħk0, where the mechanical form is not); split into its Q-linear part
+    -QΔ<p>/(NM), the closed form's, and the rest Δ<p²>/(2NM), which the closed form sets to 0 (Bloch
+    states φ_{±k} have the same <p²>) and which is not of the reflection: the splitting's O(dt²)
+    error (shown beside it: the same packet on the static lattice, where it is exactly 0) plus the
+    packet's <p²> changing in the disordered lattice.
 Choose k0 with 2k0 < π/a (normal) and near π/a (where the Bloch states mix in G, Umklapp).
 """
 
@@ -131,6 +135,41 @@ def run_point(point, n_samples, seed, *, devices=None, chunk_size=None, progress
     return res, None
 
 
+def p2_change(cfg, per_sample):
+    """Per sample, Δ<p²>/(2NM) (eV): the part of dE_cm = Δ<(Q - p)²>/(2NM) = (-2QΔ<p> + Δ<p²>)/(2NM)
+    that does not depend on the sector Q, from the tallies dE_cm, dP_e = Δ<p> and Q = P_R_f + ħk_f.
+    The closed form 2p(P + p)/(NM) is the other part, -QΔ<p>/(NM), for Bloch states (Δ<p²> = 0
+    between φ_k and φ_{-k}); this part is what it leaves out."""
+    from wow.units import HBAR
+
+    ps = {k: np.asarray(per_sample[k], float) for k in ("dE_cm", "dP_e", "P_R_f", "k_f")}
+    Q = ps["P_R_f"] + HBAR * ps["k_f"]
+    return ps["dE_cm"] + Q * ps["dP_e"] / (cfg.chain.N * cfg.chain.mass_ev)
+
+
+def static_p2_change(cfg):
+    """Δ<p²>/(2NM) (eV) of cfg's Bloch packet over cfg's run on the static lattice (u = 0, recoil on,
+    sector Q = cm_momentum + <p>(0)), by the run's own Strang splitting (continuum.evolve). Exactly
+    0 for the exact dynamics (a one-band Bloch packet is a sum of eigenstates with disjoint plane
+    waves, so <p²> is constant); the splitting's O(dt²) error is what remains: the numerical part
+    of ``p2_change`` at the run's dt."""
+    import jax.numpy as jnp
+
+    from wow.models import continuum as C
+    from wow.units import HBAR
+
+    model, mp = C.model_of(cfg, jnp.float64)
+    psi0 = model.packet(cfg, jnp.complex128)
+    p = HBAR * mp.kappa
+    w0 = jnp.abs(C.fft(psi0)) ** 2
+    Q = float(cfg.cm_momentum or 0.0) + float(w0 @ p)
+    V = model.potential(jnp.zeros(cfg.chain.N), mp)
+    E_T = C.kinetic_energies(mp.kappa, mp.m, Q, mp.inv_2NM)
+    n = int(round(cfg.duration / cfg.dt))
+    wf = jnp.abs(C.fft(C.evolve(psi0, V, E_T, cfg.dt, n))) ** 2
+    return float((wf - w0) @ p**2) * float(mp.inv_2NM)
+
+
 def closed_forms(cfg, P, back_k):
     """The closed forms for band-0 reflections k -> -k, weighted by the backscattered weight per
     crystal momentum b(k') (FFT order; k' < 0 reflected from k = -k'), with the packet's initial
@@ -193,6 +232,7 @@ def rows_of(res):
             "dP_umklapp": weighted_mean_sem(ps["dP_cm_umklapp"], ps["P_b_umklapp"])[0] / hk,
             "dP_umklapp_cf": cf["dP_umklapp"] / hk,
             "E": float(np.mean(ps["dE_cm"])) / Pb, "E_cf": cf["E_mech"], "E_A8": cf["E_A8"],
+            "E_p2": float(np.mean(p2_change(cfg, ps))) / Pb, "E_p2_static": static_p2_change(cfg) / Pb,
             "G_over_k0": 2 * math.pi / cfg.chain.a / cfg.k0})
     return out
 
@@ -214,13 +254,16 @@ def main(argv=None):
                        runner=run_point)
     table = rows_of(res)
     rows = [["k0 (π/a)", "P/ħk0", "P_b", "Umklapp share | theory", "ΔP_R/P_b (ħk0) | 2mv0/ħk0",
-             "normal part (ħk0) | theory", "Umklapp part (ħk0) | theory", "recoil E/P_b (µeV) | 2p(P+p)/NM | A8 (ħk0)"]]
+             "normal part (ħk0) | theory", "Umklapp part (ħk0) | theory", "recoil E/P_b (µeV) | 2p(P+p)/NM | A8 (ħk0)",
+             "E/P_b - Δ<p²>/(2NM P_b) (µeV) | 2p(P+p)/NM", "Δ<p²>/(2NM P_b) (µeV) | static lattice (dt error)"]]
     for t in table:
         rows.append([f"{t['k0']:g}", f"{t['P']:g}", f"{t['P_b']:.4f} ± {t['P_b_sem']:.1g}",
                      f"{t['umklapp']:.4f} | {t['umklapp_cf']:.4f}", f"{t['dP']:.4f} | {t['dP_cf']:.4f}",
                      f"{t['dP_normal']:.4f} | {t['dP_normal_cf']:.4f}",
                      f"{t['dP_umklapp']:.3f} | {t['dP_umklapp_cf']:.3f}",
-                     f"{t['E'] * 1e6:.2f} | {t['E_cf'] * 1e6:.2f} | {t['E_A8'] * 1e6:.2f}"])
+                     f"{t['E'] * 1e6:.2f} | {t['E_cf'] * 1e6:.2f} | {t['E_A8'] * 1e6:.2f}",
+                     f"{(t['E'] - t['E_p2']) * 1e6:.2f} | {t['E_cf'] * 1e6:.2f}",
+                     f"{t['E_p2'] * 1e6:.2f} | {t['E_p2_static'] * 1e6:.2f}"])
     c = pts[0].config
     head = (f"CM recoil in the density-density model (N = {args.N}, M = {args.mass:g} amu, V0 = {args.V0:g} eV, "
             f"w = {args.w:g} Å, {args.dynamics} {args.statistics} lattice at {args.temperature:g} K, "
