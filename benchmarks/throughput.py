@@ -60,6 +60,12 @@ DYNAMICS = tuple(d for d in DYNAMICS if d != "quantum")  # the quantum lattice i
 DEFAULT_POINTS = [(4096, 64), (256, 1), (1024, 1024), (16384, 256)]
 FULL_N = [256, 1024, 4096, 16384]
 FULL_S = [1, 16, 64, 256, 1024, 4096]
+#: Default bytes a block's state may take on a CPU (``cache_block``). 8 MB picks 8 samples per block
+#: in float64 and 16 in float32 at N = 4096 (32 MB picked all 32 per device): measured in one sitting
+#: (2026-12-02, 4096 x 64, 2 cores, M sample·site·steps/s at blocks 32 / 16 / 8): wow float64
+#: 194-219 / 250-265 / 239-276, wow float32 374 / 446 / 459, frozen float64 578 / 669 / 667, Ehrenfest
+#: float64 86 / 112 / 111; the core at 696105a gains alike (wow float64 168-180 / 212-219 / 210-214).
+CACHE_BYTES = 8e6
 
 
 def config(dynamics, dtype, N, steps, dt=0.02, order=2):
@@ -308,7 +314,7 @@ def main(argv=None):
     ap.add_argument("--no-numpy", dest="numpy", action="store_false")
     ap.add_argument("--no-block", dest="block", action="store_false",
                     help="on a CPU, do not run samples in cache-sized blocks")
-    ap.add_argument("--cache", type=float, default=32e6, help="bytes a block's state may take (CPU)")
+    ap.add_argument("--cache", type=float, default=CACHE_BYTES, help="bytes a block's state may take (CPU)")
     ap.add_argument("--no-extras", dest="extras", action="store_false", help="skip memory and compile checks")
     ap.add_argument("--max-bytes", type=float, default=4e9, help="skip points whose state exceeds this")
     ap.add_argument("--cpu-devices", type=int, default=None,
