@@ -47,7 +47,7 @@ def body_thunks(text):
     body = max(inner, key=lambda b: len(comps[b]))
     top, branch = [], []
     for l in comps[body]:
-        m = re.search(r"%([\w.\-]+) = \S+ (fusion|copy|conditional)\(", l)
+        m = re.search(r"%([\w.\-]+) = .*? (fusion|copy|conditional)\(", l)
         if not m:
             continue
         top.append(m.group(1))

@@ -60,12 +60,14 @@ DYNAMICS = tuple(d for d in DYNAMICS if d != "quantum")  # the quantum lattice i
 DEFAULT_POINTS = [(4096, 64), (256, 1), (1024, 1024), (16384, 256)]
 FULL_N = [256, 1024, 4096, 16384]
 FULL_S = [1, 16, 64, 256, 1024, 4096]
-#: Default bytes a block's state may take on a CPU (``cache_block``). 8 MB picks 8 samples per block
-#: in float64 and 16 in float32 at N = 4096 (32 MB picked all 32 per device): measured in one sitting
-#: (2026-12-02, 4096 x 64, 2 cores, M sample·site·steps/s at blocks 32 / 16 / 8): wow float64
-#: 194-219 / 250-265 / 239-276, wow float32 374 / 446 / 459, frozen float64 578 / 669 / 667, Ehrenfest
-#: float64 86 / 112 / 111; the core at 696105a gains alike (wow float64 168-180 / 212-219 / 210-214).
-CACHE_BYTES = 8e6
+#: Default bytes a block's state may take on a CPU (``cache_block``), per dtype. float64: 8 MB picks
+#: 8 samples per block at N = 4096 (32 MB picked all 32 per device). Measured (2026-12-02, 4096 x 64,
+#: 2 cores, M sample·site·steps/s at blocks 32 / 16 / 8, one sitting): wow float64 194-219 / 250-265 /
+#: 239-276, Ehrenfest float64 86 / 112 / 111, frozen float64 578 / 669 / 667 (in a later sitting 612 at
+#: 32 against 570 at 8: within the noise); the core at 696105a gains alike (wow float64 168-180 /
+#: 212-219 / 210-214). float32 keeps 32 MB: at block 16 frozen ran 590 against 1282 and Ehrenfest
+#: 135 against 163 in the same sitting (wow 388 against 400).
+CACHE_BYTES = {"float32": 32e6, "float64": 8e6}
 
 
 def config(dynamics, dtype, N, steps, dt=0.02, order=2):
@@ -181,7 +183,8 @@ def bench_point(dynamics, dtype, N, S, args):
     cfg = config(dynamics, dtype, N, steps, order=args.order)
     lat = inputs(cfg, S)
     n_dev = len(jax.devices()) if S % len(jax.devices()) == 0 else 1
-    block = cache_block(S // n_dev, N, dtype, args.cache) if args.block else None
+    cache = CACHE_BYTES[dtype] if args.cache is None else args.cache
+    block = cache_block(S // n_dev, N, dtype, cache) if args.block else None
     f, _ = core_program(cfg, block, n_dev)
     if n_dev > 1:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -314,7 +317,8 @@ def main(argv=None):
     ap.add_argument("--no-numpy", dest="numpy", action="store_false")
     ap.add_argument("--no-block", dest="block", action="store_false",
                     help="on a CPU, do not run samples in cache-sized blocks")
-    ap.add_argument("--cache", type=float, default=CACHE_BYTES, help="bytes a block's state may take (CPU)")
+    ap.add_argument("--cache", type=float, default=None,
+                    help="bytes a block's state may take (CPU; default per dtype: CACHE_BYTES)")
     ap.add_argument("--no-extras", dest="extras", action="store_false", help="skip memory and compile checks")
     ap.add_argument("--max-bytes", type=float, default=4e9, help="skip points whose state exceeds this")
     ap.add_argument("--cpu-devices", type=int, default=None,
