@@ -332,6 +332,11 @@ def test_dd_recoil_experiment_writes_its_outputs(tmp_path):
         assert t["dP_umklapp_cf"] < 0 < t["dP_normal_cf"]
     ps = res.points[0].per_sample
     np.testing.assert_allclose(ps["dP_cm"], -ps["dP_e"], rtol=0, atol=1e-15)
+    # band 0's backscattered weight is P_b less the higher bands' v < 0 weight (the disorder's
+    # dressing of the packet), so 0 < P_b_band0 < P_b
+    P_b, P_b0 = np.asarray(ps["P_b"]), np.asarray(ps["P_b_band0"])
+    assert np.all((P_b0 > 0) & (P_b0 < P_b))
+    assert rows[0]["dP_band0"] == pytest.approx(rows[0]["dP"] * np.mean(P_b) / np.mean(P_b0), rel=1e-12)
     # the recoil energy's part Δ<p²>/(2NM P_b) is the same at both P (Q enters the dynamics only
     # through the recoil term (Q - p)²/(2NM): 0.2 % apart here, measured)
     assert rows[0]["E_p2"] == pytest.approx(rows[1]["E_p2"], rel=1e-2)
