@@ -232,13 +232,17 @@ def main(argv=None):
 
     env = throughput.environment()
     mesh = Mesh(np.array(jax.devices()), ("s",))
+    mesh1 = Mesh(np.array(jax.devices()[:1]), ("s",))
     res = {}
     for dt in DTYPES:
         real = jnp.float32 if dt == "float32" else jnp.float64
         bw = throughput.copy_bandwidth(real)
         pair, least = fft_pair_rates(mesh, real, args.repeats)
         fma, mm, ex = peaks(mesh, real, args.repeats)
-        res[dt] = dict(bw=bw, pair=pair, least=least, fma=fma, mm=mm, exp=ex, cost=step_cost(dt))
+        # the same on one device (one core): do the two cores scale (or share one physical core)?
+        pair1, _ = fft_pair_rates(mesh1, real, args.repeats)
+        fma1 = peaks(mesh1, real, args.repeats)[0]
+        res[dt] = dict(bw=bw, pair=pair, least=least, fma=fma, mm=mm, exp=ex, cost=step_cost(dt), pair1=pair1, fma1=fma1)
     times = {k: [] for k in runs}
     for _ in range(args.rounds):
         for k, ts in cc.time_round(runs, 2).items():
@@ -247,7 +251,7 @@ def main(argv=None):
     lines = []
     head = ("| dtype | B/pt·step | copy BW GB/s | roofline M pt·steps/s | FMA peak GFLOP/s | matmul GFLOP/s | exp G/s | "
             "numpy FFT pair | scipy FFT pair (2 workers) | jnp FFT pair | least step K·fft(P·ifft) | frozen step | "
-            "wow step | flops/pt·step (hand: pair, wow) | XLA flops/pt·step (wow, frozen) | 40% roofline needs GFLOP/s |")
+            "wow step | 1 core: FMA GFLOP/s, jnp FFT pair | flops/pt·step (hand: pair, wow) | XLA flops/pt·step (wow, frozen) | 40% roofline needs GFLOP/s |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     summary = []
     for dt in DTYPES:
@@ -261,7 +265,7 @@ def main(argv=None):
         peak = max(r["fma"], r["mm"])
         lines.append(f"| {dt} | {B} | {r['bw'][0] / 1e9:.1f} | {roof:.0f} | {r['fma']:.1f} | {r['mm']:.1f} | {r['exp']:.2f} | "
                      f"{frac(npr['numpy/' + dt])} | {frac(npr['scipy/' + dt])} | {frac(r['pair'])} | {frac(r['least'])} | "
-                     f"{frac(fz)} | {frac(ww)} | {hf['fft_pair']:.0f}, {hf['wow']:.0f} + {hf['exp_wow']} exp | "
+                     f"{frac(fz)} | {frac(ww)} | {r['fma1']:.1f}, {r['pair1']:.0f} | {hf['fft_pair']:.0f}, {hf['wow']:.0f} + {hf['exp_wow']} exp | "
                      f"{r['cost']['wow'][0]:.0f} + {r['cost']['wow'][1]:.0f} transc., {r['cost']['frozen'][0]:.0f} | "
                      f"{need:.0f} ({need / peak:.2f} x peak) |")
         summary.append(dict(dt=dt, roof=roof, pair=r["pair"], least=r["least"], peak=peak, need=need,

@@ -115,6 +115,24 @@ def test_potential_equals_the_periodised_gaussian():
     assert np.max(np.abs(np.asarray(fn(u3, V0, 2.0, g3)) - images_reference(u3, V0, 2.0, g3))) < 1e-13 * V0
 
 
+def test_lean_window_drops_only_terms_beyond_the_cut():
+    """make_grid's window (one cell fewer to the right: the atom sits at its cell's first point)
+    gives bit-for-bit the potential and forces of the symmetric window of the same reach for every
+    |u_j| <= grid.u_max (the dropped cell held only terms beyond the cut, zeroed anyway); and its
+    u_max covers the u_max asked for, over a sweep of requests."""
+    chain, model, grid = setup(N=12, u_max=3.0)
+    sym = C.Grid(grid.N, grid.a, grid.g, grid.w, grid.reach)
+    assert len(grid.cells) == len(sym.cells) - 1 and grid.u_max <= sym.u_max
+    u = random_u(1, (3, chain.N), 1.0)
+    u = u.at[0, 3].set(grid.u_max).at[1, 5].set(-grid.u_max)
+    np.testing.assert_array_equal(np.asarray(C.lattice_potential(u, V0, W, grid)),
+                                  np.asarray(C.lattice_potential(u, V0, W, sym)))
+    psi = jnp.asarray(np.random.default_rng(2).normal(size=(3, grid.n_s)) + 0j) / math.sqrt(grid.n_s)
+    np.testing.assert_array_equal(np.asarray(C.forces(psi, u, V0, W, grid)), np.asarray(C.forces(psi, u, V0, W, sym)))
+    for asked in np.linspace(0.0, 4.0, 41):
+        assert C.make_grid(model, chain, float(asked)).u_max >= asked
+
+
 def test_static_potential_fourier_components_are_v_tilde_over_a():
     """The static lattice's grid potential has Fourier components only at G, equal to ṽ(G)/a up to
     the grid's aliasing (< 4e-14 ṽ(0)/a by the resolution rule)."""
