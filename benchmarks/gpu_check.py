@@ -114,9 +114,9 @@ def main(argv=None):
 
     # 3b. the density-density (continuum) model, wow dynamics (its potential rebuilt every step) and
     # frozen, both precisions, at samples x grid points >= 1e7 (4096 x 4096 = 1.7e7; smoke: 4096).
-    # The step's rate is the difference of two runs (n and 2n steps, after a warm-up run): a run's fixed cost (sampling,
-    # the initial packet, the final Bloch tallies, ψ back to the host) is ~ a few steps on a GPU and
-    # would understate the step; the whole-run rate is reported beside it. Bytes per gridpoint*step:
+    # The step's rate is the difference of two runs (n and 2n steps, after a warm-up run): a run's
+    # fixed cost (sampling, the initial packet, the final Bloch tallies, ψ back to the host) is ~ a
+    # few steps on a GPU and would understate the step; the whole-run rate is reported beside it. Bytes per gridpoint*step:
     # ψ read and written once (16 B float32, 32 B float64); the target is >= 50% of the roofline.
     Na, Sc, steps_c = (32, 8, 20) if smoke else (256, 4096, 200)
     for dyn in ("wow", "frozen"):
