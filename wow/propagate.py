@@ -59,8 +59,10 @@ class Plan:
     recomputes a block's steps: memory ~ (steps/b + b) states, O(sqrt(steps)) at b ~ sqrt(steps)).
     reversible (with a static count, a backend whose lattice runs backwards alone: frozen, wow):
     every sub-step leaves ψ whole, and reverse mode stores no step at all: it runs the steps
-    backwards from the frame's final state (``reversible_steps``); forward mode is then not
-    available (a custom_vjp).
+    backwards from the frame's final state; forward mode is then not available (a custom_vjp).
+    adjoint (with reversible, a model with ``whole_back``: the chain): the backward pass is the
+    model's hand-written adjoint (``adjoint_steps``); False: jax.vjp of each recovered step
+    (``reversible_steps``; the same numbers to rounding, kept as the reference).
 
     watch: look at the lattice every ``Inputs.watch_every`` steps (wow.sanity.watch: hoppings that
     changed sign, the smallest bond stretch; each look stands for the steps since the last, fewer at a
@@ -78,6 +80,7 @@ class Plan:
     kubo: bool = False
     reversible: bool = False
     watch: bool = False
+    adjoint: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,6 +349,120 @@ def _reversible_bwd(f, g, n, res, ct):
 _reversible.defvjp(_reversible_fwd, _reversible_bwd)
 
 
+def _whole_step(program: Program, args, lat):
+    """carry -> carry: one step of whole sub-steps (what ``reversible`` runs) from the traced
+    args = (model parameters, lattice parameters, dt, Q); ``lat`` the carried lattice (a static
+    lattice's layers are made from it once)."""
+    model, backend, plan = program.model, program.backend, program.plan
+    mp, lp, dt, Q = args
+    subs = substeps(plan, dt)
+    lift = _lift(plan)
+    base = ElectronOps(evolve=None, force=_force(model, mp), amplitudes=lambda e: model.amplitudes(e, mp),
+                       start=lambda psi: model.start(psi, mp))
+    inputs = Inputs(model=mp, lattice=lp, dt=dt, steps_per_frame=None)
+    _, evolve, _, extras = _electron(program, inputs, [s.h for s in subs], lift(backend.coordinates(lat, lp)),
+                                     whole=True)
+    xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
+    return _one_step(backend, lp, base, evolve, xs, lift)
+
+
+def adjoint_steps(program: Program, n: int, carry, args):
+    """n steps of whole sub-steps (``_whole_step``) from carry (e, lat), differentiated in reverse
+    mode by the model's hand-written adjoint (``whole_angles`` / ``whole_back``, the chain's):
+    nothing is stored; the backward pass runs the steps backwards from the final carry, each
+    sub-step's lattice by backend.unstep, its electron and the electron's cotangent together in one
+    pass of the same rotations (``whole_back``), and only the cheap linear pieces (angles from the
+    coordinates and parameters, the lattice's own step and the coordinates it hands over, the
+    recoil phases) by jax.vjp. The same derivative as ``reversible_steps`` (and as plain reverse
+    mode) to rounding, at about half its backward cost (benchmarks/RESULTS.md). args: (model
+    parameters, lattice parameters, dt, Q), all receiving their cotangents."""
+    _check_reversible(program.backend)
+    return _adjoint(program, n, carry, args)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _adjoint(program, n, carry, args):
+    step = _whole_step(program, args, carry[1])
+    return jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=n)[0]
+
+
+def _adjoint_fwd(program, n, carry, args):
+    out = _adjoint(program, n, carry, args)
+    return out, (out, args)
+
+
+def _adjoint_bwd(program, n, res, ct):
+    out, args = res
+    model, backend, plan = program.model, program.backend, program.plan
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    which = [i for i, x in enumerate(leaves) if _inexact(x)]
+    diff0 = tuple(leaves[i] for i in which)
+    lift = _lift(plan)
+    n_sub = len(COMPOSITIONS[plan.order])
+    passing = ElectronOps(evolve=lambda _, coords: coords, force=None, amplitudes=None, start=None)
+
+    def with_diff(diff):
+        k = list(leaves)
+        for i, v in zip(which, diff):
+            k[i] = v
+        return jax.tree_util.tree_unflatten(tree, k)
+
+    def fixed_of(diff):  # each sub-step's recoil phases as (Re, Im): real cotangents, no convention
+        mp, _, dt, Q = with_diff(diff)
+        fs = [lift(model.fixed(sub.h, mp, Q)) for sub in substeps(plan, dt)]
+        return [None if f is None else (jnp.real(f), jnp.imag(f)) for f in fs]
+
+    def lattice_of(lat, diff, i):  # (the coordinates the electron sees, the lattice after sub-step i)
+        _, lp, dt, _ = with_diff(diff)
+        coords, lat = backend.step(None, lat, lp, substeps(plan, dt)[i], passing)
+        return lift(coords), lat
+
+    def angles_of(coords, diff, i):
+        mp, _, dt, _ = with_diff(diff)
+        return model.whole_angles(coords, substeps(plan, dt)[i].h, mp)
+
+    fixed, fixed_pull = jax.vjp(fixed_of, diff0)
+    fixed_c = [None if f is None else jax.lax.complex(*f) for f in fixed]
+    _, lp, dt, _ = args
+    subs = substeps(plan, dt)
+    add = lambda a, b: jax.tree_util.tree_map(jnp.add, a, b)  # noqa: E731
+
+    def back(state, _):
+        e, lat, ct_e, ct_lat, acc, acc_fixed = state
+        acc_fixed = list(acc_fixed)
+        for i in reversed(range(n_sub)):
+            lat = backend.unstep(lat, lp, subs[i])
+            (coords, _), lattice_pull = jax.vjp(lambda l, d, i=i: lattice_of(l, d, i), lat, diff0)
+            angles, angles_pull = jax.vjp(lambda c, d, i=i: angles_of(c, d, i), coords, diff0)
+            e, ct_e, ct_angles, ct_fixed = model.whole_back(e, ct_e, angles, fixed_c[i])
+            ct_coords, ct_d = angles_pull(ct_angles)
+            ct_lat, ct_d2 = lattice_pull((ct_coords, ct_lat))
+            acc = add(acc, add(ct_d, ct_d2))
+            if ct_fixed is not None:
+                acc_fixed[i] = add(acc_fixed[i], ct_fixed)
+        return (e, lat, ct_e, ct_lat, acc, acc_fixed), None
+
+    zeros = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)  # noqa: E731
+    e, lat = out
+    ct_e, ct_lat = ct
+    state = (e, lat, ct_e, ct_lat, zeros(diff0), zeros(fixed))
+    (_, _, ct_e, ct_lat, acc, acc_fixed), _ = jax.lax.scan(back, state, None, length=n)
+    acc = add(acc, fixed_pull(acc_fixed)[0])
+    ct_leaves = [_zero_cotangent(x) for x in leaves]
+    for i, v in zip(which, acc):
+        ct_leaves[i] = v
+    return (ct_e, ct_lat), jax.tree_util.tree_unflatten(tree, ct_leaves)
+
+
+_adjoint.defvjp(_adjoint_fwd, _adjoint_bwd)
+
+
+def _check_reversible(backend):
+    if not getattr(backend, "reversible", False) or backend.whole_electron:
+        raise ValueError(f"{type(backend).__name__}: its lattice does not run backwards alone (reacts "
+                         f"to the electron or draws noise): no reversible steps")
+
+
 def _with_first(first, frames):
     """Frames of the scan (n_frames, B, ...) after the t = 0 frame (B, ...): (B, n_frames + 1, ...)."""
     return jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:, None], jnp.moveaxis(r, 0, 1)], axis=1),
@@ -357,9 +474,7 @@ def _unstep(program: Program, inputs: Inputs, subs, coords0, Q, base, lift):
     in reverse order, each the lattice run back (backend.unstep), then the electron's Strang step
     of length -h at those coordinates (a palindrome of layers each odd in h: S(-h) = S(h)^-1)."""
     model, backend, mp, lp = program.model, program.backend, inputs.model, inputs.lattice
-    if not getattr(backend, "reversible", False) or backend.whole_electron:
-        raise ValueError(f"{type(backend).__name__}: its lattice does not run backwards alone (reacts "
-                         f"to the electron or draws noise): no reversible steps")
+    _check_reversible(backend)
     _, evolve, _, extras = _electron(program, inputs, [-s.h for s in subs], coords0, whole=True)
     xs = [{"sub": Substep(h=-s.h, h_next=-s.h_next), "fixed": lift(model.fixed(-s.h, mp, Q)), **extra}
           for s, extra in zip(subs, extras)]
@@ -399,9 +514,12 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     prepare, evolve, view, extras = _electron(program, inputs, hs, coords0, whole=plan.reversible)
     xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
     step = _one_step(backend, lp, base, evolve, xs, lift)
-    unstep = _unstep(program, inputs, subs, coords0, Q, base, lift) if plan.reversible else None
+    adjoint = plan.reversible and plan.adjoint and hasattr(model, "whole_back") and plan.steps_per_frame is not None
+    unstep = _unstep(program, inputs, subs, coords0, Q, base, lift) if plan.reversible and not adjoint else None
     if plan.watch:
         steps, watch0 = _watched(step, program, inputs, lat)
+    elif adjoint:
+        steps = lambda carry: adjoint_steps(program, plan.steps_per_frame, carry, (mp, lp, inputs.dt, Q))  # noqa: E731
     else:
         steps = _repeat(step, plan, inputs.steps_per_frame, unstep)
 

@@ -108,10 +108,14 @@ def shift_sites(x, d: int, ring: bool, fill=0.0):
 
 
 def by_parity(x, M: int):
-    """Per-bond or per-site values (..., n) -> (even, odd), each (..., M), missing entries 0."""
+    """Per-bond or per-site values (..., n) -> (even, odd), each (..., M), missing entries 0.
+    Read as the pairs (..., M, 2), the inverse of ``interleave``: its transpose (reverse mode) is
+    then a pad of the pair axis, where that of a stride-2 slice, an interior pad, is compiled
+    without SIMD by XLA:CPU (it was ~40% of a reversible gradient's time)."""
     if x.shape[-1] < 2 * M:
         x = _pad_sites(x, 0, 2 * M - x.shape[-1])
-    return x[..., 0::2], x[..., 1::2]
+    pairs = x.reshape(*x.shape[:-1], M, 2)
+    return pairs[..., 0], pairs[..., 1]
 
 
 def interleave(even, odd, n: int):
@@ -133,6 +137,14 @@ def site_strains(b, a, ring: bool):
     if ring:
         return (jnp.roll(b, 1, axis=-1) + b) / (2 * a)
     return (_pad_sites(b, 1, 0) + _pad_sites(b, 0, 1)) / (2 * a)
+
+
+def _sum_to(x, shape):
+    """x summed over its leading axes and the axes where ``shape`` has 1: the cotangent of an
+    array of ``shape`` that was broadcast to x's."""
+    x = jnp.sum(x, axis=tuple(range(x.ndim - len(shape)))) if x.ndim > len(shape) else x
+    axes = tuple(i for i, (a, b) in enumerate(zip(x.shape, shape)) if b == 1 and a != 1)
+    return jnp.sum(x, axis=axes, keepdims=True) if axes else x
 
 
 def _row(v, ndim: int = 1):
@@ -251,8 +263,20 @@ def rotation(theta):
     return g, s, (norm_defect(g, s) / 2 if theta.dtype == jnp.float32 else None)
 
 
+def rotation_rate(theta):
+    """dψ/dθ of the angle ψ = 2 atan(n/d) that ``rotation`` turns by (c = cos ψ, s = sin ψ):
+    (n'd - nd') / (d² + n²) with n' = 15 - 3y², d' = -12y (y = θ/2); 1 at θ = 0. The derivative
+    of a rotation by ψ(θ) is ψ'(θ) times the generator applied to the rotated state, which is how
+    the adjoint reads an angle's cotangent (``TightBinding.whole_back``)."""
+    y = theta / 2
+    y2 = y * y
+    n = y * (15 - y2)
+    d = 15 - 6 * y2
+    return ((15 - 3 * y2) * d + 12 * y * n) / (d * d + n * n)
+
+
 def computed_once(f, x):
-    """f(x) with its results held in buffers, computed once.
+    """f(x) with its results held in buffers, computed once (x an array or a pytree of them).
 
     XLA:CPU fuses an elementwise producer into each of its consumers and recomputes it there: each
     of the four real outputs of a layer recomputed the layer's rotations from the angles (37
@@ -260,7 +284,7 @@ def computed_once(f, x):
     buffers, so its branch runs once; the predicate (x's first entry is finite) is data XLA cannot
     fold, and both branches are f, so the value is f(x) either way. Only on the CPU; elsewhere (a
     GPU's conditional waits for the host) f is called as is."""
-    held = lambda y: jax.lax.cond(jnp.isfinite(y.reshape(-1)[0]), f, f, y)
+    held = lambda y: jax.lax.cond(jnp.isfinite(jax.tree_util.tree_leaves(y)[0].reshape(-1)[0]), f, f, y)
     return jax.lax.platform_dependent(x, cpu=held, default=f)
 
 
@@ -432,18 +456,35 @@ class TightBinding:
         """The coupling's hoppings and site energies at ``coords`` as this sub-step's coefficients.
         coords['kick'] (optional, with site energies): site phases (φ_lead, φ_trail), each (..., N)
         radians, added to the leading and the trailing half layer (a noise backend's fresh draws)."""
+        outer, even, odd = self._angles(coords, h, p)
+        odd = self._rotation(odd)
+        if not self.use_onsite:
+            return Layers(trail=outer, even=None, odd=odd)
+        if "kick" not in coords:
+            return Layers(trail=outer, even=self._rotation(even), odd=odd)
+        kick = [tuple(x + y for x, y in zip(outer, by_parity(phi, self.M))) for phi in coords["kick"]]
+        return Layers(trail=kick[1], even=self._rotation(even), odd=odd, lead=kick[0])
+
+    def _angles(self, coords, h, p: ChainParams):
+        """(outer, even, odd): the angles of a sub-step's outer half layer (even bonds' θ/2, or the
+        site phases (φ_A, φ_B)/2 with site energies), of its even-bond layer (with site energies,
+        else None) and of its odd-bond layer (θ, or θ/2 twice around the recoil)."""
         t, eps = self.coupling.terms(coords, p)
         k = h / HBAR
         te, to = by_parity(t, self.M)
-        odd = self._rotation(to * (k / 2 if self.recoil else k))
+        odd = to * (k / 2 if self.recoil else k)
         if not self.use_onsite:
-            return Layers(trail=te * (k / 2), even=None, odd=odd)
+            return te * (k / 2), None, odd
         ea, eb = by_parity(eps, self.M)
-        half = (ea * (k / 2), eb * (k / 2))
-        if "kick" not in coords:
-            return Layers(trail=half, even=self._rotation(te * (k / 2)), odd=odd)
-        kick = [tuple(x + y for x, y in zip(half, by_parity(phi, self.M))) for phi in coords["kick"]]
-        return Layers(trail=kick[1], even=self._rotation(te * (k / 2)), odd=odd, lead=kick[0])
+        return (ea * (k / 2), eb * (k / 2)), te * (k / 2), odd
+
+    def whole_angles(self, coords, h, p: ChainParams):
+        """The angles (outer, even, odd) of a whole sub-step (``advance`` then ``close_joined``):
+        linear in the hoppings and site energies, hence in the coordinates. What reverse mode
+        differentiates by jax.vjp; ``whole_back`` gives their cotangents."""
+        if "kick" in coords:
+            raise ValueError("whole_angles: site kicks (a noise backend) have no whole-step adjoint")
+        return self._angles(coords, h, p)
 
     def _rotation(self, theta):
         """``rotation``, computed once into buffers (``computed_once``) with ``hold_rotations``."""
@@ -488,6 +529,83 @@ class TightBinding:
         """The trailing half by the coefficients ``join(None, layers)`` of the same sub-step (its
         leading half is the same layer where ``layers.lead`` is None): made once, not twice."""
         return self._outer(z, join)
+
+    def whole_back(self, z, ct, angles, fixed):
+        """A whole sub-step (``advance`` then ``close_joined``, angles ``whole_angles``) run
+        backwards in one pass: (z before it, the cotangent before it, the angles' cotangents (as
+        ``angles``), ``fixed``'s cotangent (d/dRe, d/dIm), or None without recoil), from z after it
+        and the cotangent ct after it.
+
+        In the split real form every layer is orthogonal, so its inverse and its transpose are the
+        same layer: the rotations with s -> -s (the recoil layer with e^{+iφ}). The state and its
+        cotangent are undone together, layer by layer, by rotations made once for both (held in
+        buffers, ``computed_once``). A rotation by ψ(θ) has
+        derivative ψ'(θ) G R (G the generator: iσ_x on a bond, -i on a site; ``rotation_rate``), so
+        an angle's cotangent is ψ'(θ) <ct, G z> read on the layer's output side, before it is
+        undone: nothing stored. The recoil layer ψ - F⁻¹[(g + is)Fψ] gives (-Re, Im) of
+        conj(F ct) (F ψ_in) / N for its (g, s). The same numbers as jax.vjp of the step at the
+        recovered state, to rounding (tests/test_adjoint.py), at about the cost of two forward
+        sub-steps."""
+        outer, even, odd = angles
+        tmap = jax.tree_util.tree_map
+        rots, rates = computed_once(lambda a: (tmap(rotation, a), tmap(rotation_rate, a)), angles)
+        c_outer, c_even, c_odd = rots
+        inv = lambda c: (c[0], -c[1], c[2])  # noqa: E731  (1 - c, -s, gc): the inverse rotation
+        ring = self.ring
+        acc = {}
+
+        def add(name, v):
+            acc[name] = v if name not in acc else tmap(jnp.add, acc[name], v)
+
+        def apply(layer, w, *a):  # one layer (undone) on the state and on the cotangent
+            zs, cs = layer(tuple(x[0] for x in w), *a), layer(tuple(x[1] for x in w), *a)
+            return tuple(zip(zs, cs))
+
+        def pairs(w, c, name):
+            Ar, Ai, Br, Bi = w
+            add(name, (Bi[1] * Ar[0] - Ar[1] * Bi[0]) + (Ai[1] * Br[0] - Br[1] * Ai[0]))
+            return apply(rotate_pairs, w, inv(c))
+
+        def bonds_odd(w, c):
+            Ar, Ai, Br, Bi = w
+            nxt = lambda x: shift_sites(x, 1, ring)  # noqa: E731  A_{j+1}, the other end of bond 2j+1
+            add("odd", (Bi[1] * nxt(Ar[0]) - nxt(Ar[1]) * Bi[0]) + (nxt(Ai[1]) * Br[0] - Br[1] * nxt(Ai[0])))
+            return apply(rotate_odd, w, inv(c), ring)
+
+        def sites(w, c):
+            Ar, Ai, Br, Bi = w
+            add("outer", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
+            return apply(phase_sites, w, (inv(c[0]), inv(c[1])))
+
+        def recoil(w):
+            psi = from_split(tuple(jnp.stack(x) for x in w), self.N)  # ψ and its cotangent, one FFT
+            f = jnp.fft.fft(psi, axis=-1)
+            back = jnp.conj(fixed)
+            x = jnp.conj(f[1]) * (f[0] - back * f[0]) / self.N  # conj(F ct) F ψ_in, F ψ_in = (1 - w*) F ψ
+            add("fixed", (_sum_to(-x.real, fixed.shape), _sum_to(x.imag, fixed.shape)))
+            w = to_split(psi - jnp.fft.ifft(f * back[None], axis=-1), self.M)
+            return tuple((x[0], x[1]) for x in w)
+
+        layers = ["outer"] + (["even"] if self.use_onsite else []) + ["odd"]
+        layers = layers + (["recoil", "odd"] if self.recoil else []) + layers[::-1][1:]
+        w = tuple(zip(z, ct))  # per component (state, cotangent): stacking them was 1.6x slower
+        for kind in reversed(layers):
+            if kind == "outer":
+                w = sites(w, c_outer) if self.use_onsite else pairs(w, c_outer, "outer")
+            elif kind == "even":
+                w = pairs(w, c_even, "even")
+            elif kind == "odd":
+                w = bonds_odd(w, c_odd)
+            else:
+                w = recoil(w)
+
+        def cotangent(name, angle, rate):  # ψ'(θ) <ct, G z>, summed to the angle's shape
+            return tmap(lambda g, a, r: _sum_to(g, a.shape) * r, acc[name], angle, rate)
+
+        ct_angles = (cotangent("outer", outer, rates[0]),
+                     None if even is None else cotangent("even", even, rates[1]),
+                     cotangent("odd", odd, rates[2]))
+        return tuple(x[0] for x in w), tuple(x[1] for x in w), ct_angles, acc.get("fixed")
 
     # -- energy and observables -----------------------------------------------------------------
     def energy(self, z, coords, p: ChainParams):
