@@ -237,16 +237,39 @@ def one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
     return tallies, frames, psik, final
 
 
-@partial(jax.jit, static_argnames=("program", "statistics", "fixed_cm", "n_groups", "keep_final"))
-def _chunk(source, groups, T, P_R_fixed, k0, psi0, inputs, program, statistics, fixed_cm, n_groups, keep_final):
-    """Run a chunk of samples; reduce ψ~ to per-group sums on the device (for the coherent split)."""
+def _blocked(starts, psi, k0, inputs, program, block, mesh):
+    """one_block over each device's samples in blocks of ``block`` one after the other (lax.map), so
+    that a block's state stays in cache for all its steps. shard_map gives each device its own
+    samples: a reshape of the sharded sample axis under GSPMD could move samples between devices.
+    Samples are independent, so the numbers are those of one block."""
+    tree_map = jax.tree_util.tree_map
+
+    def per_device(starts, psi, k0, inputs):
+        S = psi.shape[0]
+        split = lambda x: x.reshape((S // block, block) + x.shape[1:])
+        out = jax.lax.map(lambda a: one_block(*a, k0, inputs, program), tree_map(split, (starts, psi)))
+        return tree_map(lambda x: x.reshape((S,) + x.shape[2:]), out)
+
+    P = jax.sharding.PartitionSpec
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(P("samples"), P("samples"), P(), P()),
+                         out_specs=P("samples"), check_vma=False)(starts, psi, k0, inputs)
+
+
+@partial(jax.jit, static_argnames=("program", "statistics", "fixed_cm", "n_groups", "keep_final", "block", "mesh"))
+def _chunk(source, groups, T, P_R_fixed, k0, psi0, inputs, program, statistics, fixed_cm, n_groups, keep_final,
+           block=None, mesh=None):
+    """Run a chunk of samples; reduce ψ~ to per-group sums on the device (for the coherent split).
+    block: samples per inner block on each device of ``mesh`` (None: all of a device's samples)."""
     real = inputs.dt.dtype
     given = source["given"]
     starts = _starts(source, given, T, P_R_fixed, statistics, fixed_cm, program, real)
     S = source["keys"].shape[0]
     psi = jnp.broadcast_to(given["psi"], (S,) + given["psi"].shape[1:]).astype(psi0.dtype) if "psi" in given \
         else jnp.broadcast_to(psi0, (S,) + psi0.shape)
-    tallies, frames, psik, final = one_block(starts, psi, k0, inputs, program)
+    if block is None:
+        tallies, frames, psik, final = one_block(starts, psi, k0, inputs, program)
+    else:
+        tallies, frames, psik, final = _blocked(starts, psi, k0, inputs, program, block, mesh)
     S_ = jax.ops.segment_sum(psik, groups, num_segments=n_groups)
     A_ = jax.ops.segment_sum(jnp.abs(psik) ** 2, groups, num_segments=n_groups)
     return tallies, frames, S_, A_, (final if keep_final else None)
@@ -310,6 +333,28 @@ class EnsembleResult:
 #: last-level cache for all their steps: measured at N = 4096, 512 samples, 2 cores: wow float32
 #: 238 -> 420 M sample·site·steps/s, float64 89 -> 188 M/s against memory-sized chunks.
 CPU_CACHE_BYTES = 16 * 10**6
+#: On a CPU, a device's samples of a chunk run in inner blocks of about this many bytes of working
+#: state (cache_bytes_per_sample), one block after the other, where that was measured faster
+#: (BLOCKED): the chain in float64 under 'wow' and 'ehrenfest' (benchmarks/RESULTS.md, N = 4096:
+#: 8 samples per block). Elsewhere (float32, frozen, quantum, the continuum, kubo) one block.
+CPU_BLOCK_BYTES = 8 * 10**6
+#: (dynamics, dtype) of the chain whose chunks run in inner blocks on a CPU.
+BLOCKED = {("wow", "float64"), ("ehrenfest", "float64")}
+
+
+def block_size(cfg: Config, per_device: int, devices) -> int | None:
+    """Samples per inner block of a chunk with ``per_device`` samples per device: the largest
+    divisor of per_device within CPU_BLOCK_BYTES of state; None (one block) on a GPU, outside
+    BLOCKED, or when all of a device's samples fit."""
+    if not all(d.platform == "cpu" for d in devices) or (cfg.dynamics, cfg.dtype) not in BLOCKED \
+            or isinstance(cfg.electron, Continuum) or cfg.kubo:
+        return None
+    cap = max(1, CPU_BLOCK_BYTES // cache_bytes_per_sample(cfg))
+    if cap >= per_device:
+        return None
+    return max(b for b in range(1, cap + 1) if per_device % b == 0)
+
+
 def amplitude_count(cfg: Config) -> int:
     """The electron's amplitudes per lattice state: N sites (chain) or g N grid points (continuum)."""
     return cfg.chain.N * cfg.electron.g if isinstance(cfg.electron, Continuum) else cfg.chain.N
@@ -413,8 +458,9 @@ def run(cfg: Config, n_samples: int | None = None, seed: int = 0, chunk_size: in
     keys = jax.random.split(seed_key(seed), n_samples)
     n_groups = min(N_GROUPS, n_samples, max(2, COHERENT_ENTRIES // state_size(cfg)))
     groups = (np.arange(n_samples) * n_groups) // n_samples
+    block = block_size(cfg, chunk_size // n_dev, devices)
     static = dict(program=program, statistics=cfg.statistics, fixed_cm=cfg.cm_momentum is not None,
-                  n_groups=n_groups, keep_final=bool(keep_final))
+                  n_groups=n_groups, keep_final=bool(keep_final), block=block, mesh=mesh if block else None)
     dyn = _devices.put((jnp.asarray(cfg.temperature, real), jnp.asarray(cfg.cm_momentum or 0.0, real),
                         jnp.asarray(cfg.k0, real), psi0, inputs), replicated)
     per_sample_given = {k: v for k, v in given.items() if v.shape[0] > 1 or n_samples == 1}
