@@ -68,22 +68,24 @@ def test_frozen_lattice_exchanges_no_energy_without_recoil():
 
 @pytest.mark.parametrize("dynamics", ["wow", "ehrenfest"])
 def test_inner_blocks_equal_one_block(dynamics, monkeypatch):
-    """A chunk's samples run in inner blocks on each device (lax.map inside shard_map) give the
-    numbers of one block to rounding (measured: final ψ, u, v within an ulp or two, differences of
+    """A chunk's samples run per device (shard_map) in inner blocks (lax.map) give the numbers of
+    the one GSPMD program to rounding (measured: final ψ, u, v within an ulp or two, differences of
     large sums such as dn within 1e-13, as between chunk sizes: XLA's vectorised loops follow the
-    block's shape): traces, tallies, final states and the coherent split, over 2 devices with
-    chunking and a padded last chunk. A sample mixed up between blocks or devices would differ at O(1)."""
+    shapes): traces, tallies, final states and the coherent split, over 2 devices with chunking and
+    a padded last chunk. A sample mixed up between blocks or devices would differ at O(1)."""
     from wow import ensemble
 
     cfg = small(chain=wow.Chain(N=48), electron=wow.Electron(sigma=6.0), dynamics=dynamics, duration=2.0, n_frames=2)
     devs = jax.devices("cpu")[:2]
     kw = dict(seed=5, chunk_size=8, devices=devs, keep_final=True, progress=False)  # 8 + padded 4
-    one = wow.run(cfg, 12, **kw)
-    assert ensemble.block_size(cfg, 4, devs) is None
+    assert ensemble.block_size(cfg, 4, devs) == 4  # all fit: one block per device
+    assert ensemble.block_size(dataclasses.replace(cfg, dynamics="quantum"), 4, devs) is None
     monkeypatch.setattr(ensemble, "CPU_BLOCK_BYTES", 2 * ensemble.cache_bytes_per_sample(cfg))
     assert ensemble.block_size(cfg, 4, devs) == 2 and ensemble.block_size(cfg, 3, devs) == 1
-    assert ensemble.block_size(dataclasses.replace(cfg, dynamics="frozen"), 4, devs) is None
+    assert ensemble.block_size(dataclasses.replace(cfg, dtype="float32"), 4, devs) == 4  # not BLOCKED
     blocked = wow.run(cfg, 12, **kw)
+    monkeypatch.setattr(ensemble, "PER_DEVICE", set())
+    one = wow.run(cfg, 12, **kw)
     for part in ("per_sample", "traces", "final"):
         a, b = getattr(one, part), getattr(blocked, part)
         assert a.keys() == b.keys()

@@ -238,14 +238,16 @@ def one_block(starts: Start, psi, k0, inputs: Inputs, program: Program):
 
 
 def _blocked(starts, psi, k0, inputs, program, block, mesh):
-    """one_block over each device's samples in blocks of ``block`` one after the other (lax.map), so
-    that a block's state stays in cache for all its steps. shard_map gives each device its own
-    samples: a reshape of the sharded sample axis under GSPMD could move samples between devices.
-    Samples are independent, so the numbers are those of one block."""
+    """one_block as one program per device (shard_map: measured faster on CPUs than the GSPMD
+    partition of the whole chunk), over its samples in blocks of ``block`` one after the other
+    (lax.map), so that a block's state stays in cache for all its steps. Samples are independent:
+    the numbers are those of one block, to rounding."""
     tree_map = jax.tree_util.tree_map
 
     def per_device(starts, psi, k0, inputs):
         S = psi.shape[0]
+        if block >= S:
+            return one_block(starts, psi, k0, inputs, program)
         split = lambda x: x.reshape((S // block, block) + x.shape[1:])
         out = jax.lax.map(lambda a: one_block(*a, k0, inputs, program), tree_map(split, (starts, psi)))
         return tree_map(lambda x: x.reshape((S,) + x.shape[2:]), out)
@@ -259,7 +261,7 @@ def _blocked(starts, psi, k0, inputs, program, block, mesh):
 def _chunk(source, groups, T, P_R_fixed, k0, psi0, inputs, program, statistics, fixed_cm, n_groups, keep_final,
            block=None, mesh=None):
     """Run a chunk of samples; reduce ψ~ to per-group sums on the device (for the coherent split).
-    block: samples per inner block on each device of ``mesh`` (None: all of a device's samples)."""
+    block: samples per inner block on each device of ``mesh`` (shard_map; None: one GSPMD program)."""
     real = inputs.dt.dtype
     given = source["given"]
     starts = _starts(source, given, T, P_R_fixed, statistics, fixed_cm, program, real)
@@ -333,25 +335,30 @@ class EnsembleResult:
 #: last-level cache for all their steps: measured at N = 4096, 512 samples, 2 cores: wow float32
 #: 238 -> 420 M sample·site·steps/s, float64 89 -> 188 M/s against memory-sized chunks.
 CPU_CACHE_BYTES = 16 * 10**6
-#: On a CPU, a device's samples of a chunk run in inner blocks of about this many bytes of working
-#: state (cache_bytes_per_sample), one block after the other, where that was measured faster
-#: (BLOCKED): the chain in float64 under 'wow' and 'ehrenfest' (benchmarks/RESULTS.md, N = 4096:
-#: 8 samples per block). Elsewhere (float32, frozen, quantum, the continuum, kubo) one block.
+#: On a CPU, the chunk program of the chain under these (dynamics, dtype) runs each device's samples
+#: as its own program (shard_map) rather than one program partitioned by XLA (GSPMD), and where
+#: BLOCKED, in inner blocks of about CPU_BLOCK_BYTES of working state (cache_bytes_per_sample), one
+#: block after the other. Measured with wow.run at N = 4096 x 64, 2 cores, 300 steps (benchmarks/
+#: RESULTS.md, run_blocks.py; M sample·site·steps/s, GSPMD / per device / per device in blocks of
+#: 8 (float64) or 16 (float32)): wow float64 86 / 162 / 174, Ehrenfest float64 85 / 88 / 90, frozen
+#: float64 355 / 365 / 429; float32 wow 266 / 392 / 372, Ehrenfest 115 / 129 / 130, frozen
+#: 359 / 385 / 483 (noisy: 297-484). Elsewhere (quantum, the continuum, kubo, other dynamics, GPUs)
+#: the chunk stays one GSPMD program.
+PER_DEVICE = {(d, t) for d in ("wow", "ehrenfest", "frozen") for t in ("float32", "float64")}
+BLOCKED = {("wow", "float64"), ("ehrenfest", "float64"), ("frozen", "float64")}
 CPU_BLOCK_BYTES = 8 * 10**6
-#: (dynamics, dtype) of the chain whose chunks run in inner blocks on a CPU.
-BLOCKED = {("wow", "float64"), ("ehrenfest", "float64")}
 
 
 def block_size(cfg: Config, per_device: int, devices) -> int | None:
-    """Samples per inner block of a chunk with ``per_device`` samples per device: the largest
-    divisor of per_device within CPU_BLOCK_BYTES of state; None (one block) on a GPU, outside
-    BLOCKED, or when all of a device's samples fit."""
-    if not all(d.platform == "cpu" for d in devices) or (cfg.dynamics, cfg.dtype) not in BLOCKED \
+    """Samples per inner block of a chunk with ``per_device`` samples per device: None (one GSPMD
+    program) outside PER_DEVICE; per_device (one block per device) outside BLOCKED or when all of a
+    device's samples fit in CPU_BLOCK_BYTES; else the largest divisor of per_device that fits."""
+    if not all(d.platform == "cpu" for d in devices) or (cfg.dynamics, cfg.dtype) not in PER_DEVICE \
             or isinstance(cfg.electron, Continuum) or cfg.kubo:
         return None
     cap = max(1, CPU_BLOCK_BYTES // cache_bytes_per_sample(cfg))
-    if cap >= per_device:
-        return None
+    if (cfg.dynamics, cfg.dtype) not in BLOCKED or cap >= per_device:
+        return per_device
     return max(b for b in range(1, cap + 1) if per_device % b == 0)
 
 
