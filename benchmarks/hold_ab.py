@@ -151,11 +151,7 @@ def main(argv=None):
     env = throughput.environment()
     print(" | ".join(env.values()), flush=True)
     dtypes = args.dtype.split(",")
-    import jax.numpy as jnp
-
-    bw = {dt: throughput.copy_bandwidth(jnp.float32 if dt == "float32" else jnp.float64) for dt in dtypes}
-    for dt, (b, lo, hi) in bw.items():
-        print(f"copy bandwidth ({dt}): {b / 1e9:.1f} GB/s (min {lo / 1e9:.1f}, max {hi / 1e9:.1f})", flush=True)
+    bw = throughput.bandwidths(dtypes)
     rows = []
     for dyn in args.dynamics.split(","):
         for dt in dtypes:

@@ -439,9 +439,7 @@ def main(argv=None):
     pb_ref, spread = reference(args.reference)
     print(f"reference: P_b mean {pb_ref.mean():.6e}; order 4 dt 0.005 vs 0.0025: max |ΔP_b| {spread:.1e}", flush=True)
     dtypes = args.dtype.split(",")
-    bw = {dt: throughput.copy_bandwidth(real_of(dt)) for dt in dtypes}
-    for dt, (b, lo, hi) in bw.items():
-        print(f"copy bandwidth ({dt}): {b / 1e9:.1f} GB/s (min {lo / 1e9:.1f}, max {hi / 1e9:.1f})", flush=True)
+    bw = throughput.bandwidths(dtypes)
     if args.variants:
         vs = []
         for spec in args.variants.split(";"):

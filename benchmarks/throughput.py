@@ -282,6 +282,16 @@ def compile_checks():
     return out
 
 
+def bandwidths(dtypes):
+    """{dtype name: (median, min, max)} copy bandwidth (bytes/s) for each of dtypes ('float32' or
+    'float64'), each printed as measured: every benchmark records the bandwidth of its own run."""
+    out = {}
+    for dt in dtypes:
+        b, lo, hi = out[dt] = copy_bandwidth(jnp.float32 if dt == "float32" else jnp.float64)
+        print(f"copy bandwidth ({dt}): {b / 1e9:.1f} GB/s (min {lo / 1e9:.1f}, max {hi / 1e9:.1f})", flush=True)
+    return out
+
+
 def environment():
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
@@ -349,9 +359,7 @@ def main(argv=None):
 
     env = environment()
     print(" | ".join(env.values()), flush=True)
-    bw = {dt: copy_bandwidth(jnp.float32 if dt == "float32" else jnp.float64) for dt in dtypes}
-    for dt, (b, lo, hi) in bw.items():
-        print(f"copy bandwidth ({dt}): {b / 1e9:.1f} GB/s (min {lo / 1e9:.1f}, max {hi / 1e9:.1f})", flush=True)
+    bw = bandwidths(dtypes)
 
     rows = []
     for dynamics in dyns:
