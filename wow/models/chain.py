@@ -530,26 +530,56 @@ class TightBinding:
         leading half is the same layer where ``layers.lead`` is None): made once, not twice."""
         return self._outer(z, join)
 
-    def whole_back(self, z, ct, angles, fixed):
-        """A whole sub-step (``advance`` then ``close_joined``, angles ``whole_angles``) run
-        backwards in one pass: (z before it, the cotangent before it, the angles' cotangents (as
-        ``angles``), ``fixed``'s cotangent (d/dRe, d/dIm), or None without recoil), from z after it
-        and the cotangent ct after it.
+    def step_angles(self, z, angles, fixed):
+        """``advance`` by angles (join, even, odd) as ``whole_angles`` gives them, the first (outer)
+        layer turned by ``join`` (this sub-step's leading half plus the previous one's trailing half,
+        or alone): the merged sub-step the reversible adjoint runs forwards (``advance_back``)."""
+        join, even, odd = angles
+        tmap = jax.tree_util.tree_map
+        rots = computed_once(lambda a: tmap(rotation, a), (join, even, odd))
+        lay = Layers(trail=None, even=rots[1], odd=rots[2])
+        return self.advance(z, lay, rots[0], fixed)
+
+    def advance_back(self, z, ct, angles, fixed):
+        """``step_angles`` run backwards in one pass: (z before it, the cotangent before it, the
+        angles' cotangents (as ``angles``: join, even, odd), ``fixed``'s cotangent (d/dRe, d/dIm), or
+        None without recoil), from z and the cotangent ct after it.
 
         In the split real form every layer is orthogonal, so its inverse and its transpose are the
         same layer: the rotations with s -> -s (the recoil layer with e^{+iφ}). The state and its
         cotangent are undone together, layer by layer, by rotations made once for both (held in
-        buffers, ``computed_once``). A rotation by ψ(θ) has
-        derivative ψ'(θ) G R (G the generator: iσ_x on a bond, -i on a site; ``rotation_rate``), so
-        an angle's cotangent is ψ'(θ) <ct, G z> read on the layer's output side, before it is
-        undone: nothing stored. The recoil layer ψ - F⁻¹[(g + is)Fψ] gives (-Re, Im) of
-        conj(F ct) (F ψ_in) / N for its (g, s). The same numbers as jax.vjp of the step at the
-        recovered state, to rounding (tests/test_adjoint.py), at about the cost of two forward
-        sub-steps."""
+        buffers, ``computed_once``). A rotation by ψ(θ) has derivative ψ'(θ) G R (G the generator:
+        iσ_x on a bond, -i on a site; ``rotation_rate``), so an angle's cotangent is ψ'(θ) <ct, G z>
+        read on the layer's output side, before it is undone: nothing stored. The recoil layer
+        ψ - F⁻¹[(g + is)Fψ] gives (-Re, Im) of conj(F ct) (F ψ_in) / N for its (g, s). The same
+        numbers as jax.vjp of the sub-step at the recovered state, to rounding
+        (tests/test_adjoint.py)."""
+        even = ["even"] if self.use_onsite else []
+        kinds = ["join"] + even + ["odd"] + (["recoil", "odd"] if self.recoil else []) + even
+        z, ct, ct_angles, ct_fixed = self._undo(z, ct, kinds, dict(zip(("join", "even", "odd"), angles)), fixed)
+        return z, ct, (ct_angles["join"], ct_angles.get("even"), ct_angles["odd"]), ct_fixed
+
+    def close_back(self, z, ct, trail):
+        """``close`` (a trailing half layer of angle ``trail``) run backwards: (z before it, the
+        cotangent before it, trail's cotangent), as ``advance_back``."""
+        z, ct, ct_angles, _ = self._undo(z, ct, ["join"], {"join": trail}, None)
+        return z, ct, ct_angles["join"]
+
+    def whole_back(self, z, ct, angles, fixed):
+        """A whole sub-step (``advance`` then ``close_joined``, angles ``whole_angles``) run
+        backwards: ``close_back`` then ``advance_back`` with the outer angle as the join; the outer
+        angle's cotangent is the sum of both."""
         outer, even, odd = angles
+        z, ct, c_close = self.close_back(z, ct, outer)
+        z, ct, (c_join, c_even, c_odd), c_fixed = self.advance_back(z, ct, angles, fixed)
+        return z, ct, (jax.tree_util.tree_map(jnp.add, c_close, c_join), c_even, c_odd), c_fixed
+
+    def _undo(self, z, ct, kinds, angles, fixed):
+        """Undo the layers ``kinds`` (forward order; 'join' the outer layer: bonds, or site phases
+        with site energies) of angles {kind: angle} on z and its cotangent ct together; returns
+        (z, ct, {kind: the angle's cotangent}, fixed's cotangent or None) (``advance_back``)."""
         tmap = jax.tree_util.tree_map
         rots, rates = computed_once(lambda a: (tmap(rotation, a), tmap(rotation_rate, a)), angles)
-        c_outer, c_even, c_odd = rots
         inv = lambda c: (c[0], -c[1], c[2])  # noqa: E731  (1 - c, -s, gc): the inverse rotation
         ring = self.ring
         acc = {}
@@ -574,7 +604,7 @@ class TightBinding:
 
         def sites(w, c):
             Ar, Ai, Br, Bi = w
-            add("outer", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
+            add("join", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
             return apply(phase_sites, w, (inv(c[0]), inv(c[1])))
 
         def recoil(w):
@@ -586,25 +616,18 @@ class TightBinding:
             w = to_split(psi - jnp.fft.ifft(f * back[None], axis=-1), self.M)
             return tuple((x[0], x[1]) for x in w)
 
-        layers = ["outer"] + (["even"] if self.use_onsite else []) + ["odd"]
-        layers = layers + (["recoil", "odd"] if self.recoil else []) + layers[::-1][1:]
         w = tuple(zip(z, ct))  # per component (state, cotangent): stacking them was 1.6x slower
-        for kind in reversed(layers):
-            if kind == "outer":
-                w = sites(w, c_outer) if self.use_onsite else pairs(w, c_outer, "outer")
+        for kind in reversed(kinds):
+            if kind == "join":
+                w = sites(w, rots["join"]) if self.use_onsite else pairs(w, rots["join"], "join")
             elif kind == "even":
-                w = pairs(w, c_even, "even")
+                w = pairs(w, rots["even"], "even")
             elif kind == "odd":
-                w = bonds_odd(w, c_odd)
+                w = bonds_odd(w, rots["odd"])
             else:
                 w = recoil(w)
-
-        def cotangent(name, angle, rate):  # ψ'(θ) <ct, G z>, summed to the angle's shape
-            return tmap(lambda g, a, r: _sum_to(g, a.shape) * r, acc[name], angle, rate)
-
-        ct_angles = (cotangent("outer", outer, rates[0]),
-                     None if even is None else cotangent("even", even, rates[1]),
-                     cotangent("odd", odd, rates[2]))
+        ct_angles = {name: tmap(lambda g, a, r: _sum_to(g, a.shape) * r, acc[name], angles[name], rates[name])
+                     for name in angles if name in acc}
         return tuple(x[0] for x in w), tuple(x[1] for x in w), ct_angles, acc.get("fixed")
 
     # -- energy and observables -----------------------------------------------------------------
