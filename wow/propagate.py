@@ -448,40 +448,74 @@ def _adjoint_bwd(program, n, res, ct):
     fixed, fixed_pull = jax.vjp(fixed_of, diff0)
     fixed_c = [None if f is None else jax.lax.complex(*f) for f in fixed]
     add = lambda a, b: jax.tree_util.tree_map(jnp.add, a, b)  # noqa: E731
-    _, lp, _, _ = args
+    zeros = lambda tr: jax.tree_util.tree_map(jnp.zeros_like, tr)  # noqa: E731
+    mp, lp, dt, _ = args
     last = n_sub - 1
+    unlift = (lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)) if program.plan.kubo else (lambda tree: tree)
+
+    def pull(lat, coords, i, ct_angles, ct_lat):
+        """The angles' and the lattice's pullback of sub-step i: (ct of lat, hand-written statistics
+        (model, lattice), JAX's parameter cotangents); by hand where the model and the backend
+        write it (angles_back, step_back), else by jax.vjp."""
+        zero = zeros(diff0)
+        m = model.angles_back(coords, subs[i].h, mp, ct_angles)
+        if m is None:
+            _, angles_pull = jax.vjp(lambda c, d: parts_of(d)[2](c, i), coords, diff0)
+            ct_coords, ct_d = angles_pull(ct_angles)
+            m = (ct_coords, None)
+        else:
+            ct_d = zero
+        step_back = getattr(backend, "step_back", None)
+        b = None if step_back is None else step_back(lat, lp, subs[i], ct_lat, unlift(m[0]))
+        if b is None:
+            _, lattice_pull = jax.vjp(lambda l, d: parts_of(d)[1](l, i), lat, diff0)
+            ct_lat, ct_d2 = lattice_pull((m[0], ct_lat))
+            ct_d = add(ct_d, ct_d2)
+            b = (ct_lat, None)
+        return b[0], (m[1], b[1]), ct_d
 
     def back(state, t):
-        z, ct_z, lat, ct_lat, ct_next, acc, acc_fixed = state
+        z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed = state
         acc_fixed = list(acc_fixed)
         for i in reversed(range(n_sub)):  # lat: the lattice before sub-step i
-            (coords, _), lattice_pull = jax.vjp(lambda l, d, i=i: parts_of(d)[1](l, i), lat, diff0)
-            (outer, even, odd), angles_pull = jax.vjp(lambda c, d, i=i: parts_of(d)[2](c, i), coords, diff0)
+            coords = lattice_of(lat, i)[0]
+            outer, even, odd = angles_of(coords, i)
             before = backend.unstep(lat, lp, subs[i - 1])  # the lattice before the previous sub-step
             first = (t == 0) & (i == 0)
             prev = angles_of(lattice_of(before, i - 1 if i else last)[0], i - 1 if i else last)[0]
             join = _joined(outer, prev, first)
             z, ct_z, (ct_join, ct_even, ct_odd), ct_fixed = model.advance_back(z, ct_z, (join, even, odd), fixed_c[i])
-            ct_coords, ct_d = angles_pull((add(ct_next, ct_join), ct_even, ct_odd))
-            ct_lat, ct_d2 = lattice_pull((ct_coords, ct_lat))
+            ct_lat, st, ct_d = pull(lat, coords, i, (add(ct_next, ct_join), ct_even, ct_odd), ct_lat)
+            stats = [add(a, b) for a, b in zip(stats, st)]
             ct_next = jax.tree_util.tree_map(lambda x: jnp.where(first, jnp.zeros_like(x), x), ct_join)
-            acc = add(acc, add(ct_d, ct_d2))
+            acc = add(acc, ct_d)
             if ct_fixed is not None:
                 acc_fixed[i] = add(acc_fixed[i], ct_fixed)
             lat = before
-        return (z, ct_z, lat, ct_lat, ct_next, acc, acc_fixed), None
+        return (z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed), None
 
-    zeros = lambda tr: jax.tree_util.tree_map(jnp.zeros_like, tr)  # noqa: E731
     z, lat = out
     ct_z, ct_lat = ct
     lat = backend.unstep(lat, lp, subs[last])  # the lattice before the last sub-step
-    z, ct_z, ct_next = model.close_back(z, ct_z, angles_of(lattice_of(lat, last)[0], last)[0])
-    state = (z, ct_z, lat, ct_lat, ct_next, zeros(diff0), zeros(fixed))
-    (z, ct_z, _, ct_lat, _, acc, acc_fixed), _ = jax.lax.scan(back, state, jnp.arange(n)[::-1])
+    coords = lattice_of(lat, last)[0]
+    z, ct_z, ct_next = model.close_back(z, ct_z, angles_of(coords, last)[0])
+    # the hand-written statistics' shapes, from one pullback traced for its shapes only
+    stats = jax.eval_shape(lambda: pull(lat, coords, last, angles_of(coords, last), ct_lat)[1])
+    stats = [zeros(s) for s in stats]
+    state = (z, ct_z, lat, ct_lat, ct_next, zeros(diff0), stats, zeros(fixed))
+    (z, ct_z, _, ct_lat, _, acc, stats, acc_fixed), _ = jax.lax.scan(back, state, jnp.arange(n)[::-1])
     acc = add(acc, fixed_pull(acc_fixed)[0])
+    ct_tree = [zeros(mp), zeros(lp), jnp.zeros_like(dt), zeros(args[3])]
+    if stats[0] is not None:
+        ct_tree[0], h_ct = model.angles_params(stats[0], mp)
+        ct_tree[2] = ct_tree[2] + h_ct / dt
+    if stats[1] is not None:
+        ct_tree[1], h_ct = backend.step_params(stats[1], lp, subs[0])
+        ct_tree[2] = ct_tree[2] + h_ct / dt
+    hand = jax.tree_util.tree_leaves(tuple(ct_tree))
     ct_leaves = [_zero_cotangent(x) for x in leaves]
     for i, v in zip(which, acc):
-        ct_leaves[i] = v
+        ct_leaves[i] = v + hand[i]
     return (ct_z, ct_lat), jax.tree_util.tree_unflatten(tree, ct_leaves)
 
 

@@ -486,6 +486,48 @@ class TightBinding:
             raise ValueError("whole_angles: site kicks (a noise backend) have no whole-step adjoint")
         return self._angles(coords, h, p)
 
+    def angles_back(self, coords, h, p: ChainParams, ct_angles):
+        """The transpose of ``whole_angles`` at ``coords``: (the coordinates' cotangent, per-element
+        statistics whose sums ``angles_params`` turns into the parameters' cotangents), from the
+        angles' cotangents (as ``whole_angles`` gives the angles); None for a coupling other than
+        SSHDeformation (the caller then differentiates ``whole_angles`` itself). Written out
+        because, per step, JAX's transpose sums every parameter's cotangent at once (a reduction
+        per parameter per step); here they are accumulated per element and summed once."""
+        if type(self.coupling) is not SSHDeformation:
+            return None
+        outer, even, odd = ct_angles
+        u = coords["u"]
+        k = h / HBAR
+        ring = self.ring
+        nb = u.shape[-1] if ring else u.shape[-1] - 1
+        ct_te = (even if self.use_onsite else outer) * (k / 2)
+        ct_t = interleave(ct_te, odd * (k / 2 if self.recoil else k), nb)
+        b = bond_stretches(u, ring)
+        stats = {"t": ct_t, "tb": ct_t * b}
+        ct_b = -p.alpha * ct_t
+        if self.use_onsite:
+            ct_eps = interleave(*outer, u.shape[-1]) * (k / 2)
+            stats.update(eps=ct_eps, es=ct_eps * site_strains(b, p.a, ring))
+            # s_n = (b_{n-1} + b_n)/(2a): bond n enters the strains of sites n and n+1
+            ct_b = ct_b + (p.D / (2 * p.a)) * (ct_eps + shift_sites(ct_eps, 1, ring))[..., :nb]
+        # b_n = u_{n+1} - u_n
+        ct_u = (jnp.roll(ct_b, 1, axis=-1) - ct_b) if ring else (_pad_sites(ct_b, 1, 0) - _pad_sites(ct_b, 0, 1))
+        return {"u": ct_u}, stats
+
+    def angles_params(self, stats, p: ChainParams):
+        """(the ChainParams cotangent, h times the cotangent of the sub-step length h) of summed
+        ``angles_back`` statistics: t = t0 - α b + δt, ε = D s + δε with s ∝ 1/a, and every angle is
+        h/ħ times a hopping or site energy, so h dL/dh = Σ ct_t t + Σ ct_ε ε."""
+        per_site = lambda x: jnp.sum(x.reshape(-1, x.shape[-1]), axis=0)  # noqa: E731  (over leading axes)
+        t, tb, t_site = jnp.sum(stats["t"]), jnp.sum(stats["tb"]), per_site(stats["t"])
+        ct = dataclasses.replace(jax.tree_util.tree_map(jnp.zeros_like, p), t0=t, alpha=-tb, t_static=t_site)
+        h_ct = p.t0 * t - p.alpha * tb + jnp.sum(p.t_static * t_site)
+        if "eps" in stats:
+            es, e_site = jnp.sum(stats["es"]), per_site(stats["eps"])
+            ct = dataclasses.replace(ct, D=es, a=-p.D * es / p.a, eps_static=e_site)
+            h_ct = h_ct + p.D * es + jnp.sum(p.eps_static * e_site)
+        return ct, h_ct
+
     def _rotation(self, theta):
         """``rotation``, computed once into buffers (``computed_once``) with ``hold_rotations``."""
         return computed_once(rotation, theta) if self.hold_rotations else rotation(theta)
