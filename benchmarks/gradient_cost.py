@@ -70,12 +70,19 @@ def timed(fn, args, repeats):
     return compile_s, float(np.median(ts)), (mem.temp_size_in_bytes if mem is not None else math.nan)
 
 
-def bench(cfg: wow.Config, samples: int, repeats: int):
+#: --programs names -> the table's rows
+PROGRAMS = {"forward": "forward", "jvp": "jvp", "jacfwd": f"jacfwd {len(WRT)}", "ckpt": "grad ckpt",
+            "plain": "grad plain", "reversible": "grad reversible"}
+
+
+def bench(cfg: wow.Config, samples: int, repeats: int, programs=tuple(PROGRAMS)):
     rows = []
     scalar = lambda m: m["P_b"]  # noqa: E731
     for label, ck in (("forward", "auto"), ("jvp", "auto"), (f"jacfwd {len(WRT)}", "auto"),
                       ("grad ckpt", "auto"), ("grad plain", None), ("grad reversible", "reversible")):
         if ck == "reversible" and cfg.dynamics not in G.REVERSIBLE_DYNAMICS:
+            continue
+        if label not in [PROGRAMS[p] for p in programs]:
             continue
         f, p0 = G.means_function(cfg, samples, seed=0, wrt=WRT, checkpoint_every=ck)
         if label == "forward":
@@ -99,11 +106,16 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=10.0, help="fs (500 steps at dt = 0.02 fs)")
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--programs", default=",".join(PROGRAMS),
+                    help=f"comma-separated rows to time, 'forward' always first ({', '.join(PROGRAMS)})")
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     a = ap.parse_args(argv)
     for name, v, lo in (("--N", a.N, 8), ("--samples", a.samples, 1), ("--repeats", a.repeats, 1)):
         if v < lo:
             ap.error(f"{name}={v}: must be >= {lo}")
+    programs = ["forward"] + [p.strip() for p in a.programs.split(",") if p.strip() and p.strip() != "forward"]
+    if any(p not in PROGRAMS for p in programs):
+        ap.error(f"--programs {a.programs!r}: allowed {', '.join(PROGRAMS)}")
     dyn = [d.strip() for d in a.dynamics.split(",") if d.strip()]
     bad = [d for d in dyn if d not in ("frozen", "wow", "ehrenfest")]
     if bad:
@@ -120,7 +132,7 @@ def main(argv=None):
              "", "| dynamics | program | run (ms) | x forward | compile (s) | temp memory / sample (KiB) | x forward | states |",
              "|---|---|---|---|---|---|---|---|"]
     for d, cfg in cfgs.items():
-        rows = bench(cfg, a.samples, a.repeats)
+        rows = bench(cfg, a.samples, a.repeats, programs)
         t_f, m_f = rows[0][2], rows[0][3]
         for label, comp, t, m in rows:
             lines.append(f"| {d} | {label} | {t * 1e3:.1f} | {t / t_f:.2f} | {comp:.1f} | {m / a.samples / 1024:.1f} | "

@@ -6,6 +6,7 @@ jax.grad and the vjp-based reversible path, in every differentiable parameter, a
 on the frozen and wow lattices. float64, rel 1e-10."""
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +70,70 @@ def test_one_substep_against_jax_vjp(N, boundary, D, recoil, lead):
         _close(ct_fix, ct_pair, 1e-12)
     else:
         assert ct_fix is None
+
+
+@pytest.mark.parametrize("N,boundary,D,recoil", [(10, "ring", 0.5, True), (9, "open", 0.5, False), (8, "open", 0.0, True)])
+def test_angle_pullback_against_jax_vjp(N, boundary, D, recoil):
+    """angles_back / angles_params (the coordinates' cotangent, every ChainParams leaf's, and h's)
+    equal jax.vjp of whole_angles: bonds only or site phases too, ring or open (odd N), with static
+    hopping and site offsets, a leading axis of samples."""
+    cfg = wow.Config(chain=wow.Chain(N=N, boundary=boundary), recoil=recoil, dt=0.05, check_inside=False,
+                     electron=wow.Electron(alpha=2.0, D=D, sigma=2.0, bond_defects=((1, 0.2),), onsite_defects=((2, -0.3),)))
+    model, mp = build(cfg, jnp.float64)
+    k = jax.random.split(jax.random.PRNGKey(7), 3)
+    u, h = 0.3 * jax.random.normal(k[0], (3, N)), jnp.asarray(0.3)
+    leaves, tree = jax.tree_util.tree_flatten(jax.eval_shape(lambda: model.whole_angles({"u": u}, h, mp)))
+    ct = jax.tree_util.tree_unflatten(tree, [jax.random.normal(kk, x.shape) for kk, x in
+                                             zip(jax.random.split(k[1], len(leaves)), leaves)])
+
+    @partial(jax.jit, compiler_options=FAST)
+    def both(u, mp, h, ct):
+        _, pull = jax.vjp(lambda c, p, h: model.whole_angles(c, h, p), {"u": u}, mp, h)
+        hand_c, stats = model.angles_back({"u": u}, h, mp, ct)
+        return pull(ct), (hand_c, *model.angles_params(stats, mp))
+    (ct_c, ct_p, ct_h), (hand_c, hand_p, h_ct) = both(u, mp, h, ct)
+    _close(hand_c, ct_c, 1e-12)
+    _close(hand_p, ct_p, 1e-12)
+    _close(h_ct / h, ct_h, 1e-12)
+    assert float(jnp.max(jnp.abs(ct_p.alpha))) > 1e-3 and (D == 0 or float(jnp.abs(ct_p.D)) > 1e-3)
+
+
+@pytest.mark.parametrize("boundary", ["ring", "open"])
+def test_lattice_pullback_against_jax_vjp(boundary):
+    """The wow lattice's step_back / step_params (the paired recurrence: the pair's cotangent with
+    the electron's read of u added, K/M's and h's cotangents) equal jax.vjp of its step; the frozen
+    lattice's pass the displacements' cotangent through."""
+    cfg = wow.Config(chain=wow.Chain(N=9, boundary=boundary), dt=0.5, check_inside=False, dynamics="wow")
+    program, inputs = ensemble.program_of(cfg, steps_per_frame=1, reversible=True)
+    backend, lp = program.backend, inputs.lattice
+    assert backend.paired
+    k = jax.random.split(jax.random.PRNGKey(11), 5)
+    lat = wow.lattice.StepPair(u=jax.random.normal(k[0], (2, 9)), d=0.1 * jax.random.normal(k[1], (2, 9)))
+    ct = wow.lattice.StepPair(u=jax.random.normal(k[2], (2, 9)), d=jax.random.normal(k[3], (2, 9)))
+    ct_read = {"u": jax.random.normal(k[4], (2, 9))}
+    passing = wow.propagate.ElectronOps(evolve=lambda _, c: c, force=None, amplitudes=None, start=None)
+
+    def step(lat, lp, h):
+        return backend.step(None, lat, lp, wow.propagate.Substep(h=h, h_next=h), passing)
+    h = jnp.asarray(cfg.dt)
+
+    @partial(jax.jit, compiler_options=FAST)
+    def both(lat, lp, h, ct, ct_read):
+        _, pull = jax.vjp(step, lat, lp, h)
+        sub = wow.propagate.Substep(h=h, h_next=h)
+        hand_lat, stats = backend.step_back(lat, lp, sub, ct, ct_read)
+        return pull((ct_read, ct)), (hand_lat, *backend.step_params(stats, lp, sub))
+    (ct_lat, ct_lp, ct_h), (hand_lat, hand_lp, h_ct) = both(lat, lp, h, ct, ct_read)
+    sub = wow.propagate.Substep(h=h, h_next=h)
+    _close(hand_lat, ct_lat, 1e-12)
+    _close(hand_lp.omega2, ct_lp.omega2, 1e-12)
+    _close(h_ct / h, ct_h, 1e-12)
+    assert abs(float(ct_lp.omega2)) > 1e-6
+    frozen = dataclasses.replace(cfg, dynamics="frozen")
+    fb = ensemble.program_of(frozen, steps_per_frame=1, reversible=True)[0].backend
+    sites = wow.lattice.SiteState(u=lat.u, v=lat.d)
+    back, _ = fb.step_back(sites, lp, sub, wow.lattice.SiteState(u=ct.u, v=ct.d), ct_read)
+    _close(back, wow.lattice.SiteState(u=ct.u + ct_read["u"], v=ct.d), 1e-15)
 
 
 BASE = wow.Config(chain=wow.Chain(N=8, boundary="ring"), electron=wow.Electron(sigma=2.0, alpha=2.0, D=0.5),

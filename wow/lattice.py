@@ -393,13 +393,35 @@ def pair_step(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> St
 
 def _pair_increment(u, h, omega2, boundary: str, n_terms: int):
     """(2C(h) - 2) u in Horner form (``pair_step``)."""
-    rc = max(1, n_terms // 2)
     x = -omega2 * h * h
+    return _horner(u, [2 * x ** j / float(math.factorial(2 * j)) for j in range(1, max(1, n_terms // 2) + 1)], boundary)
+
+
+def _horner(u, coefs, boundary: str):
+    """Σ_{j>=1} coefs[j-1] L^j u as L(c_1 u + L(c_2 u + ...)) (no identity term)."""
     acc = None
-    for j in range(rc, 0, -1):
-        term = (2 * x ** j / float(math.factorial(2 * j))) * u
+    for c in coefs[::-1]:
+        term = c * u
         acc = laplacian(term if acc is None else term + acc, boundary)
     return acc
+
+
+def pair_step_back(pr: StepPair, ct: StepPair, ct_read, h, omega2, boundary: str, n_terms: int):
+    """The transpose of ``pair_step`` at the pair ``pr`` before it: (the cotangent of pr, the
+    per-site statistic whose sum is the cotangent of omega2), from the cotangent ``ct`` of the pair
+    after it and ``ct_read``, that of pr.u as read by the electron in the same sub-step (or None).
+    d' = d + P u, u' = u + d' with P = 2C(h) - 2 = Σ_j c_j L^j symmetric (free ends and the ring
+    both), so with g = ct.d + ct.u: ct_d = g, ct_u = ct.u + P g (+ ct_read), and d c_j/dω² =
+    j c_j/ω² gives dL/dω² = Σ_sites u · (Σ_j j c_j/ω² L^j g); dL/dh is 2ω²/h times the same (c_j
+    depends on ω²h²). Elementwise, so a run accumulates it per site and sums once at the end."""
+    rc = max(1, n_terms // 2)
+    x = -omega2 * h * h
+    g = ct.d + ct.u
+    ct_u = ct.u + _pair_increment(g, h, omega2, boundary, n_terms)
+    if ct_read is not None:
+        ct_u = ct_u + ct_read
+    dc = [2 * j * (-h * h) * x ** (j - 1) / float(math.factorial(2 * j)) for j in range(1, rc + 1)]
+    return StepPair(u=ct_u, d=g), pr.u * _horner(g, dc, boundary)
 
 
 def pair_unstep(pr: StepPair, h, omega2: float, boundary: str, n_terms: int) -> StepPair:
@@ -450,3 +472,6 @@ class ChainFlow:
 
     def pair_unstep(self, pr: StepPair, h, omega2) -> StepPair:
         return pair_unstep(pr, h, omega2, self.boundary, self.n_terms)
+
+    def pair_step_back(self, pr: StepPair, ct: StepPair, ct_read, h, omega2):
+        return pair_step_back(pr, ct, ct_read, h, omega2, self.boundary, self.n_terms)

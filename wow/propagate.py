@@ -60,8 +60,9 @@ class Plan:
     reversible (with a static count, a backend whose lattice runs backwards alone: frozen, wow):
     every sub-step leaves ψ whole, and reverse mode stores no step at all: it runs the steps
     backwards from the frame's final state; forward mode is then not available (a custom_vjp).
-    adjoint (with reversible, a model with ``whole_back``: the chain): the backward pass is the
-    model's hand-written adjoint (``adjoint_steps``); False: jax.vjp of each recovered step
+    adjoint (with reversible, a model with ``advance_back``: the chain): the steps run merged as
+    without ``reversible`` and the backward pass is the model's hand-written adjoint
+    (``adjoint_steps``); False: whole sub-steps and jax.vjp of each recovered step
     (``reversible_steps``; the same numbers to rounding, kept as the reference).
 
     watch: look at the lattice every ``Inputs.watch_every`` steps (wow.sanity.watch: hoppings that
@@ -349,41 +350,72 @@ def _reversible_bwd(f, g, n, res, ct):
 _reversible.defvjp(_reversible_fwd, _reversible_bwd)
 
 
-def _whole_step(program: Program, args, lat):
-    """carry -> carry: one step of whole sub-steps (what ``reversible`` runs) from the traced
-    args = (model parameters, lattice parameters, dt, Q); ``lat`` the carried lattice (a static
-    lattice's layers are made from it once)."""
-    model, backend, plan = program.model, program.backend, program.plan
-    mp, lp, dt, Q = args
-    subs = substeps(plan, dt)
-    lift = _lift(plan)
-    base = ElectronOps(evolve=None, force=_force(model, mp), amplitudes=lambda e: model.amplitudes(e, mp),
-                       start=lambda psi: model.start(psi, mp))
-    inputs = Inputs(model=mp, lattice=lp, dt=dt, steps_per_frame=None)
-    _, evolve, _, extras = _electron(program, inputs, [s.h for s in subs], lift(backend.coordinates(lat, lp)),
-                                     whole=True)
-    xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
-    return _one_step(backend, lp, base, evolve, xs, lift)
-
-
 def adjoint_steps(program: Program, n: int, carry, args):
-    """n steps of whole sub-steps (``_whole_step``) from carry (e, lat), differentiated in reverse
-    mode by the model's hand-written adjoint (``whole_angles`` / ``whole_back``, the chain's):
-    nothing is stored; the backward pass runs the steps backwards from the final carry, each
-    sub-step's lattice by backend.unstep, its electron and the electron's cotangent together in one
-    pass of the same rotations (``whole_back``), and only the cheap linear pieces (angles from the
-    coordinates and parameters, the lattice's own step and the coordinates it hands over, the
-    recoil phases) by jax.vjp. The same derivative as ``reversible_steps`` (and as plain reverse
-    mode) to rounding, at about half its backward cost (benchmarks/RESULTS.md). args: (model
-    parameters, lattice parameters, dt, Q), all receiving their cotangents."""
+    """n steps from carry (e, lat) (ψ whole at both ends), differentiated in reverse mode by the
+    model's hand-written adjoint (``step_angles`` / ``advance_back`` / ``close_back``, the chain's):
+    nothing is stored.
+
+    Forwards, the steps run merged as the library's loop runs them (each sub-step's outer half
+    layer joined with the previous one's: angle a_s = outer_s + outer_{s-1}, the first alone, one
+    trailing half closing the last). The backward pass runs them backwards from the final carry:
+    each sub-step's lattice by backend.unstep, its electron and the electron's cotangent together
+    in one pass of the same rotations (``advance_back``); a joined layer's angle cotangent goes to
+    both sub-steps' outer angles. Only the cheap linear pieces (angles from the coordinates and
+    parameters, the lattice's own step and the coordinates it hands over, the recoil phases) go
+    through jax.vjp. The same derivative as ``reversible_steps`` (and as plain reverse mode) to
+    rounding (tests/test_adjoint.py). args: (model parameters, lattice parameters, dt, Q), all
+    receiving their cotangents."""
     _check_reversible(program.backend)
     return _adjoint(program, n, carry, args)
 
 
+def _adjoint_parts(program: Program, args):
+    """What the adjoint's forward and backward passes share: per sub-step i, the coordinates and
+    next lattice (lattice_of(lat, i)), the angles (angles_of(coords, i)), the recoil phases."""
+    model, backend, plan = program.model, program.backend, program.plan
+    mp, lp, dt, Q = args
+    subs = substeps(plan, dt)
+    lift = _lift(plan)
+    passing = ElectronOps(evolve=lambda _, coords: coords, force=None, amplitudes=None, start=None)
+
+    def lattice_of(lat, i, lp=lp, subs=subs):  # (the coordinates the electron sees, the lattice after)
+        coords, lat = backend.step(None, lat, lp, subs[i], passing)
+        return lift(coords), lat
+
+    def angles_of(coords, i, mp=mp, subs=subs):
+        return model.whole_angles(coords, subs[i].h, mp)
+
+    fixed = [lift(model.fixed(sub.h, mp, Q)) for sub in subs]
+    return subs, lattice_of, angles_of, fixed
+
+
+def _joined(outer, prev, first):
+    """The joined layer's angle outer + prev (prev: the previous sub-step's outer angle), or outer
+    alone where ``first`` (the run's first sub-step; ``where``, not a product: prev may be anything there)."""
+    return jax.tree_util.tree_map(lambda a, b: a + jnp.where(first, jnp.zeros_like(b), b), outer, prev)
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _adjoint(program, n, carry, args):
-    step = _whole_step(program, args, carry[1])
-    return jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=n)[0]
+    model = program.model
+    subs, lattice_of, angles_of, fixed = _adjoint_parts(program, args)
+    n_sub = len(subs)
+
+    def step(c, t):
+        z, lat, prev = c
+        for i in range(n_sub):
+            coords, lat_next = lattice_of(lat, i)
+            outer, even, odd = angles_of(coords, i)
+            join = _joined(outer, prev, (t == 0) & (i == 0))
+            z = model.step_angles(z, (join, even, odd), fixed[i])
+            lat, prev = lat_next, outer
+        return (z, lat, prev), None
+
+    z, lat = carry
+    prev = jax.eval_shape(lambda: angles_of(lattice_of(lat, 0)[0], 0)[0])
+    prev = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), prev)
+    (z, lat, prev), _ = jax.lax.scan(step, (z, lat, prev), jnp.arange(n))
+    return model.close(z, prev), lat
 
 
 def _adjoint_fwd(program, n, carry, args):
@@ -393,13 +425,10 @@ def _adjoint_fwd(program, n, carry, args):
 
 def _adjoint_bwd(program, n, res, ct):
     out, args = res
-    model, backend, plan = program.model, program.backend, program.plan
+    model, backend = program.model, program.backend
     leaves, tree = jax.tree_util.tree_flatten(args)
     which = [i for i, x in enumerate(leaves) if _inexact(x)]
     diff0 = tuple(leaves[i] for i in which)
-    lift = _lift(plan)
-    n_sub = len(COMPOSITIONS[plan.order])
-    passing = ElectronOps(evolve=lambda _, coords: coords, force=None, amplitudes=None, start=None)
 
     def with_diff(diff):
         k = list(leaves)
@@ -407,51 +436,87 @@ def _adjoint_bwd(program, n, res, ct):
             k[i] = v
         return jax.tree_util.tree_unflatten(tree, k)
 
+    subs, lattice_of, angles_of, _ = _adjoint_parts(program, args)
+    n_sub = len(subs)
+
+    def parts_of(diff):  # the pieces as functions of the differentiated leaves
+        return _adjoint_parts(program, with_diff(diff))
+
     def fixed_of(diff):  # each sub-step's recoil phases as (Re, Im): real cotangents, no convention
-        mp, _, dt, Q = with_diff(diff)
-        fs = [lift(model.fixed(sub.h, mp, Q)) for sub in substeps(plan, dt)]
-        return [None if f is None else (jnp.real(f), jnp.imag(f)) for f in fs]
-
-    def lattice_of(lat, diff, i):  # (the coordinates the electron sees, the lattice after sub-step i)
-        _, lp, dt, _ = with_diff(diff)
-        coords, lat = backend.step(None, lat, lp, substeps(plan, dt)[i], passing)
-        return lift(coords), lat
-
-    def angles_of(coords, diff, i):
-        mp, _, dt, _ = with_diff(diff)
-        return model.whole_angles(coords, substeps(plan, dt)[i].h, mp)
+        return [None if f is None else (jnp.real(f), jnp.imag(f)) for f in parts_of(diff)[3]]
 
     fixed, fixed_pull = jax.vjp(fixed_of, diff0)
     fixed_c = [None if f is None else jax.lax.complex(*f) for f in fixed]
-    _, lp, dt, _ = args
-    subs = substeps(plan, dt)
     add = lambda a, b: jax.tree_util.tree_map(jnp.add, a, b)  # noqa: E731
+    zeros = lambda tr: jax.tree_util.tree_map(jnp.zeros_like, tr)  # noqa: E731
+    mp, lp, dt, _ = args
+    last = n_sub - 1
+    unlift = (lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)) if program.plan.kubo else (lambda tree: tree)
 
-    def back(state, _):
-        e, lat, ct_e, ct_lat, acc, acc_fixed = state
-        acc_fixed = list(acc_fixed)
-        for i in reversed(range(n_sub)):
-            lat = backend.unstep(lat, lp, subs[i])
-            (coords, _), lattice_pull = jax.vjp(lambda l, d, i=i: lattice_of(l, d, i), lat, diff0)
-            angles, angles_pull = jax.vjp(lambda c, d, i=i: angles_of(c, d, i), coords, diff0)
-            e, ct_e, ct_angles, ct_fixed = model.whole_back(e, ct_e, angles, fixed_c[i])
+    def pull(lat, coords, i, ct_angles, ct_lat):
+        """The angles' and the lattice's pullback of sub-step i: (ct of lat, hand-written statistics
+        (model, lattice), JAX's parameter cotangents); by hand where the model and the backend
+        write it (angles_back, step_back), else by jax.vjp."""
+        zero = zeros(diff0)
+        m = model.angles_back(coords, subs[i].h, mp, ct_angles)
+        if m is None:
+            _, angles_pull = jax.vjp(lambda c, d: parts_of(d)[2](c, i), coords, diff0)
             ct_coords, ct_d = angles_pull(ct_angles)
-            ct_lat, ct_d2 = lattice_pull((ct_coords, ct_lat))
-            acc = add(acc, add(ct_d, ct_d2))
+            m = (ct_coords, None)
+        else:
+            ct_d = zero
+        step_back = getattr(backend, "step_back", None)
+        b = None if step_back is None else step_back(lat, lp, subs[i], ct_lat, unlift(m[0]))
+        if b is None:
+            _, lattice_pull = jax.vjp(lambda l, d: parts_of(d)[1](l, i), lat, diff0)
+            ct_lat, ct_d2 = lattice_pull((m[0], ct_lat))
+            ct_d = add(ct_d, ct_d2)
+            b = (ct_lat, None)
+        return b[0], (m[1], b[1]), ct_d
+
+    def back(state, t):
+        z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed = state
+        acc_fixed = list(acc_fixed)
+        for i in reversed(range(n_sub)):  # lat: the lattice before sub-step i
+            coords = lattice_of(lat, i)[0]
+            outer, even, odd = angles_of(coords, i)
+            before = backend.unstep(lat, lp, subs[i - 1])  # the lattice before the previous sub-step
+            first = (t == 0) & (i == 0)
+            prev = angles_of(lattice_of(before, i - 1 if i else last)[0], i - 1 if i else last)[0]
+            join = _joined(outer, prev, first)
+            z, ct_z, (ct_join, ct_even, ct_odd), ct_fixed = model.advance_back(z, ct_z, (join, even, odd), fixed_c[i])
+            ct_lat, st, ct_d = pull(lat, coords, i, (add(ct_next, ct_join), ct_even, ct_odd), ct_lat)
+            stats = [add(a, b) for a, b in zip(stats, st)]
+            ct_next = jax.tree_util.tree_map(lambda x: jnp.where(first, jnp.zeros_like(x), x), ct_join)
+            acc = add(acc, ct_d)
             if ct_fixed is not None:
                 acc_fixed[i] = add(acc_fixed[i], ct_fixed)
-        return (e, lat, ct_e, ct_lat, acc, acc_fixed), None
+            lat = before
+        return (z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed), None
 
-    zeros = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)  # noqa: E731
-    e, lat = out
-    ct_e, ct_lat = ct
-    state = (e, lat, ct_e, ct_lat, zeros(diff0), zeros(fixed))
-    (_, _, ct_e, ct_lat, acc, acc_fixed), _ = jax.lax.scan(back, state, None, length=n)
+    z, lat = out
+    ct_z, ct_lat = ct
+    lat = backend.unstep(lat, lp, subs[last])  # the lattice before the last sub-step
+    coords = lattice_of(lat, last)[0]
+    z, ct_z, ct_next = model.close_back(z, ct_z, angles_of(coords, last)[0])
+    # the hand-written statistics' shapes, from one pullback traced for its shapes only
+    stats = jax.eval_shape(lambda: pull(lat, coords, last, angles_of(coords, last), ct_lat)[1])
+    stats = [zeros(s) for s in stats]
+    state = (z, ct_z, lat, ct_lat, ct_next, zeros(diff0), stats, zeros(fixed))
+    (z, ct_z, _, ct_lat, _, acc, stats, acc_fixed), _ = jax.lax.scan(back, state, jnp.arange(n)[::-1])
     acc = add(acc, fixed_pull(acc_fixed)[0])
+    ct_tree = [zeros(mp), zeros(lp), jnp.zeros_like(dt), zeros(args[3])]
+    if stats[0] is not None:
+        ct_tree[0], h_ct = model.angles_params(stats[0], mp)
+        ct_tree[2] = ct_tree[2] + h_ct / dt
+    if stats[1] is not None:
+        ct_tree[1], h_ct = backend.step_params(stats[1], lp, subs[0])
+        ct_tree[2] = ct_tree[2] + h_ct / dt
+    hand = jax.tree_util.tree_leaves(tuple(ct_tree))
     ct_leaves = [_zero_cotangent(x) for x in leaves]
     for i, v in zip(which, acc):
-        ct_leaves[i] = v
-    return (ct_e, ct_lat), jax.tree_util.tree_unflatten(tree, ct_leaves)
+        ct_leaves[i] = v + hand[i]
+    return (ct_z, ct_lat), jax.tree_util.tree_unflatten(tree, ct_leaves)
 
 
 _adjoint.defvjp(_adjoint_fwd, _adjoint_bwd)
@@ -514,7 +579,7 @@ def propagate(program: Program, inputs: Inputs, psi0, lat0, Q):
     prepare, evolve, view, extras = _electron(program, inputs, hs, coords0, whole=plan.reversible)
     xs = [{"sub": sub, "fixed": lift(model.fixed(sub.h, mp, Q)), **extra} for sub, extra in zip(subs, extras)]
     step = _one_step(backend, lp, base, evolve, xs, lift)
-    adjoint = plan.reversible and plan.adjoint and hasattr(model, "whole_back") and plan.steps_per_frame is not None
+    adjoint = plan.reversible and plan.adjoint and hasattr(model, "advance_back") and plan.steps_per_frame is not None
     unstep = _unstep(program, inputs, subs, coords0, Q, base, lift) if plan.reversible and not adjoint else None
     if plan.watch:
         steps, watch0 = _watched(step, program, inputs, lat)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from ..lattice import SiteState
@@ -30,6 +31,14 @@ class Frozen(Classical):
 
     def unstep(self, lat, p, sub):
         return lat
+
+    def step_back(self, lat, p, sub, ct, ct_coords):
+        """The transpose of ``step``'s lattice part: the coordinates are the displacements."""
+        return SiteState(u=ct.u + ct_coords["u"], v=ct.v), jnp.zeros((), lat.u.dtype)
+
+    def step_params(self, stats, p, sub):
+        """No parameter moves a frozen lattice."""
+        return jax.tree_util.tree_map(jnp.zeros_like, p), jnp.zeros((), stats.dtype)
 
     def finish(self, lat, p, sub):
         return lat

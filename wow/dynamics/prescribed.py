@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import Classical
+import jax.numpy as jnp
+
+from .base import Classical, LatticeParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +53,22 @@ class Prescribed(Classical):
         if self.paired:
             return self.free.pair_unstep(lat, sub.h, p.omega2)
         return self.free.flow(lat, -(sub.h + sub.h_next) / 2, p.omega2)
+
+    def step_back(self, lat, p, sub, ct, ct_coords):
+        """The transpose of ``step``'s lattice part at ``lat`` (the lattice before it): (the
+        cotangent of lat, per-site statistics whose sums ``step_params`` turns into the parameters'
+        cotangents), from the cotangent ``ct`` of the lattice after it and ``ct_coords``, that of the
+        coordinates it handed the electron; None where it is not written by hand (the unequal
+        sub-steps' flow: the caller then differentiates ``step`` itself)."""
+        if not self.paired:
+            return None
+        return self.free.pair_step_back(lat, ct, ct_coords["u"], sub.h, p.omega2)
+
+    def step_params(self, stats, p, sub):
+        """(the LatticeParams cotangent, h times the cotangent of the sub-step length h) of the summed
+        ``step_back`` statistics: ω² enters the paired step as ω²h² (``lattice.pair_step_back``)."""
+        s = jnp.sum(stats)
+        return LatticeParams(omega2=s, mass=jnp.zeros_like(p.mass)), 2 * p.omega2 * s
 
     def finish(self, lat, p, sub):
         """(u, v) at the step boundary before the sub-step ``sub`` (the first of a step)."""

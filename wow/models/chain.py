@@ -486,6 +486,48 @@ class TightBinding:
             raise ValueError("whole_angles: site kicks (a noise backend) have no whole-step adjoint")
         return self._angles(coords, h, p)
 
+    def angles_back(self, coords, h, p: ChainParams, ct_angles):
+        """The transpose of ``whole_angles`` at ``coords``: (the coordinates' cotangent, per-element
+        statistics whose sums ``angles_params`` turns into the parameters' cotangents), from the
+        angles' cotangents (as ``whole_angles`` gives the angles); None for a coupling other than
+        SSHDeformation (the caller then differentiates ``whole_angles`` itself). Written out
+        because, per step, JAX's transpose sums every parameter's cotangent at once (a reduction
+        per parameter per step); here they are accumulated per element and summed once."""
+        if type(self.coupling) is not SSHDeformation:
+            return None
+        outer, even, odd = ct_angles
+        u = coords["u"]
+        k = h / HBAR
+        ring = self.ring
+        nb = u.shape[-1] if ring else u.shape[-1] - 1
+        ct_te = (even if self.use_onsite else outer) * (k / 2)
+        ct_t = interleave(ct_te, odd * (k / 2 if self.recoil else k), nb)
+        b = bond_stretches(u, ring)
+        stats = {"t": ct_t, "tb": ct_t * b}
+        ct_b = -p.alpha * ct_t
+        if self.use_onsite:
+            ct_eps = interleave(*outer, u.shape[-1]) * (k / 2)
+            stats.update(eps=ct_eps, es=ct_eps * site_strains(b, p.a, ring))
+            # s_n = (b_{n-1} + b_n)/(2a): bond n enters the strains of sites n and n+1
+            ct_b = ct_b + (p.D / (2 * p.a)) * (ct_eps + shift_sites(ct_eps, 1, ring))[..., :nb]
+        # b_n = u_{n+1} - u_n
+        ct_u = (jnp.roll(ct_b, 1, axis=-1) - ct_b) if ring else (_pad_sites(ct_b, 1, 0) - _pad_sites(ct_b, 0, 1))
+        return {"u": ct_u}, stats
+
+    def angles_params(self, stats, p: ChainParams):
+        """(the ChainParams cotangent, h times the cotangent of the sub-step length h) of summed
+        ``angles_back`` statistics: t = t0 - α b + δt, ε = D s + δε with s ∝ 1/a, and every angle is
+        h/ħ times a hopping or site energy, so h dL/dh = Σ ct_t t + Σ ct_ε ε."""
+        per_site = lambda x: jnp.sum(x.reshape(-1, x.shape[-1]), axis=0)  # noqa: E731  (over leading axes)
+        t, tb, t_site = jnp.sum(stats["t"]), jnp.sum(stats["tb"]), per_site(stats["t"])
+        ct = dataclasses.replace(jax.tree_util.tree_map(jnp.zeros_like, p), t0=t, alpha=-tb, t_static=t_site)
+        h_ct = p.t0 * t - p.alpha * tb + jnp.sum(p.t_static * t_site)
+        if "eps" in stats:
+            es, e_site = jnp.sum(stats["es"]), per_site(stats["eps"])
+            ct = dataclasses.replace(ct, D=es, a=-p.D * es / p.a, eps_static=e_site)
+            h_ct = h_ct + p.D * es + jnp.sum(p.eps_static * e_site)
+        return ct, h_ct
+
     def _rotation(self, theta):
         """``rotation``, computed once into buffers (``computed_once``) with ``hold_rotations``."""
         return computed_once(rotation, theta) if self.hold_rotations else rotation(theta)
@@ -530,26 +572,56 @@ class TightBinding:
         leading half is the same layer where ``layers.lead`` is None): made once, not twice."""
         return self._outer(z, join)
 
-    def whole_back(self, z, ct, angles, fixed):
-        """A whole sub-step (``advance`` then ``close_joined``, angles ``whole_angles``) run
-        backwards in one pass: (z before it, the cotangent before it, the angles' cotangents (as
-        ``angles``), ``fixed``'s cotangent (d/dRe, d/dIm), or None without recoil), from z after it
-        and the cotangent ct after it.
+    def step_angles(self, z, angles, fixed):
+        """``advance`` by angles (join, even, odd) as ``whole_angles`` gives them, the first (outer)
+        layer turned by ``join`` (this sub-step's leading half plus the previous one's trailing half,
+        or alone): the merged sub-step the reversible adjoint runs forwards (``advance_back``)."""
+        join, even, odd = angles
+        tmap = jax.tree_util.tree_map
+        rots = computed_once(lambda a: tmap(rotation, a), (join, even, odd))
+        lay = Layers(trail=None, even=rots[1], odd=rots[2])
+        return self.advance(z, lay, rots[0], fixed)
+
+    def advance_back(self, z, ct, angles, fixed):
+        """``step_angles`` run backwards in one pass: (z before it, the cotangent before it, the
+        angles' cotangents (as ``angles``: join, even, odd), ``fixed``'s cotangent (d/dRe, d/dIm), or
+        None without recoil), from z and the cotangent ct after it.
 
         In the split real form every layer is orthogonal, so its inverse and its transpose are the
         same layer: the rotations with s -> -s (the recoil layer with e^{+iφ}). The state and its
         cotangent are undone together, layer by layer, by rotations made once for both (held in
-        buffers, ``computed_once``). A rotation by ψ(θ) has
-        derivative ψ'(θ) G R (G the generator: iσ_x on a bond, -i on a site; ``rotation_rate``), so
-        an angle's cotangent is ψ'(θ) <ct, G z> read on the layer's output side, before it is
-        undone: nothing stored. The recoil layer ψ - F⁻¹[(g + is)Fψ] gives (-Re, Im) of
-        conj(F ct) (F ψ_in) / N for its (g, s). The same numbers as jax.vjp of the step at the
-        recovered state, to rounding (tests/test_adjoint.py), at about the cost of two forward
-        sub-steps."""
+        buffers, ``computed_once``). A rotation by ψ(θ) has derivative ψ'(θ) G R (G the generator:
+        iσ_x on a bond, -i on a site; ``rotation_rate``), so an angle's cotangent is ψ'(θ) <ct, G z>
+        read on the layer's output side, before it is undone: nothing stored. The recoil layer
+        ψ - F⁻¹[(g + is)Fψ] gives (-Re, Im) of conj(F ct) (F ψ_in) / N for its (g, s). The same
+        numbers as jax.vjp of the sub-step at the recovered state, to rounding
+        (tests/test_adjoint.py)."""
+        even = ["even"] if self.use_onsite else []
+        kinds = ["join"] + even + ["odd"] + (["recoil", "odd"] if self.recoil else []) + even
+        z, ct, ct_angles, ct_fixed = self._undo(z, ct, kinds, dict(zip(("join", "even", "odd"), angles)), fixed)
+        return z, ct, (ct_angles["join"], ct_angles.get("even"), ct_angles["odd"]), ct_fixed
+
+    def close_back(self, z, ct, trail):
+        """``close`` (a trailing half layer of angle ``trail``) run backwards: (z before it, the
+        cotangent before it, trail's cotangent), as ``advance_back``."""
+        z, ct, ct_angles, _ = self._undo(z, ct, ["join"], {"join": trail}, None)
+        return z, ct, ct_angles["join"]
+
+    def whole_back(self, z, ct, angles, fixed):
+        """A whole sub-step (``advance`` then ``close_joined``, angles ``whole_angles``) run
+        backwards: ``close_back`` then ``advance_back`` with the outer angle as the join; the outer
+        angle's cotangent is the sum of both."""
         outer, even, odd = angles
+        z, ct, c_close = self.close_back(z, ct, outer)
+        z, ct, (c_join, c_even, c_odd), c_fixed = self.advance_back(z, ct, angles, fixed)
+        return z, ct, (jax.tree_util.tree_map(jnp.add, c_close, c_join), c_even, c_odd), c_fixed
+
+    def _undo(self, z, ct, kinds, angles, fixed):
+        """Undo the layers ``kinds`` (forward order; 'join' the outer layer: bonds, or site phases
+        with site energies) of angles {kind: angle} on z and its cotangent ct together; returns
+        (z, ct, {kind: the angle's cotangent}, fixed's cotangent or None) (``advance_back``)."""
         tmap = jax.tree_util.tree_map
         rots, rates = computed_once(lambda a: (tmap(rotation, a), tmap(rotation_rate, a)), angles)
-        c_outer, c_even, c_odd = rots
         inv = lambda c: (c[0], -c[1], c[2])  # noqa: E731  (1 - c, -s, gc): the inverse rotation
         ring = self.ring
         acc = {}
@@ -574,7 +646,7 @@ class TightBinding:
 
         def sites(w, c):
             Ar, Ai, Br, Bi = w
-            add("outer", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
+            add("join", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
             return apply(phase_sites, w, (inv(c[0]), inv(c[1])))
 
         def recoil(w):
@@ -586,25 +658,18 @@ class TightBinding:
             w = to_split(psi - jnp.fft.ifft(f * back[None], axis=-1), self.M)
             return tuple((x[0], x[1]) for x in w)
 
-        layers = ["outer"] + (["even"] if self.use_onsite else []) + ["odd"]
-        layers = layers + (["recoil", "odd"] if self.recoil else []) + layers[::-1][1:]
         w = tuple(zip(z, ct))  # per component (state, cotangent): stacking them was 1.6x slower
-        for kind in reversed(layers):
-            if kind == "outer":
-                w = sites(w, c_outer) if self.use_onsite else pairs(w, c_outer, "outer")
+        for kind in reversed(kinds):
+            if kind == "join":
+                w = sites(w, rots["join"]) if self.use_onsite else pairs(w, rots["join"], "join")
             elif kind == "even":
-                w = pairs(w, c_even, "even")
+                w = pairs(w, rots["even"], "even")
             elif kind == "odd":
-                w = bonds_odd(w, c_odd)
+                w = bonds_odd(w, rots["odd"])
             else:
                 w = recoil(w)
-
-        def cotangent(name, angle, rate):  # ψ'(θ) <ct, G z>, summed to the angle's shape
-            return tmap(lambda g, a, r: _sum_to(g, a.shape) * r, acc[name], angle, rate)
-
-        ct_angles = (cotangent("outer", outer, rates[0]),
-                     None if even is None else cotangent("even", even, rates[1]),
-                     cotangent("odd", odd, rates[2]))
+        ct_angles = {name: tmap(lambda g, a, r: _sum_to(g, a.shape) * r, acc[name], angles[name], rates[name])
+                     for name in angles if name in acc}
         return tuple(x[0] for x in w), tuple(x[1] for x in w), ct_angles, acc.get("fixed")
 
     # -- energy and observables -----------------------------------------------------------------
