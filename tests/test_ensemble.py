@@ -66,7 +66,9 @@ def test_frozen_lattice_exchanges_no_energy_without_recoil():
     assert np.allclose(e[1] / e[0], 0.25, rtol=0.05)
 
 
-@pytest.mark.parametrize("dynamics", ["wow", "ehrenfest"])
+# ehrenfest: the same blocking (lax.map over sample blocks inside shard_map, the backend's step
+# untouched) on a second backend, 20 s of compilation; the wow case guards it by default
+@pytest.mark.parametrize("dynamics", ["wow", pytest.param("ehrenfest", marks=pytest.mark.slow)])
 def test_inner_blocks_equal_one_block(dynamics, monkeypatch):
     """A chunk's samples run per device (shard_map) in inner blocks (lax.map) give the numbers of
     the one GSPMD program to rounding (measured: final ψ, u, v within an ulp or two, differences of
