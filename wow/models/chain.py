@@ -267,7 +267,7 @@ def rotation_rate(theta):
     """dψ/dθ of the angle ψ = 2 atan(n/d) that ``rotation`` turns by (c = cos ψ, s = sin ψ):
     (n'd - nd') / (d² + n²) with n' = 15 - 3y², d' = -12y (y = θ/2); 1 at θ = 0. The derivative
     of a rotation by ψ(θ) is ψ'(θ) times the generator applied to the rotated state, which is how
-    the adjoint reads an angle's cotangent (``TightBinding.whole_back``)."""
+    the adjoint reads an angle's cotangent (``TightBinding.advance_back``)."""
     y = theta / 2
     y2 = y * y
     n = y * (15 - y2)
@@ -480,8 +480,9 @@ class TightBinding:
 
     def whole_angles(self, coords, h, p: ChainParams):
         """The angles (outer, even, odd) of a whole sub-step (``advance`` then ``close_joined``):
-        linear in the hoppings and site energies, hence in the coordinates. What reverse mode
-        differentiates by jax.vjp; ``whole_back`` gives their cotangents."""
+        linear in the hoppings and site energies (hence in the coordinates) and in h.
+        ``advance_back`` / ``close_back`` give their cotangents, ``angles_back`` pulls those back to
+        the coordinates and the parameters."""
         if "kick" in coords:
             raise ValueError("whole_angles: site kicks (a noise backend) have no whole-step adjoint")
         return self._angles(coords, h, p)
