@@ -14,7 +14,9 @@ fail: chunked, sharded and reversible runs differ from the plain run by up to 1e
 1e-10..1e-12) and an Ehrenfest phonon-momentum tally misses its reference by 1e-5 (held to 1e-8). Exhaustive checks that a faster test already guards
 are marked `slow` and run only with `--runslow`."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -22,8 +24,14 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 if os.environ.get("WOW_TEST_OPTIMIZE", "0") != "1":
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="wow-test-jax-cache-")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    # the first process of the run (pytest-xdist's controller) makes the folder; the workers and the
+    # subprocesses inherit its name; the maker removes it when the run ends
+    _cache = tempfile.mkdtemp(prefix="wow-test-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    # every program: ~2000 of the suite's compilations are small eager operations (~45 ms each)
+    # that both workers compile with the same shapes; a write costs ~2-7 ms, a hit saves ~40 ms
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
