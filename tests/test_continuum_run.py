@@ -93,7 +93,9 @@ def test_wow_run_equals_strang_steps_on_the_exact_harmonic_lattice():
     np.testing.assert_allclose(r.final["u"][0], L.harmonic_motion(cfg.chain, sample, n * cfg.dt).u, atol=1e-10)
 
 
-DTS = (0.02, 0.01, 0.005)
+#: ω_max dt <= 3e-3 at every step (wow.dynamics.FLOW_BUCKETS): the lattice flow keeps one Taylor
+#: order, so the four runs share one compiled program (at 0.02 fs the largest step took a second one)
+DTS = (0.0125, 0.00625, 0.003125)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,8 @@ def ehrenfest_runs():
     """One given lattice state with ehrenfest at the DTS and the DTS[0]/16 reference (one compiled
     program: dt is traced). Larger steps leave the asymptotic regime on this grid (the kinetic
     phase at the grid's Nyquist momentum is ~20 rad per step at dt = 0.04 fs)."""
+    assert len({ensemble.program_of(dataclasses.replace(base("ehrenfest", recoil=True), dt=dt))[0]
+                for dt in DTS + (DTS[0] / 16,)}) == 1
     cfg = base("ehrenfest", recoil=True)
     init = wow.InitialState(u=zero_sum(6, 0.2), v=zero_sum(7, 0.02), P_R=0.3)
     return {dt: wow.run(dataclasses.replace(cfg, dt=dt), 1, initial=init, keep_final=True, progress=False)
@@ -109,12 +113,13 @@ def ehrenfest_runs():
 
 def test_ehrenfest_total_energy_is_kept_to_order_dt2(ehrenfest_runs):
     """Total energy <p²/2m + V> + <(Q-p)²/2NM> + H_lat (dE_e + dE_cm + dE_lat) is kept to O(dt²):
-    below 1e-3 of the energy the lattice takes at the smallest step, fitted order 2 ± 0.3."""
+    below 4e-4 of the energy the lattice takes at the smallest step (measured 3.7e-5), fitted order
+    2 ± 0.3 (measured 2.06)."""
     err = {dt: abs(r.per_sample["dE_e"][0] + r.per_sample["dE_cm"][0] + r.per_sample["dE_lat"][0])
            for dt, r in ehrenfest_runs.items()}
     exchanged = abs(ehrenfest_runs[DTS[-1]].per_sample["dE_lat"][0])
     assert exchanged > 1e-4  # the lattice does take energy from the electron
-    assert err[DTS[-1]] < 1e-3 * exchanged, (err, exchanged)
+    assert err[DTS[-1]] < 4e-4 * exchanged, (err, exchanged)
     slope = np.polyfit(np.log(DTS), np.log([err[d] for d in DTS]), 1)[0]
     assert 1.7 < slope < 2.3, (slope, err)
 

@@ -79,8 +79,11 @@ def test_trajectories_saved_equal_engine(tmp_path, capsys):
 # Outputs: beside the results file, never in the checkout
 # ------------------------------------------------------------------------------------------------
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+#: test_cli.py's sweep (4 samples, recoil off): the same compiled program, which the suite's shared
+#: compilation cache then loads instead of compiling again
 TINY_BS = ["--sizes", "32", "--temperatures", "30,300", "--statistics", "classical", "--dynamics", "frozen",
-           "--samples", "2", "--duration", "1", "--dt", "0.05", "--sigma", "3", "--frames", "2", "--quiet"]
+           "--samples", "4", "--duration", "1", "--dt", "0.05", "--sigma", "3", "--frames", "2", "--no-recoil",
+           "--quiet"]
 
 
 def git_status():

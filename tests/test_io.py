@@ -32,6 +32,11 @@ def sweep_points(trajectories=0):
             for d in ("frozen", "wow") for T in (30.0, 300.0)]
 
 
+#: Samples per point of the interrupted sweeps: 4, as in ``reference``, so that their frozen points
+#: run the program the reference compiled (the suite's compilation cache shares it across workers)
+KILL_SAMPLES = 4
+
+
 def kill_points():
     return [io.Point(f"T={T:g}", {"temperature": T}, tiny(temperature=T, dynamics="frozen"))
             for T in (10.0, 30.0, 100.0, 300.0)]
@@ -245,7 +250,7 @@ def test_points_do_not_rewrite_the_file(tmp_path):
         if "[" in line:  # a point was just written
             snapshots.append((path.read_bytes(), sorted(p.name for p in io.store.parts_dir(path).glob("*.h5"))))
 
-    io.run_sweep(path, "test", kill_points(), 2, seed=1, log=log)
+    io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1, log=log)
     first = snapshots[0][0]
     assert all(s[0] == first for s in snapshots), "a point rewrote the results file"
     assert [s[1] for s in snapshots] == [[f"p{j:04d}.h5" for j in range(i + 1)] for i in range(4)]
@@ -317,7 +322,7 @@ def test_crash_inside_a_write_or_the_merge_loses_nothing_finished(tmp_path, monk
 
     monkeypatch.setattr(io.sweep, "write_point", failing_write)
     with pytest.raises(KeyboardInterrupt):
-        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1)
     assert [p.index for p in io.read_results(path).points] == [0, 1]
     assert not list(io.store.parts_dir(path).glob(".*.tmp")), "the half-written part is removed"
     monkeypatch.setattr(io.sweep, "write_point", real_write)
@@ -327,17 +332,17 @@ def test_crash_inside_a_write_or_the_merge_loses_nothing_finished(tmp_path, monk
 
     monkeypatch.setattr(io.sweep, "write_view", failing_view)
     with pytest.raises(KeyboardInterrupt):
-        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1)
     r = io.read_results(path)
     assert [p.index for p in r.points] == [0, 1, 2, 3], "the finished parts survive a failed merge"
     with h5py.File(path) as f:
         assert len(f["points"]) == 0, "the file was not replaced"
     monkeypatch.setattr(io.sweep, "write_view", io.format.write_view)
     seen = []
-    io.run_sweep(path, "test", kill_points(), 2, seed=1, log=seen.append)
+    io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1, log=seen.append)
     assert any("resuming, 4 of 4" in s for s in seen)
     whole = tmp_path / "w.h5"
-    io.run_sweep(whole, "test", kill_points(), 2, seed=1)
+    io.run_sweep(whole, "test", kill_points(), KILL_SAMPLES, seed=1)
     assert_same(content(path), content(whole))
 
 
@@ -346,24 +351,24 @@ def test_parts_of_another_sweep_and_damaged_parts_are_not_used(tmp_path, monkeyp
     real = io.sweep.run_ensemble
     interrupt_sweep(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1)
     monkeypatch.setattr(io.sweep, "run_ensemble", real)
     # a damaged part (e.g. a disk error) is ignored with a warning and its point runs again
     (io.store.parts_dir(path) / "p0001.h5").write_bytes(b"not hdf5")
     with pytest.warns(UserWarning, match="damaged part"):
         assert [p.index for p in io.read_results(path).points] == [0]
     with pytest.warns(UserWarning, match="damaged part"):
-        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1)
     assert len(io.read_results(path).points) == 4
     # parts of an overwritten sweep (say, left by a kill just after the new file was created) are ignored
     calls = interrupt_sweep(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        io.run_sweep(path, "test", kill_points(), 2, seed=9, overwrite=True)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=9, overwrite=True)
     old_parts = {p.name: p.read_bytes() for p in io.store.parts_dir(path).glob("p*.h5")}
     assert sorted(old_parts) == ["p0000.h5", "p0001.h5"]
     calls[:] = [1]  # the new sweep stops at its second point
     with pytest.raises(KeyboardInterrupt):
-        io.run_sweep(path, "test", kill_points(), 2, seed=5, overwrite=True)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=5, overwrite=True)
     (io.store.parts_dir(path) / "p0001.h5").write_bytes(old_parts["p0001.h5"])
     r = io.read_results(path)
     assert r.attrs["seed"] == 5 and [p.index for p in r.points] == [0]
@@ -378,12 +383,12 @@ def test_kill_between_the_merge_and_removing_the_parts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(io.store, "remove_parts", killed)
     with pytest.raises(KeyboardInterrupt):
-        io.run_sweep(path, "test", kill_points(), 2, seed=1)
+        io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1)
     assert len(list(io.store.parts_dir(path).glob("p*.h5"))) == 4
     assert [p.index for p in io.read_results(path).points] == [0, 1, 2, 3], "no point twice"
     monkeypatch.undo()
-    io.run_sweep(path, "test", kill_points(), 2, seed=1)  # merges again (view rebuilt), removes the parts
+    io.run_sweep(path, "test", kill_points(), KILL_SAMPLES, seed=1)  # merges again (view rebuilt), removes the parts
     assert not io.store.parts_dir(path).exists()
     whole = tmp_path / "w.h5"
-    io.run_sweep(whole, "test", kill_points(), 2, seed=1)
+    io.run_sweep(whole, "test", kill_points(), KILL_SAMPLES, seed=1)
     assert_same(content(path), content(whole))

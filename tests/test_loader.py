@@ -83,11 +83,12 @@ def test_a_partial_sweep_loads_with_nan_for_the_missing_points(tmp_path, monkeyp
 
 
 def test_an_irregular_sweep_lies_along_point(tmp_path):
-    pts = [io.Point("ref", {"N": 32, "P": None}, tiny(temperature=0.0, cm_momentum=0.0)),
+    # the reference (no CM momentum fixed, 4 samples) is the program of the sweep fixture's wow points
+    pts = [io.Point("ref", {"N": 32, "P": None}, tiny(temperature=0.0)),
            io.Point("P=0", {"N": 32, "P": 0.0}, tiny(temperature=0.0, cm_momentum=0.0, recoil=True)),
            io.Point("P=1", {"N": 32, "P": 1.0}, tiny(temperature=0.0, cm_momentum=1.0, recoil=True))]
     path = tmp_path / "irr.h5"
-    io.run_sweep(path, "test", pts, 2, seed=0)
+    io.run_sweep(path, "test", pts, 4, seed=0)
     ds = io.load(path)
     assert ds.P_b.dims == ("point", "sample")
     assert np.isnan(ds.P.values[0]) and list(ds.P.values[1:]) == [0.0, 1.0]

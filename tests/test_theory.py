@@ -108,13 +108,14 @@ def test_backscatter_shift_is_exact_and_first_order_A8():
 
 
 def _recoil_run(P, recoil, N=450):
-    """Perfect chain (T = 0), one weakened bond, fixed CM momentum P, very light atoms."""
+    """Perfect chain (T = 0), one weakened bond, fixed CM momentum P, very light atoms: one sample,
+    the runs (and compiled programs) of test_propagate.py::test_recoil_kinematics_A6_to_A8."""
     cfg = wow.Config(chain=wow.Chain(N=N, mass=0.0023, a=1.0),
                      electron=wow.Electron(t0=1.0, alpha=0.0, k0=math.pi / 3, sigma=20.0, x0=100.0,
                                            bond_defects=((200, -0.4),)),
                      temperature=0.0, dynamics="frozen", recoil=recoil, cm_momentum=P, dt=0.05,
                      duration=75.0, n_frames=3, check_inside=False)
-    return cfg, wow.run(cfg, 2)
+    return cfg, wow.run(cfg, 1)
 
 
 @pytest.mark.parametrize("P_over_hk", [-2.0, 1.0])
