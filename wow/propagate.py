@@ -360,7 +360,9 @@ def adjoint_steps(program: Program, n: int, carry, args):
     trailing half closing the last). The backward pass runs them backwards from the final carry:
     each sub-step's lattice by backend.unstep, its electron and the electron's cotangent together
     in one pass of the same rotations (``advance_back``); a joined layer's angle cotangent goes to
-    both sub-steps' outer angles. Only the cheap linear pieces (angles from the coordinates and
+    both sub-steps' outer angles. The cotangents of the layers before the recoil, and with them the
+    sub-step's angle and lattice pullbacks, are read one sub-step late from the loop-carried state
+    (``deferred_back``). Only the cheap linear pieces (angles from the coordinates and
     parameters, the lattice's own step and the coordinates it hands over, the recoil phases) go
     through jax.vjp. The same derivative as ``reversible_steps`` (and as plain reverse mode) to
     rounding (tests/test_adjoint.py). args: (model parameters, lattice parameters, dt, Q), all
@@ -474,36 +476,64 @@ def _adjoint_bwd(program, n, res, ct):
             b = (ct_lat, None)
         return b[0], (m[1], b[1]), ct_d
 
+    def masked(keep, tree):
+        return jax.tree_util.tree_map(lambda x: jnp.where(keep, x, jnp.zeros_like(x)), tree)
+
+    def plus(a, b):  # a sum where either side may be None (a layer's cotangent not read there)
+        return b if a is None else (a if b is None else add(a, b))
+
+    def settle(pend, z, ct_z, ct_next, ct_lat, j):
+        """The pending sub-step j's angle cotangents completed from (z, ct_z), the state and
+        cotangent before it (``deferred_back``), and its pullback: (ct of the lattice before j,
+        statistics, parameter cotangents, its join's cotangent: the previous sub-step's outer angle's)."""
+        lat_p, angles_p, part = pend
+        ct_join, ct_even, ct_odd = (plus(a, b) for a, b in zip(part, model.deferred_back(z, ct_z, angles_p)))
+        ct_lat, st, ct_d = pull(lat_p, lattice_of(lat_p, j)[0], j, (add(ct_next, ct_join), ct_even, ct_odd), ct_lat)
+        return ct_lat, st, ct_d, ct_join
+
     def back(state, t):
-        z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed = state
+        z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed, pend = state
         acc_fixed = list(acc_fixed)
         for i in reversed(range(n_sub)):  # lat: the lattice before sub-step i
+            # The pullback of the sub-step after this one, one sub-step late: its angle cotangents
+            # read from the loop-carried state (``deferred_back``), a buffer XLA cannot fuse the
+            # backward sweep into. The electron's backward does not need it (the lattice does not
+            # feel the electron). The run's last sub-step has none after it (masked out).
+            real = (t < n - 1) | (i < last)
+            ct_lat_p, st, ct_d, ct_join = settle(pend, z, ct_z, ct_next, ct_lat, i + 1 if i < last else 0)
+            keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(real, x, y), a, b)  # noqa: E731
+            ct_lat, ct_next = keep(ct_lat_p, ct_lat), keep(ct_join, ct_next)
+            stats = [add(a, masked(real, b)) for a, b in zip(stats, st)]
+            acc = add(acc, masked(real, ct_d))
             coords = lattice_of(lat, i)[0]
             outer, even, odd = angles_of(coords, i)
             before = backend.unstep(lat, lp, subs[i - 1])  # the lattice before the previous sub-step
             first = (t == 0) & (i == 0)
             prev = angles_of(lattice_of(before, i - 1 if i else last)[0], i - 1 if i else last)[0]
-            join = _joined(outer, prev, first)
-            z, ct_z, (ct_join, ct_even, ct_odd), ct_fixed = model.advance_back(z, ct_z, (join, even, odd), fixed_c[i])
-            ct_lat, st, ct_d = pull(lat, coords, i, (add(ct_next, ct_join), ct_even, ct_odd), ct_lat)
-            stats = [add(a, b) for a, b in zip(stats, st)]
-            ct_next = jax.tree_util.tree_map(lambda x: jnp.where(first, jnp.zeros_like(x), x), ct_join)
-            acc = add(acc, ct_d)
+            angles = (_joined(outer, prev, first), even, odd)
+            z, ct_z, part, ct_fixed = model.advance_back(z, ct_z, angles, fixed_c[i], defer=True)
+            pend = (lat, angles, part)
             if ct_fixed is not None:
                 acc_fixed[i] = add(acc_fixed[i], ct_fixed)
             lat = before
-        return (z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed), None
+        return (z, ct_z, lat, ct_lat, ct_next, acc, stats, acc_fixed, pend), None
 
     z, lat = out
     ct_z, ct_lat = ct
     lat = backend.unstep(lat, lp, subs[last])  # the lattice before the last sub-step
     coords = lattice_of(lat, last)[0]
-    z, ct_z, ct_next = model.close_back(z, ct_z, angles_of(coords, last)[0])
+    last_angles = angles_of(coords, last)
+    z, ct_z, ct_next = model.close_back(z, ct_z, last_angles[0])
     # the hand-written statistics' shapes, from one pullback traced for its shapes only
-    stats = jax.eval_shape(lambda: pull(lat, coords, last, angles_of(coords, last), ct_lat)[1])
+    stats = jax.eval_shape(lambda: pull(lat, coords, last, last_angles, ct_lat)[1])
     stats = [zeros(s) for s in stats]
-    state = (z, ct_z, lat, ct_lat, ct_next, zeros(diff0), stats, zeros(fixed))
-    (z, ct_z, _, ct_lat, _, acc, stats, acc_fixed), _ = jax.lax.scan(back, state, jnp.arange(n)[::-1])
+    part = jax.eval_shape(lambda: model.advance_back(z, ct_z, last_angles, fixed_c[last], defer=True)[2])
+    pend = (lat, zeros(last_angles), zeros(part))  # nothing pending yet (masked out in the first iteration)
+    state = (z, ct_z, lat, ct_lat, ct_next, zeros(diff0), stats, zeros(fixed), pend)
+    (z, ct_z, _, ct_lat, ct_next, acc, stats, acc_fixed, pend), _ = jax.lax.scan(back, state, jnp.arange(n)[::-1])
+    ct_lat, st, ct_d, _ = settle(pend, z, ct_z, ct_next, ct_lat, 0)  # the run's first sub-step
+    stats = [add(a, b) for a, b in zip(stats, st)]
+    acc = add(acc, ct_d)
     acc = add(acc, fixed_pull(acc_fixed)[0])
     ct_tree = [zeros(mp), zeros(lp), jnp.zeros_like(dt), zeros(args[3])]
     if stats[0] is not None:

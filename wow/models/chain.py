@@ -583,7 +583,7 @@ class TightBinding:
         lay = Layers(trail=None, even=rots[1], odd=rots[2])
         return self.advance(z, lay, rots[0], fixed)
 
-    def advance_back(self, z, ct, angles, fixed):
+    def advance_back(self, z, ct, angles, fixed, defer: bool = False):
         """``step_angles`` run backwards in one pass: (z before it, the cotangent before it, the
         angles' cotangents (as ``angles``: join, even, odd), ``fixed``'s cotangent (d/dRe, d/dIm), or
         None without recoil), from z and the cotangent ct after it.
@@ -596,11 +596,33 @@ class TightBinding:
         read on the layer's output side, before it is undone: nothing stored. The recoil layer
         ψ - F⁻¹[(g + is)Fψ] gives (-Re, Im) of conj(F ct) (F ψ_in) / N for its (g, s). The same
         numbers as jax.vjp of the sub-step at the recovered state, to rounding
-        (tests/test_adjoint.py)."""
+        (tests/test_adjoint.py). defer: leave out (None) the cotangents of the layers before the
+        recoil, for ``deferred_back`` to read later from the returned z and cotangent."""
+        kinds = self._kinds()
+        read = len(kinds) - kinds.index("recoil") if (defer and self.recoil) else None
+        z, ct, ct_angles, ct_fixed = self._undo(z, ct, kinds, dict(zip(("join", "even", "odd"), angles)), fixed, read)
+        return z, ct, tuple(ct_angles.get(k) for k in ("join", "even", "odd")), ct_fixed
+
+    def _kinds(self):
+        """A merged sub-step's layers in forward order (``advance``)."""
         even = ["even"] if self.use_onsite else []
-        kinds = ["join"] + even + ["odd"] + (["recoil", "odd"] if self.recoil else []) + even
-        z, ct, ct_angles, ct_fixed = self._undo(z, ct, kinds, dict(zip(("join", "even", "odd"), angles)), fixed)
-        return z, ct, (ct_angles["join"], ct_angles.get("even"), ct_angles["odd"]), ct_fixed
+        return ["join"] + even + ["odd"] + (["recoil", "odd"] if self.recoil else []) + even
+
+    def deferred_back(self, z, ct, angles):
+        """The angles' cotangents that ``advance_back(..., defer=True)`` left out (those of the layers
+        before the recoil: join, [even], odd; as ``angles``, None where none), read from z and the
+        cotangent ct before the sub-step (what ``advance_back`` returned) by running those layers
+        forwards again. A layer's rotation commutes with its generator and turns the cotangent as it
+        turns z, so <ct, G z> is the same number on either side of it. Why: read from loop-carried
+        buffers in the next iteration, these cost a few operations per element; read inside the
+        backward sweep, XLA:CPU fused the sweep's layers (from the recoil's complex output) into
+        every one of them (measured: ~1/3 of a reversible gradient's time, 32 samples)."""
+        if not self.recoil:
+            return None, None, None
+        kinds = self._kinds()
+        pre = kinds[:kinds.index("recoil")]
+        _, _, ct_angles, _ = self._undo(z, ct, pre, dict(zip(("join", "even", "odd"), angles)), None, forward=True)
+        return tuple(ct_angles.get(k) for k in ("join", "even", "odd"))
 
     def close_back(self, z, ct, trail):
         """``close`` (a trailing half layer of angle ``trail``) run backwards: (z before it, the
@@ -617,38 +639,44 @@ class TightBinding:
         z, ct, (c_join, c_even, c_odd), c_fixed = self.advance_back(z, ct, angles, fixed)
         return z, ct, (jax.tree_util.tree_map(jnp.add, c_close, c_join), c_even, c_odd), c_fixed
 
-    def _undo(self, z, ct, kinds, angles, fixed):
+    def _undo(self, z, ct, kinds, angles, fixed, read=None, forward=False):
         """Undo the layers ``kinds`` (forward order; 'join' the outer layer: bonds, or site phases
         with site energies) of angles {kind: angle} on z and its cotangent ct together; returns
-        (z, ct, {kind: the angle's cotangent}, fixed's cotangent or None) (``advance_back``)."""
+        (z, ct, {kind: the angle's cotangent}, fixed's cotangent or None) (``advance_back``).
+        read: how many of the last layers (forward order) have their angles' cotangents read (None:
+        all; the recoil's always). forward: apply the layers forwards instead (no recoil), reading
+        each product on the layer's input side, where it is the same number (``deferred_back``)."""
         tmap = jax.tree_util.tree_map
         rots, rates = computed_once(lambda a: (tmap(rotation, a), tmap(rotation_rate, a)), angles)
-        inv = lambda c: (c[0], -c[1], c[2])  # noqa: E731  (1 - c, -s, gc): the inverse rotation
+        way = (lambda c: c) if forward else (lambda c: (c[0], -c[1], c[2]))  # noqa: E731  the inverse: s -> -s
         ring = self.ring
         acc = {}
 
         def add(name, v):
             acc[name] = v if name not in acc else tmap(jnp.add, acc[name], v)
 
-        def apply(layer, w, *a):  # one layer (undone) on the state and on the cotangent
+        def apply(layer, w, *a):  # one layer on the state and on the cotangent
             zs, cs = layer(tuple(x[0] for x in w), *a), layer(tuple(x[1] for x in w), *a)
             return tuple(zip(zs, cs))
 
-        def pairs(w, c, name):
+        def pairs(w, c, name, rd):
             Ar, Ai, Br, Bi = w
-            add(name, (Bi[1] * Ar[0] - Ar[1] * Bi[0]) + (Ai[1] * Br[0] - Br[1] * Ai[0]))
-            return apply(rotate_pairs, w, inv(c))
+            if rd:
+                add(name, (Bi[1] * Ar[0] - Ar[1] * Bi[0]) + (Ai[1] * Br[0] - Br[1] * Ai[0]))
+            return apply(rotate_pairs, w, way(c))
 
-        def bonds_odd(w, c):
+        def bonds_odd(w, c, rd):
             Ar, Ai, Br, Bi = w
             nxt = lambda x: shift_sites(x, 1, ring)  # noqa: E731  A_{j+1}, the other end of bond 2j+1
-            add("odd", (Bi[1] * nxt(Ar[0]) - nxt(Ar[1]) * Bi[0]) + (nxt(Ai[1]) * Br[0] - Br[1] * nxt(Ai[0])))
-            return apply(rotate_odd, w, inv(c), ring)
+            if rd:
+                add("odd", (Bi[1] * nxt(Ar[0]) - nxt(Ar[1]) * Bi[0]) + (nxt(Ai[1]) * Br[0] - Br[1] * nxt(Ai[0])))
+            return apply(rotate_odd, w, way(c), ring)
 
-        def sites(w, c):
+        def sites(w, c, rd):
             Ar, Ai, Br, Bi = w
-            add("join", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
-            return apply(phase_sites, w, (inv(c[0]), inv(c[1])))
+            if rd:
+                add("join", (Ar[1] * Ai[0] - Ai[1] * Ar[0], Br[1] * Bi[0] - Bi[1] * Br[0]))
+            return apply(phase_sites, w, (way(c[0]), way(c[1])))
 
         def recoil(w):
             psi = from_split(tuple(jnp.stack(x) for x in w), self.N)  # ψ and its cotangent, one FFT
@@ -660,13 +688,16 @@ class TightBinding:
             return tuple((x[0], x[1]) for x in w)
 
         w = tuple(zip(z, ct))  # per component (state, cotangent): stacking them was 1.6x slower
-        for kind in reversed(kinds):
+        order = list(enumerate(kinds)) if forward else list(enumerate(kinds))[::-1]
+        first_read = 0 if read is None else len(kinds) - read
+        for pos, kind in order:
+            rd = pos >= first_read
             if kind == "join":
-                w = sites(w, rots["join"]) if self.use_onsite else pairs(w, rots["join"], "join")
+                w = sites(w, rots["join"], rd) if self.use_onsite else pairs(w, rots["join"], "join", rd)
             elif kind == "even":
-                w = pairs(w, rots["even"], "even")
+                w = pairs(w, rots["even"], "even", rd)
             elif kind == "odd":
-                w = bonds_odd(w, rots["odd"])
+                w = bonds_odd(w, rots["odd"], rd)
             else:
                 w = recoil(w)
         ct_angles = {name: tmap(lambda g, a, r: _sum_to(g, a.shape) * r, acc[name], angles[name], rates[name])
