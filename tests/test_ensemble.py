@@ -32,9 +32,14 @@ def test_vmap_equals_loop_and_chunking_is_invisible():
         for name in ("P_b", "dE_e", "dE_cm", "P_R0"):
             assert float(one.per_sample[name][0]) == pytest.approx(r.per_sample[name][i], rel=1e-12, abs=1e-14)
         assert np.allclose(one.traces["k_mean"][0], r.traces["k_mean"][i], atol=1e-13)
-    r1 = wow.run(cfg, 6, seed=3, chunk_size=1)
+    # another chunking: one chunk of 8 (2 padded) against two of 4. (chunk_size=1 would round up to
+    # the 4 devices the suite runs on: the same chunks, nothing tested.) Per sample the same numbers
+    # to rounding: XLA's vectorised loops follow the batch shape (dn moves by ~3e-14 absolute).
+    n = len(jax.devices())
+    assert -(-6 // n) * n != -(-4 // n) * n, "chunk sizes 8 and 4 round to the same on this many devices"
+    r1 = wow.run(cfg, 6, seed=3, chunk_size=8)
     for name, v in r.per_sample.items():
-        assert np.allclose(v, r1.per_sample[name], rtol=1e-12, atol=1e-14, equal_nan=True), name
+        assert np.allclose(v, r1.per_sample[name], rtol=1e-12, atol=1e-13, equal_nan=True), name
     assert r.coherent["P_coh"] == pytest.approx(r1.coherent["P_coh"], rel=1e-10, abs=1e-14)
 
 
