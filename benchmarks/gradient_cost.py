@@ -5,7 +5,7 @@ ensemble: wall time and XLA's memory analysis of the compiled programs (temporar
 
 The point is the main job's (N = 128 Cu atoms, open chain, α = 2 eV/Å, σ = 10 Å, k0 = π/3a, 10 fs at
 dt = 0.02 fs = 500 steps, recoil on, float64, T = 300 K, classical), with the final tallies only
-(one frame). Rows, for each lattice dynamics:
+(one frame); ``--model continuum`` times the density-density model instead (``main_point``). Rows, for each lattice dynamics:
 
     forward        jit(f)(p): the ensemble means (P_b, ΔE_b, <P_R>) at the parameters
     jvp            value and one directional derivative (forward mode: any one parameter or mix)
@@ -46,10 +46,20 @@ import wow  # noqa: E402
 from throughput import copy_bandwidth  # noqa: E402
 from wow import gradients as G  # noqa: E402
 
-WRT = ("electron.alpha", "temperature", "chain.spring", "chain.mass")
+#: the parameters differentiated, per electron model
+WRT = {"chain": ("electron.alpha", "temperature", "chain.spring", "chain.mass"),
+       "continuum": ("electron.V0", "electron.w", "temperature", "chain.mass")}
 
 
-def main_point(dynamics: str, N: int, duration: float) -> wow.Config:
+def main_point(dynamics: str, N: int, duration: float, model: str = "chain") -> wow.Config:
+    """The chain job's point, or (model='continuum') the density-density model's: a ring of N atoms
+    (M = 1 amu), V0 = 5 eV, w = 0.5 Å, g = 16 grid points per cell, a Bloch packet at k0 = 0.35π/a
+    (σ = 5 Å), T = 30 K classical, the CM momentum fixed at 0 (a drawn one is not differentiable)."""
+    if model == "continuum":
+        chain = wow.Chain(N=N, boundary="ring", mass=1.0)
+        el = wow.Continuum(V0=5.0, w=0.5, g=16, packet="bloch", k0=0.35 * math.pi / chain.a, sigma=5.0)
+        return wow.Config(chain=chain, electron=el, temperature=30.0, statistics="classical", dynamics=dynamics,
+                          recoil=True, cm_momentum=0.0, dt=0.02, duration=duration, n_frames=1, dtype="float64")
     return wow.Config(chain=wow.Chain(N=N, boundary="open"), electron=wow.Electron(alpha=2.0, sigma=10.0),
                       temperature=300.0, statistics="classical", dynamics=dynamics, recoil=True, dt=0.02,
                       duration=duration, n_frames=1, dtype="float64")
@@ -71,25 +81,26 @@ def timed(fn, args, repeats):
 
 
 #: --programs names -> the table's rows
-PROGRAMS = {"forward": "forward", "jvp": "jvp", "jacfwd": f"jacfwd {len(WRT)}", "ckpt": "grad ckpt",
+PROGRAMS = {"forward": "forward", "jvp": "jvp", "jacfwd": "jacfwd 4", "ckpt": "grad ckpt",
             "plain": "grad plain", "reversible": "grad reversible"}
 
 
 def bench(cfg: wow.Config, samples: int, repeats: int, programs=tuple(PROGRAMS)):
     rows = []
+    wrt = WRT["continuum" if isinstance(cfg.electron, wow.Continuum) else "chain"]
     scalar = lambda m: m["P_b"]  # noqa: E731
-    for label, ck in (("forward", "auto"), ("jvp", "auto"), (f"jacfwd {len(WRT)}", "auto"),
+    for label, ck in (("forward", "auto"), ("jvp", "auto"), (f"jacfwd {len(wrt)}", "auto"),
                       ("grad ckpt", "auto"), ("grad plain", None), ("grad reversible", "reversible")):
         if ck == "reversible" and cfg.dynamics not in G.REVERSIBLE_DYNAMICS:
             continue
         if label not in [PROGRAMS[p] for p in programs]:
             continue
-        f, p0 = G.means_function(cfg, samples, seed=0, wrt=WRT, checkpoint_every=ck)
+        f, p0 = G.means_function(cfg, samples, seed=0, wrt=wrt, checkpoint_every=ck)
         if label == "forward":
             fn, args = (lambda p: (f(p)["P_b"], f(p)["dE_b"], f(p)["P_R"])), (p0,)
         elif label == "jvp":
             dp = {k: jnp.zeros_like(v) for k, v in p0.items()}
-            dp["electron.alpha"] = jnp.ones_like(dp["electron.alpha"])
+            dp[wrt[0]] = jnp.ones_like(dp[wrt[0]])
             fn, args = (lambda p, t: jax.jvp(lambda q: scalar(f(q)), (p,), (t,))), (p0, dp)
         elif label.startswith("jacfwd"):
             fn, args = jax.jacfwd(lambda p: scalar(f(p))), (p0,)
@@ -101,8 +112,10 @@ def bench(cfg: wow.Config, samples: int, repeats: int, programs=tuple(PROGRAMS))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("chain", "continuum"), default="chain",
+                    help="the electron model: the tight-binding chain or the density-density model")
     ap.add_argument("--dynamics", default="wow,ehrenfest", help="comma-separated (frozen, wow, ehrenfest)")
-    ap.add_argument("--N", type=int, default=128)
+    ap.add_argument("--N", type=int, default=None, help="atoms (default 128 for the chain, 48 for the continuum)")
     ap.add_argument("--duration", type=float, default=10.0, help="fs (500 steps at dt = 0.02 fs)")
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
@@ -110,6 +123,8 @@ def main(argv=None):
                     help=f"comma-separated rows to time, 'forward' always first ({', '.join(PROGRAMS)})")
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     a = ap.parse_args(argv)
+    if a.N is None:
+        a.N = 128 if a.model == "chain" else 48
     for name, v, lo in (("--N", a.N, 8), ("--samples", a.samples, 1), ("--repeats", a.repeats, 1)):
         if v < lo:
             ap.error(f"{name}={v}: must be >= {lo}")
@@ -120,14 +135,20 @@ def main(argv=None):
     bad = [d for d in dyn if d not in ("frozen", "wow", "ehrenfest")]
     if bad:
         ap.error(f"--dynamics {bad}: allowed frozen, wow, ehrenfest")
-    cfgs = {d: main_point(d, a.N, a.duration) for d in dyn}
+    cfgs = {d: main_point(d, a.N, a.duration, a.model) for d in dyn}
     for c in cfgs.values():
         wow.validate(c)  # refuse a bad point before any work
     bw = copy_bandwidth(jnp.float64)[0]
-    state_bytes = a.N * (16 + 2 * 8)  # one sample's ψ (complex128) and lattice u, v (float64)
-    lines = [f"point: N = {a.N}, open, α = 2 eV/Å, σ = 10 Å, {a.duration:g} fs at dt = 0.02 fs "
-             f"({cfgs[dyn[0]].n_steps} steps, checkpoint blocks of {G.default_block(cfgs[dyn[0]])}), recoil, "
-             f"float64, T = 300 K classical, {a.samples} samples; derivatives of P_b in {', '.join(WRT)}; "
+    c0 = cfgs[dyn[0]]
+    # one sample's ψ (complex128, on the grid for the continuum) and lattice u, v (float64)
+    n_psi = a.N * (c0.electron.g if a.model == "continuum" else 1)
+    state_bytes = 16 * n_psi + 2 * 8 * a.N
+    where = ("open, α = 2 eV/Å, σ = 10 Å, T = 300 K" if a.model == "chain" else
+             f"ring, density-density: V0 = 5 eV, w = 0.5 Å, g = 16 ({n_psi} grid points), Bloch packet "
+             f"k0 = 0.35π/a, σ = 5 Å, M = 1 amu, P_R = 0, T = 30 K")
+    lines = [f"point: N = {a.N}, {where}, {a.duration:g} fs at dt = 0.02 fs "
+             f"({c0.n_steps} steps, checkpoint blocks of {G.default_block(c0)}), recoil, float64, classical, "
+             f"{a.samples} samples; derivatives of P_b in {', '.join(WRT[a.model])}; "
              f"one sample's state {state_bytes / 1024:.1f} KiB",
              "", "| dynamics | program | run (ms) | x forward | compile (s) | temp memory / sample (KiB) | x forward | states |",
              "|---|---|---|---|---|---|---|---|"]
