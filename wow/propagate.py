@@ -476,8 +476,8 @@ def _adjoint_bwd(program, n, res, ct):
             b = (ct_lat, None)
         return b[0], (m[1], b[1]), ct_d
 
-    def masked(keep, tree):
-        return jax.tree_util.tree_map(lambda x: jnp.where(keep, x, jnp.zeros_like(x)), tree)
+    def select(c, a, b):  # a where c, else b (trees of the same shapes)
+        return jax.tree_util.tree_map(lambda x, y: jnp.where(c, x, y), a, b)
 
     def plus(a, b):  # a sum where either side may be None (a layer's cotangent not read there)
         return b if a is None else (a if b is None else add(a, b))
@@ -501,10 +501,9 @@ def _adjoint_bwd(program, n, res, ct):
             # feel the electron). The run's last sub-step has none after it (masked out).
             real = (t < n - 1) | (i < last)
             ct_lat_p, st, ct_d, ct_join = settle(pend, z, ct_z, ct_next, ct_lat, i + 1 if i < last else 0)
-            keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(real, x, y), a, b)  # noqa: E731
-            ct_lat, ct_next = keep(ct_lat_p, ct_lat), keep(ct_join, ct_next)
-            stats = [add(a, masked(real, b)) for a, b in zip(stats, st)]
-            acc = add(acc, masked(real, ct_d))
+            ct_lat, ct_next = select(real, ct_lat_p, ct_lat), select(real, ct_join, ct_next)
+            stats = [add(a, select(real, b, zeros(b))) for a, b in zip(stats, st)]
+            acc = add(acc, select(real, ct_d, zeros(ct_d)))
             coords = lattice_of(lat, i)[0]
             outer, even, odd = angles_of(coords, i)
             before = backend.unstep(lat, lp, subs[i - 1])  # the lattice before the previous sub-step
